@@ -1,0 +1,132 @@
+#requires -Version 7.4
+<#
+.SYNOPSIS
+    Builds, tests, demonstrates and benchmarks the CkLlm module.
+.DESCRIPTION
+    Build : publishes the engine (with its native libraries) into out/CkLlm/deps and the cmdlet assembly, manifest,
+            format file and generated help into out/CkLlm.
+    Test  : Build, then every xunit test (engine) and every Pester test (cmdlets); ends with 'N passed, N failed'.
+    Demo  : Build, then runs the main job on embedded defaults.
+    Bench : Build, then the benchmarks recorded in docs/benchmarks.md.
+.EXAMPLE
+    dotnet tool restore && dotnet pwsh ./build.ps1 -Task Test
+#>
+[CmdletBinding()]
+param(
+    [ValidateSet('Build', 'Test', 'Demo', 'Bench', 'Clean')]
+    [string] $Task = 'Build',
+    [ValidateSet('Debug', 'Release')]
+    [string] $Configuration = 'Release',
+    # Demo: a GGUF model to use instead of a generated one.
+    [string] $Model,
+    # Test: run only Pester files whose name matches this wildcard (e.g. '*Completion*'); xunit is skipped when set.
+    [string] $PesterFilter
+)
+
+$ErrorActionPreference = 'Stop'
+Set-StrictMode -Version Latest
+$Root = $PSScriptRoot
+$OutDir = Join-Path $Root 'out'
+$ModuleDir = Join-Path $OutDir 'CkLlm'
+$BuildDir = Join-Path $Root '.build'
+$ToolsDir = Join-Path $BuildDir 'tools'
+$PackagesDir = Join-Path $BuildDir 'packages'
+$PesterVersion = '5.7.1'
+
+function Invoke-Native([string] $What, [scriptblock] $Command) {
+    Write-Host "==> $What" -ForegroundColor Cyan
+    & $Command
+    if ($LASTEXITCODE -ne 0) { throw "$What failed with exit code $LASTEXITCODE." }
+}
+
+function Invoke-Build {
+    Remove-Item $ModuleDir -Recurse -Force -ErrorAction Ignore
+    Invoke-Native 'Publish engine' {
+        dotnet publish (Join-Path $Root 'src/CkLlm.Engine/CkLlm.Engine.csproj') -c $Configuration -r linux-x64 --self-contained false -o (Join-Path $ModuleDir 'deps') --nologo -v quiet
+    }
+    Invoke-Native 'Publish cmdlets' {
+        dotnet publish (Join-Path $Root 'src/CkLlm/CkLlm.csproj') -c $Configuration -r linux-x64 --self-contained false -o $ModuleDir --nologo -v quiet
+    }
+    Copy-Item (Join-Path $Root 'module/*') $ModuleDir -Recurse -Force
+    $helpScript = Join-Path $Root 'tools/New-CkHelp.ps1'
+    if (Test-Path $helpScript) { & $helpScript -DocsPath (Join-Path $Root 'docs/cmdlets') -OutputPath (Join-Path $ModuleDir 'en-US/CkLlm.dll-Help.xml') }
+    Write-Host "Module built in $ModuleDir"
+}
+
+# Test-only dependencies come from the NuGet feed through a download-only project: no hand installs.
+function Initialize-TestTools {
+    $pesterModule = Join-Path $ToolsDir "Pester/$PesterVersion/Pester.psd1"
+    if (-not (Test-Path $pesterModule)) {
+        $project = Join-Path $BuildDir 'download/TestTools.csproj'
+        New-Item -ItemType Directory -Force (Split-Path $project) | Out-Null
+        @"
+<Project Sdk="Microsoft.NET.Sdk">
+  <PropertyGroup><TargetFramework>net10.0</TargetFramework></PropertyGroup>
+  <ItemGroup>
+    <PackageDownload Include="Pester" Version="[$PesterVersion]" />
+    <PackageDownload Include="Microsoft.Extensions.Logging.Abstractions" Version="[8.0.0]" />
+  </ItemGroup>
+</Project>
+"@ | Set-Content $project
+        Invoke-Native 'Restore test tools (Pester)' { dotnet restore $project --packages $PackagesDir --nologo -v quiet }
+        $target = Join-Path $ToolsDir "Pester/$PesterVersion"
+        New-Item -ItemType Directory -Force $target | Out-Null
+        Copy-Item (Join-Path $PackagesDir "pester/$PesterVersion/tools/*") $target -Recurse -Force
+    }
+    $env:PSModulePath = $ToolsDir + [IO.Path]::PathSeparator + $env:PSModulePath
+    $env:CKLLM_TEST_PACKAGES = $PackagesDir
+}
+
+function Invoke-EngineTests {
+    $results = Join-Path $BuildDir 'test-results'
+    Remove-Item $results -Recurse -Force -ErrorAction Ignore
+    Write-Host '==> xunit: engine tests' -ForegroundColor Cyan
+    dotnet test (Join-Path $Root 'tests/CkLlm.Engine.Tests/CkLlm.Engine.Tests.csproj') -c $Configuration --nologo `
+        --logger 'trx;LogFileName=engine.trx' --logger 'console;verbosity=normal' --results-directory $results
+    $trx = Join-Path $results 'engine.trx'
+    if (-not (Test-Path $trx)) { throw "xunit produced no results (exit code $LASTEXITCODE)." }
+    $counters = ([xml](Get-Content -Raw $trx)).TestRun.ResultSummary.Counters
+    [pscustomobject]@{ Runner = 'xunit'; Passed = [int]$counters.passed; Failed = [int]$counters.failed + [int]$counters.error; Skipped = [int]$counters.notExecuted }
+}
+
+function Invoke-PesterTests {
+    Import-Module Pester -RequiredVersion $PesterVersion
+    $env:CKLLM_MODULE = Join-Path $ModuleDir 'CkLlm.psd1'
+    $config = New-PesterConfiguration
+    $paths = Get-ChildItem (Join-Path $Root 'tests/pester') -Filter '*.Tests.ps1' |
+        Where-Object { -not $PesterFilter -or $_.Name -like $PesterFilter } | ForEach-Object FullName
+    $config.Run.Path = [string[]]$paths
+    $config.Run.PassThru = $true
+    $config.Output.Verbosity = 'Detailed'
+    Write-Host '==> Pester: cmdlet tests' -ForegroundColor Cyan
+    $result = Invoke-Pester -Configuration $config
+    [pscustomobject]@{ Runner = 'Pester'; Passed = $result.PassedCount; Failed = $result.FailedCount + $result.FailedBlocksCount + $result.FailedContainersCount; Skipped = $result.SkippedCount }
+}
+
+switch ($Task) {
+    'Clean' { Remove-Item $OutDir, $BuildDir -Recurse -Force -ErrorAction Ignore }
+    'Build' { Invoke-Build }
+    'Test' {
+        Invoke-Build
+        Initialize-TestTools
+        $runs = @()
+        if (-not $PesterFilter) { $runs += Invoke-EngineTests }
+        $runs += Invoke-PesterTests
+        $runs | Format-Table -AutoSize | Out-String | Write-Host
+        $passed = ($runs | Measure-Object Passed -Sum).Sum
+        $failed = ($runs | Measure-Object Failed -Sum).Sum
+        $skipped = ($runs | Measure-Object Skipped -Sum).Sum
+        # A plain closing line that CI reads; nothing run counts as a failure.
+        Write-Host "$passed passed, $failed failed, $skipped skipped"
+        if ($failed -gt 0 -or $passed -eq 0) { exit 1 }
+        exit 0
+    }
+    'Demo' {
+        Invoke-Build
+        & (Join-Path $Root 'tools/Demo.ps1') -ModulePath (Join-Path $ModuleDir 'CkLlm.psd1') -Model $Model
+    }
+    'Bench' {
+        Invoke-Build
+        & (Join-Path $Root 'tools/Bench.ps1') -ModulePath (Join-Path $ModuleDir 'CkLlm.psd1') -Configuration $Configuration
+    }
+}

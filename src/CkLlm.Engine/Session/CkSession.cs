@@ -1,0 +1,31 @@
+namespace CkLlm.Engine.Session;
+
+/// <summary>
+/// The process-wide state the cmdlets share: loaded models by name, the current model and the current knowledge
+/// base. Every runspace in the process (ForEach-Object -Parallel, Import-Module -Force) sees the same instance, so
+/// all members are thread-safe.
+/// </summary>
+public sealed class CkSession : IDisposable
+{
+    private static readonly object Gate = new();
+    private static CkSession? _current;
+
+    public static CkSession Current
+    {
+        get { lock (Gate) return _current ??= new CkSession(); }
+    }
+
+    /// <summary>Disposes the process-wide session (on Remove-Module) so native memory is freed.</summary>
+    public static void Reset()
+    {
+        CkSession? old;
+        lock (Gate) { old = _current; _current = null; }
+        old?.Dispose();
+    }
+
+    public DateTimeOffset Created { get; } = DateTimeOffset.Now;
+
+    public void Dispose()
+    {
+    }
+}
