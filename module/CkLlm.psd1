@@ -8,9 +8,16 @@
     Description          = 'Turn a local llama.cpp model into a custom-knowledge LLM: load GGUF models, ingest your documents into an on-disk knowledge base, answer questions with citations (RAG) and fine-tune on the same material.'
     PowerShellVersion    = '7.4'
     CompatiblePSEditions = @('Core')
-    FormatsToProcess     = @('CkLlm.format.ps1xml')
+    FormatsToProcess     = @('formats/CkLlm.Model.format.ps1xml', 'formats/CkLlm.Knowledge.format.ps1xml', 'formats/CkLlm.Training.format.ps1xml')
     CmdletsToExport      = @(
-        'Get-CkSession'
+        # Model
+        'New-CkModel', 'Import-CkModel', 'Get-CkModel', 'Remove-CkModel', 'Invoke-CkCompletion', 'Get-CkSession',
+        # Knowledge
+        'Add-CkKnowledge', 'Search-CkKnowledge', 'Get-CkKnowledge', 'Remove-CkKnowledge', 'Sync-CkKnowledge',
+        # RAG
+        'Invoke-CkRag', 'Measure-CkRetrieval',
+        # Training
+        'Start-CkFineTune', 'Measure-CkPerplexity'
     )
     FunctionsToExport    = @()
     VariablesToExport    = @()

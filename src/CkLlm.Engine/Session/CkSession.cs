@@ -5,7 +5,7 @@ namespace CkLlm.Engine.Session;
 /// base. Every runspace in the process (ForEach-Object -Parallel, Import-Module -Force) sees the same instance, so
 /// all members are thread-safe.
 /// </summary>
-public sealed class CkSession : IDisposable
+public sealed partial class CkSession : IDisposable
 {
     private static readonly object Gate = new();
     private static CkSession? _current;
