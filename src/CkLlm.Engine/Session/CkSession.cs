@@ -25,7 +25,12 @@ public sealed partial class CkSession : IDisposable
 
     public DateTimeOffset Created { get; } = DateTimeOffset.Now;
 
+    private volatile bool _disposed;
+
     public void Dispose()
     {
+        if (_disposed) return;
+        _disposed = true;
+        DisposeModels();
     }
 }

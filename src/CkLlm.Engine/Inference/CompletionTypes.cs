@@ -1,0 +1,83 @@
+namespace CkLlm.Engine.Inference;
+
+/// <summary>Why a completion ended.</summary>
+public enum FinishReason
+{
+    /// <summary>The model ended its answer (end-of-generation token, grammar complete) or a stop string appeared.</summary>
+    Stop,
+    /// <summary>MaxTokens (or the context window) was reached.</summary>
+    Length,
+    /// <summary>The caller cancelled (Ctrl+C).</summary>
+    Cancelled,
+}
+
+/// <summary>One chat message; Role is "system", "user" or "assistant".</summary>
+public sealed record ChatMessage(string Role, string Content);
+
+/// <summary>What to complete and how to sample. Set either <see cref="Prompt"/> or <see cref="Messages"/>.</summary>
+public sealed record CompletionRequest
+{
+    /// <summary>Raw text continued as is (no chat template).</summary>
+    public string? Prompt { get; init; }
+
+    /// <summary>A chat, formatted with the model's own chat template (or the documented fallback).</summary>
+    public IReadOnlyList<ChatMessage>? Messages { get; init; }
+
+    /// <summary>A system message put before <see cref="Messages"/> (or before Prompt, which then becomes a user message).</summary>
+    public string? System { get; init; }
+
+    public int MaxTokens { get; init; } = 256;
+
+    /// <summary>0 means greedy (always the most likely token): deterministic.</summary>
+    public float Temperature { get; init; } = 0.8f;
+
+    public int TopK { get; init; } = 40;
+    public float TopP { get; init; } = 0.95f;
+    public float MinP { get; init; } = 0.05f;
+
+    /// <summary>1 disables the penalty.</summary>
+    public float RepeatPenalty { get; init; } = 1.0f;
+
+    /// <summary>Sampling seed; the same seed, model and request reproduce the output exactly. Null: random.</summary>
+    public uint? Seed { get; init; }
+
+    /// <summary>Generation ends before any of these strings (they may span tokens; they are not part of Text).</summary>
+    public IReadOnlyList<string> Stop { get; init; } = [];
+
+    /// <summary>GBNF grammar (root rule "root") the output must match.</summary>
+    public string? Grammar { get; init; }
+
+    /// <summary>A JSON schema the output must match (converted to GBNF by <see cref="JsonSchemaGrammar"/>).</summary>
+    public string? JsonSchema { get; init; }
+
+    /// <summary>True when the request is a chat (Messages or System set).</summary>
+    public bool IsChat => Messages is { Count: > 0 } || !string.IsNullOrEmpty(System);
+}
+
+/// <summary>The outcome of a completion.</summary>
+public sealed record CompletionResult
+{
+    public required string Model { get; init; }
+    /// <summary>The exact text the model saw (after the chat template, for chats).</summary>
+    public required string Prompt { get; init; }
+    public required string Text { get; init; }
+    public required int PromptTokens { get; init; }
+    public required int CompletionTokens { get; init; }
+    /// <summary>Generation speed (tokens after the prompt).</summary>
+    public required double TokensPerSecond { get; init; }
+    /// <summary>Prompt-processing speed.</summary>
+    public required double PromptTokensPerSecond { get; init; }
+    public required FinishReason FinishReason { get; init; }
+    /// <summary>"template" (the model's own chat template), "fallback" (ChatML-like text) or "none" (raw prompt).</summary>
+    public required string ChatFormat { get; init; }
+    public required TimeSpan Duration { get; init; }
+}
+
+/// <summary>
+/// A piece of streamed output. Text chunks arrive as tokens are generated; the last chunk has empty text and carries
+/// the <see cref="Result"/>.
+/// </summary>
+public sealed record CompletionChunk(string Text, CompletionResult? Result = null)
+{
+    public bool IsFinal => Result is not null;
+}

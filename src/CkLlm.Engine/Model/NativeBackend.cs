@@ -1,0 +1,106 @@
+using System.Collections.Concurrent;
+using System.Text;
+using LLama.Native;
+
+namespace CkLlm.Engine.Model;
+
+/// <summary>Severity of a llama.cpp log line, mapped from llama.cpp's own levels.</summary>
+public enum NativeLogLevel { Debug, Info, Warning, Error }
+
+/// <summary>One line llama.cpp logged.</summary>
+public readonly record struct NativeLogEntry(NativeLogLevel Level, string Text);
+
+/// <summary>
+/// One-time LLamaSharp native setup. llama.cpp's log goes into a bounded, thread-safe queue (never raw to stderr);
+/// the cmdlets drain it to Verbose/Debug on the pipeline thread, because native callbacks arrive on any thread.
+/// </summary>
+public static class NativeBackend
+{
+    private const int MaxQueuedLogLines = 2000;
+    private static readonly object Gate = new();
+    private static readonly ConcurrentQueue<NativeLogEntry> LogQueue = new();
+    private static readonly StringBuilder PartialLine = new();
+    private static NativeLogLevel _partialLevel = NativeLogLevel.Info;
+    private static bool _initialized;
+    private static string? _libraryDirectory;
+
+    /// <summary>Configures LLamaSharp (log callback) before its first native call. Safe to call many times.</summary>
+    public static void EnsureInitialized()
+    {
+        if (Volatile.Read(ref _initialized)) return;
+        lock (Gate)
+        {
+            if (_initialized) return;
+            if (!NativeLibraryConfig.LLama.LibraryHasLoaded)
+            {
+                // Keep LLamaSharp's own selection (CPU, best AVX level it detects); only route the log.
+                NativeLibraryConfig.All.WithLogCallback(OnNativeLog);
+            }
+            // Force the library to load now so load failures surface here, then re-assert the callback (cheap).
+            NativeLogConfig.llama_log_set(OnNativeLog);
+            _initialized = true;
+        }
+    }
+
+    /// <summary>The directory LLamaSharp loaded libllama (and its ggml libraries) from; null before loading.</summary>
+    public static string? NativeLibraryDirectory
+    {
+        get
+        {
+            EnsureInitialized();
+            if (_libraryDirectory is not null) return _libraryDirectory;
+            _libraryDirectory = FindLoadedLibraryDirectory();
+            return _libraryDirectory;
+        }
+    }
+
+    /// <summary>Takes every queued native log line (oldest first).</summary>
+    public static IReadOnlyList<NativeLogEntry> DrainLog()
+    {
+        var lines = new List<NativeLogEntry>();
+        while (LogQueue.TryDequeue(out var entry)) lines.Add(entry);
+        return lines;
+    }
+
+    private static void OnNativeLog(LLamaLogLevel level, string message)
+    {
+        // llama.cpp splits lines across calls and uses Continue for the tail of the previous line.
+        lock (PartialLine)
+        {
+            if (level != LLamaLogLevel.Continue)
+            {
+                _partialLevel = level switch
+                {
+                    LLamaLogLevel.Error => NativeLogLevel.Error,
+                    LLamaLogLevel.Warning => NativeLogLevel.Warning,
+                    LLamaLogLevel.Info => NativeLogLevel.Info,
+                    _ => NativeLogLevel.Debug,
+                };
+            }
+            PartialLine.Append(message);
+            if (!message.EndsWith('\n')) return;
+            var text = PartialLine.ToString().TrimEnd('\n', '\r');
+            PartialLine.Clear();
+            if (text.Length == 0) return;
+            LogQueue.Enqueue(new NativeLogEntry(_partialLevel, text));
+            while (LogQueue.Count > MaxQueuedLogLines) LogQueue.TryDequeue(out _);
+        }
+    }
+
+    private static string? FindLoadedLibraryDirectory()
+    {
+        // The kernel's map of this process names the exact file the loader opened (LLamaSharp picks the AVX variant).
+        const string maps = "/proc/self/maps";
+        if (File.Exists(maps))
+        {
+            foreach (var line in File.ReadLines(maps))
+            {
+                var slash = line.IndexOf('/');
+                if (slash < 0) continue;
+                var file = line[slash..];
+                if (System.IO.Path.GetFileName(file) == "libllama.so") return System.IO.Path.GetDirectoryName(file);
+            }
+        }
+        return null;
+    }
+}
