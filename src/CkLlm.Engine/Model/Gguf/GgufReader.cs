@@ -138,7 +138,7 @@ public static class GgufReader
                         : $"tensor '{name}' has offset {offset}, expected {expectedOffset} (tensor data overlaps or leaves gaps).");
                 long padded = AlignUp(byteSize, alignment);
                 if (padded < 0 || padded > _length || expectedOffset > _length - padded)
-                    throw Bad($"tensor '{name}' ({byteSize} bytes at offset {offset}) lies outside the file.");
+                    throw Bad($"tensor '{name}' ({byteSize} bytes at offset {offset}) lies outside the file (the file is truncated or the table corrupt).");
                 expectedOffset += padded;
                 tensors.Add(new GgufTensorInfo(name, shape, type, (long)offset, byteSize));
             }
