@@ -28,13 +28,22 @@ public sealed class SentencePieceVocabulary
         "Once upon a time there was a little model that learned to read and write. It read every page of the " +
         "manual and remembered where each answer came from. The answer is in the source, and the source is cited.";
 
-    public static SentencePieceVocabulary Build(string corpus, int targetSize)
+    public static SentencePieceVocabulary Build(string corpus, int targetSize) => Build(corpus, targetSize, []);
+
+    /// <summary>Builds the vocabulary; <paramref name="controlTokens"/> follow the byte tokens as CONTROL tokens.</summary>
+    public static SentencePieceVocabulary Build(string corpus, int targetSize, IReadOnlyList<string> controlTokens)
     {
         var vocab = new SentencePieceVocabulary();
         vocab.Append("<unk>", 0, TypeUnknown);
         vocab.Append("<s>", 0, TypeControl);
         vocab.Append("</s>", 0, TypeControl);
         for (int b = 0; b < 256; b++) vocab.Append($"<0x{b:X2}>", 0, TypeByte);
+        foreach (var control in controlTokens)
+        {
+            if (string.IsNullOrEmpty(control) || vocab.Tokens.Contains(control))
+                throw new ArgumentException($"Control token '{control}' is empty or already in the vocabulary.", nameof(controlTokens));
+            vocab.Append(control, 0, TypeControl);
+        }
         if (vocab.Count >= targetSize) return vocab;
 
         var seen = new HashSet<string>(vocab.Tokens);
