@@ -1,0 +1,45 @@
+using CkLlm.Engine.Model.Generation;
+using CkLlm.Engine.Model.Gguf;
+using LLama;
+using LLama.Common;
+
+namespace CkLlm.Engine.Tests.Gguf;
+
+public class ChatMLGenerationTests
+{
+    [Fact]
+    public void ChatMLModelCarriesTemplateAndControlTokensThatLlamaCppTreatsAsSingleTokens()
+    {
+        var path = Path.Combine(Path.GetTempPath(), $"ckllm-chatml-{Guid.NewGuid():N}.gguf");
+        try
+        {
+            ModelGenerator.Generate(path, new ModelGenerationOptions { Seed = 3 }.WithChatML());
+            var summary = GgufValidator.Validate(path);
+            Assert.Equal(ChatTemplates.ChatML, summary.ChatTemplate);
+            Assert.Equal(ModelPreset.Tiny.VocabularySize, summary.VocabularySize);
+
+            var file = GgufReader.Read(path);
+            var tokens = file.GetArray<string>("tokenizer.ggml.tokens");
+            int imEnd = Array.IndexOf(tokens, "<|im_end|>");
+            Assert.Equal(259, Array.IndexOf(tokens, "<|im_start|>")); // right after <unk> <s> </s> and 256 bytes
+            Assert.Equal((uint)imEnd, file.GetUInt32("tokenizer.ggml.eot_token_id"));
+            Assert.Equal(SentencePieceVocabulary.TypeControl, file.GetArray<int>("tokenizer.ggml.token_type")[imEnd]);
+
+            using var weights = LLamaWeights.LoadFromFile(new ModelParams(path) { ContextSize = 256 });
+            using var context = weights.CreateContext(new ModelParams(path) { ContextSize = 256 });
+            var ids = context.Tokenize("<|im_start|>user", addBos: false, special: true);
+            Assert.Equal(259, (int)ids[0]);
+        }
+        finally { File.Delete(path); }
+    }
+
+    [Fact]
+    public void WithoutControlTokensTheLayoutIsUnchanged()
+    {
+        var plain = SentencePieceVocabulary.Build("", 512);
+        var withNone = SentencePieceVocabulary.Build("", 512, []);
+        Assert.Equal(plain.Tokens, withNone.Tokens);
+        Assert.Equal("<0xFF>", plain.Tokens[258]);
+        Assert.Throws<ArgumentException>(() => SentencePieceVocabulary.Build("", 512, ["<s>"]));
+    }
+}
