@@ -43,3 +43,21 @@ public class ChatMLGenerationTests
         Assert.Throws<ArgumentException>(() => SentencePieceVocabulary.Build("", 512, ["<s>"]));
     }
 }
+
+public class VocabularyLearningTests
+{
+    [Fact]
+    public void FrequentCorpusWordsBecomePiecesDeterministically()
+    {
+        var corpus = string.Concat(Enumerable.Repeat("zyxwv quartzite zyxwv quartzite ", 50)) + "rare";
+        var a = SentencePieceVocabulary.Build(corpus, 400);
+        var b = SentencePieceVocabulary.Build(corpus, 400);
+        Assert.Equal(a.Tokens, b.Tokens);
+        Assert.Equal(400, a.Count);
+        Assert.Contains("\u2581quartzite", a.Tokens);
+        Assert.Contains("\u2581zyxwv", a.Tokens);
+        // Every learned piece is reachable: its characters are all in the vocabulary too.
+        Assert.All("quartzite", c => Assert.Contains(c.ToString(), a.Tokens));
+        Assert.DoesNotContain("\u2581quartzite", SentencePieceVocabulary.Build("", 400).Tokens);
+    }
+}
