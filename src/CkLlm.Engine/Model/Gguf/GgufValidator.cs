@@ -48,20 +48,28 @@ public static class GgufValidator
     /// <summary>llama.cpp's upper bound on layers (LLAMA_MAX_LAYERS).</summary>
     public const int MaxBlockCount = 512;
 
-    /// <summary>Decoder architectures llama.cpp (LLamaSharp 0.30) loads, from LLM_ARCH_NAMES in llama-arch.cpp.</summary>
+    /// <summary>
+    /// Architectures the bundled llama.cpp loads: LLM_ARCH_NAMES of llama-arch.cpp, each name confirmed present in the
+    /// shipped libllama.so (its build is newer than the c0c7e147 the release notes name). "clip" is left out: it is a
+    /// placeholder llama-quantize uses, not a model llama.cpp can run.
+    /// </summary>
     public static IReadOnlySet<string> SupportedArchitectures { get; } = new HashSet<string>(StringComparer.Ordinal)
     {
         "llama", "llama4", "deci", "falcon", "grok", "gpt2", "gptj", "gptneox", "mpt", "baichuan", "starcoder",
-        "refact", "bert", "nomic-bert", "jina-bert-v2", "bloom", "stablelm", "qwen", "qwen2", "qwen2moe", "qwen2vl",
-        "qwen3", "qwen3moe", "phi2", "phi3", "phimoe", "plamo", "plamo2", "codeshell", "orion", "internlm2",
-        "minicpm", "minicpm3", "gemma", "gemma2", "gemma3", "gemma3n", "gemma-embedding", "starcoder2", "mamba",
-        "mamba2", "jamba", "falcon-h1", "xverse", "command-r", "cohere2", "dbrx", "olmo", "olmo2", "olmoe",
-        "openelm", "arctic", "deepseek", "deepseek2", "chatglm", "glm4", "glm4moe", "bitnet", "t5", "t5encoder",
-        "jais", "nemotron", "nemotron_h", "exaone", "exaone4", "rwkv6", "rwkv6qwen2", "rwkv7", "arwkv7", "granite",
-        "granitemoe", "granitehybrid", "chameleon", "plm", "bailingmoe", "bailingmoe2", "dots1", "arcee",
-        "ernie4_5", "ernie4_5-moe", "hunyuan-moe", "hunyuan-dense", "smollm3", "gpt-oss", "lfm2", "lfm2moe",
-        "dream", "smallthinker", "llada", "llada-moe", "seed_oss", "grovemoe", "apertus", "minimax-m2", "cogvlm",
-        "mistral3", "modern-bert", "neo-bert", "qwen3vl", "qwen3vlmoe", "qwen3next", "afmoe", "pangu-embedded",
+        "refact", "bert", "modern-bert", "nomic-bert", "nomic-bert-moe", "neo-bert", "jina-bert-v2", "jina-bert-v3",
+        "eurobert", "bloom", "stablelm", "qwen", "qwen2", "qwen2moe", "qwen2vl", "qwen3", "qwen3moe", "qwen3next",
+        "qwen3vl", "qwen3vlmoe", "qwen35", "qwen35moe", "phi2", "phi3", "phimoe", "plamo", "plamo2", "plamo3",
+        "codeshell", "orion", "internlm2", "minicpm", "minicpm3", "gemma", "gemma2", "gemma3", "gemma3n", "gemma4",
+        "gemma4-assistant", "gemma-embedding", "starcoder2", "mamba", "mamba2", "jamba", "falcon-h1", "xverse",
+        "command-r", "cohere2", "cohere2moe", "dbrx", "olmo", "olmo2", "olmoe", "openelm", "arctic", "deepseek",
+        "deepseek2", "deepseek2-ocr", "deepseek32", "deepseek4", "chatglm", "glm4", "glm4moe", "glm-dsa", "bitnet",
+        "t5", "t5encoder", "jais", "jais2", "nemotron", "nemotron_h", "nemotron_h_moe", "exaone", "exaone4",
+        "exaone-moe", "rwkv6", "rwkv6qwen2", "rwkv7", "arwkv7", "granite", "granitemoe", "granitehybrid", "chameleon",
+        "wavtokenizer-dec", "plm", "bailingmoe", "bailingmoe2", "dots1", "arcee", "afmoe", "laguna", "ernie4_5",
+        "ernie4_5-moe", "hunyuan-moe", "hunyuan-dense", "hunyuan_vl", "hy_v3", "smollm3", "gpt-oss", "lfm2",
+        "lfm2moe", "dream", "smallthinker", "llada", "llada-moe", "seed_oss", "grovemoe", "apertus", "minimax-m2",
+        "cogvlm", "rnd1", "pangu-embedded", "mistral3", "eagle3", "dflash", "mistral4", "paddleocr", "mimo2",
+        "step35", "llama-embed", "maincoder", "kimi-linear", "talkie", "mellum",
     };
 
     /// <summary>Tokenizer models llama-vocab.cpp knows (anything else makes it throw "unknown tokenizer").</summary>
