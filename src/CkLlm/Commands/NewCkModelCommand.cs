@@ -117,10 +117,20 @@ public sealed class NewCkModelCommand : PSCmdlet
         var progress = new Progress(value => Volatile.Write(ref fraction, value));
         var task = Task.Run(() => ModelGenerator.Generate(path, options, progress, _cancellation.Token));
         var record = new ProgressRecord(1, "New-CkModel", $"Writing {preset.Name} model to {path}");
-        while (!task.Wait(250))
+        try
         {
-            record.PercentComplete = (int)(Volatile.Read(ref fraction) * 100);
-            WriteProgress(record);
+            while (!task.Wait(250))
+            {
+                record.PercentComplete = (int)(Volatile.Read(ref fraction) * 100);
+                WriteProgress(record);
+            }
+        }
+        catch (PipelineStoppedException)
+        {
+            // Ctrl+C: StopProcessing cancelled the token; wait until the generator has removed its temporary file.
+            _cancellation.Cancel();
+            try { task.Wait(); } catch (AggregateException) { }
+            throw;
         }
         record.RecordType = ProgressRecordType.Completed;
         WriteProgress(record);

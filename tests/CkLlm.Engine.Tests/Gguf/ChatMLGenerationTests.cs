@@ -61,3 +61,33 @@ public class VocabularyLearningTests
         Assert.DoesNotContain("\u2581quartzite", SentencePieceVocabulary.Build("", 400).Tokens);
     }
 }
+
+public class GenerationProgressTests
+{
+    private sealed class Recorder : IProgress<double>
+    {
+        public List<double> Values { get; } = new();
+        public void Report(double value) => Values.Add(value);
+    }
+
+    [Fact]
+    public void ProgressRisesToOneAndCancellationLeavesNoFile()
+    {
+        var dir = Path.Combine(Path.GetTempPath(), $"ckllm-progress-{Guid.NewGuid():N}");
+        Directory.CreateDirectory(dir);
+        try
+        {
+            var recorder = new Recorder();
+            ModelGenerator.Generate(Path.Combine(dir, "ok.gguf"), new ModelGenerationOptions(), recorder);
+            Assert.Equal(1.0, recorder.Values[^1]);
+            Assert.Equal(recorder.Values.OrderBy(v => v), recorder.Values);
+
+            using var cancelled = new CancellationTokenSource();
+            cancelled.Cancel();
+            var target = Path.Combine(dir, "cancelled.gguf");
+            Assert.ThrowsAny<OperationCanceledException>(() => ModelGenerator.Generate(target, new ModelGenerationOptions(), null, cancelled.Token));
+            Assert.Equal(["ok.gguf"], Directory.GetFiles(dir).Select(Path.GetFileName));
+        }
+        finally { Directory.Delete(dir, true); }
+    }
+}

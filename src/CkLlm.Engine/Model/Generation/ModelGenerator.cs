@@ -117,7 +117,7 @@ public static class ModelGenerator
         w.AddTensor("output.weight", [d, nv], Normal(random, d * nv));
         cancellationToken.ThrowIfCancellationRequested();
         progress?.Report(0.8);
-        w.WriteTo(path);
+        w.WriteTo(path, cancellationToken);
         progress?.Report(1.0);
     }
 

@@ -57,7 +57,8 @@ public sealed class GgufWriter
         return this;
     }
 
-    public void WriteTo(string path)
+    /// <summary>Writes the file; a cancelled write removes its temporary file and leaves <paramref name="path"/> untouched.</summary>
+    public void WriteTo(string path, CancellationToken cancellationToken = default)
     {
         var full = Path.GetFullPath(path);
         Directory.CreateDirectory(Path.GetDirectoryName(full)!);
@@ -65,7 +66,7 @@ public sealed class GgufWriter
         try
         {
             using (var stream = new FileStream(temp, FileMode.Create, FileAccess.Write, FileShare.None, 1 << 20))
-                WriteTo(stream);
+                WriteTo(stream, cancellationToken);
             File.Move(temp, full, overwrite: true);
         }
         finally
@@ -74,7 +75,7 @@ public sealed class GgufWriter
         }
     }
 
-    public void WriteTo(Stream stream)
+    public void WriteTo(Stream stream, CancellationToken cancellationToken = default)
     {
         var w = new BinaryWriter(stream, Encoding.UTF8, leaveOpen: true);
         w.Write(Magic);
@@ -114,6 +115,7 @@ public sealed class GgufWriter
         long dataStart = stream.Position;
         for (int i = 0; i < _tensors.Count; i++)
         {
+            cancellationToken.ThrowIfCancellationRequested();
             Pad(stream, dataStart + offsets[i] - stream.Position);
             stream.Write(_tensors[i].Data);
         }
