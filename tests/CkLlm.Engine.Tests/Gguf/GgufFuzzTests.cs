@@ -11,9 +11,12 @@ namespace CkLlm.Engine.Tests.Gguf;
 /// </summary>
 public class GgufFuzzTests : IClassFixture<TinyModelFixture>
 {
-    private const int TruncatedCopies = 160;
-    private const int StructuralFlips = 240;
-    private const int DataFlips = 40;
+    // CKLLM_GGUF_FUZZ_SCALE=N multiplies the copies for a longer local soak; CI runs the default.
+    private static readonly int Scale = int.TryParse(Environment.GetEnvironmentVariable("CKLLM_GGUF_FUZZ_SCALE"), out var s) && s > 0 ? s : 1;
+    private static readonly int TruncatedCopies = 160 * Scale;
+    private static readonly int StructuralFlips = 240 * Scale;
+    private static readonly int DataFlips = 40 * Scale;
+    private static readonly int RandomSeed = Scale == 1 ? 4711 : Environment.TickCount;
 
     private readonly TinyModelFixture _tiny;
     private readonly ITestOutputHelper _output;
@@ -41,7 +44,8 @@ public class GgufFuzzTests : IClassFixture<TinyModelFixture>
     [Fact]
     public void EveryStructuralBitFlipIsRejectedOrLoadsInLlamaCpp()
     {
-        var random = new Random(4711);
+        var random = new Random(RandomSeed);
+        _output.WriteLine($"seed {RandomSeed}");
         int structureEnd = (int)_tiny.File_.DataOffset;
         int rejected = 0, loaded = 0;
         var reasons = new Dictionary<string, int>();
@@ -69,6 +73,7 @@ public class GgufFuzzTests : IClassFixture<TinyModelFixture>
                 File.Delete(path);
                 continue;
             }
+            if (Environment.GetEnvironmentVariable("CKLLM_GGUF_FUZZ_KEEP") is { Length: > 0 } keep) File.Copy(path, keep, overwrite: true);
             using (var weights = LLamaWeights.LoadFromFile(new ModelParams(path) { ContextSize = 256, GpuLayerCount = 0 }))
                 Assert.True(weights.Vocab.Count > 0);
             loaded++;

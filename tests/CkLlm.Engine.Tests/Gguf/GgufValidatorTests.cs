@@ -149,6 +149,15 @@ public class GgufValidatorTests : IClassFixture<TinyModelFixture>
     [Fact] public void ScoresShorterThanTokens() => Assert.Contains("tokenizer.ggml.scores has 3 entries", Reject(_tiny.Rewrite("scores", m => Replace(m, "tokenizer.ggml.scores", GgufValue.From(GgufArray.Of(1f, 2f, 3f))))));
     [Fact] public void TokenTypesOfWrongElementType() => Assert.Contains("token_type must be an array of Int32", Reject(_tiny.Rewrite("ttypes", m => Replace(m, "tokenizer.ggml.token_type", GgufValue.From(GgufArray.Of("x"))))));
     [Fact] public void SpecialTokenOutOfRange() => Assert.Contains("eos_token_id = 9999", Reject(_tiny.Rewrite("eos", m => Replace(m, "tokenizer.ggml.eos_token_id", GgufValue.From(9999u)))));
+    [Fact]
+    public void DuplicateToken()
+    {
+        // Found by the bit-flip fuzz test: llama.cpp aborts (GGML_ASSERT in llama-vocab.cpp) on a repeated token.
+        var tokens = _tiny.File_.GetArray<string>("tokenizer.ggml.tokens").ToArray();
+        tokens[300] = tokens[301];
+        Assert.Contains("appears more than once", Reject(_tiny.Rewrite("duptoken", m => Replace(m, "tokenizer.ggml.tokens", GgufValue.From(GgufArray.Of(tokens))))));
+    }
+
     [Fact] public void MissingTokenEmbedding() => Assert.Contains("token_embd.weight is missing", Reject(_tiny.Rewrite("noembd", editTensors: t => t.RemoveAll(x => x.Name == "token_embd.weight"))));
 
     [Fact]

@@ -170,6 +170,10 @@ public static class GgufValidator
         if (tokensValue.Value is not GgufArray { ElementType: GgufValueType.String } tokens)
             throw bad("tokenizer.ggml.tokens must be an array of strings.");
         if (tokens.Count == 0) throw bad("tokenizer.ggml.tokens is empty.");
+        // llama-vocab.cpp asserts id_to_token.size() == token_to_id.size(): a repeated token text aborts the process.
+        var seen = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var token in (string[])tokens.Items)
+            if (!seen.Add(token)) throw bad($"token '{token}' appears more than once in tokenizer.ggml.tokens.");
 
         // llama.cpp indexes scores and token types by token id without checking their length.
         CheckParallel("tokenizer.ggml.scores", GgufValueType.Float32);
