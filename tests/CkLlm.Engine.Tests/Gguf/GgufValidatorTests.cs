@@ -140,7 +140,9 @@ public class GgufValidatorTests : IClassFixture<TinyModelFixture>
     [InlineData("llama.attention.layer_norm_rms_epsilon")]
     public void MissingHyperParameter(string key) => Assert.Contains(key, Reject(_tiny.Rewrite("nohp", m => m.RemoveAll(x => x.Key == key))));
 
-    [Fact] public void HyperParameterOfWrongType() => Assert.Contains("expected UInt32", Reject(_tiny.Rewrite("hptype", m => Replace(m, "llama.block_count", GgufValue.From(2f)))));
+    [Fact] public void HyperParameterOfWrongType() => Assert.Contains("llama.block_count' has type Float32, but llama.cpp requires UInt32", Reject(_tiny.Rewrite("hptype", m => Replace(m, "llama.block_count", GgufValue.From(2f)))));
+    [Fact] public void SpecialTokenIdOfWrongType() => Assert.Contains("requires UInt32", Reject(_tiny.Rewrite("unkid", m => Replace(m, "tokenizer.ggml.unknown_token_id", GgufValue.From(0)))));
+    [Fact] public void OptionalKeyOfWrongType() => Assert.Contains("'llama.rope.freq_base' has type UInt32, but llama.cpp requires Float32", Reject(_tiny.Rewrite("freq", m => Replace(m, "llama.rope.freq_base", GgufValue.From(10000u)))));
     [Fact] public void TooManyBlocks() => Assert.Contains("out of range", Reject(_tiny.Rewrite("blocks", m => Replace(m, "llama.block_count", GgufValue.From(100000u)))));
     [Fact] public void HeadCountKvDoesNotDivide() => Assert.Contains("head_count_kv", Reject(_tiny.Rewrite("gqa", m => Replace(m, "llama.attention.head_count_kv", GgufValue.From(3u)))));
     [Fact] public void MissingTokenizerModel() => Assert.Contains("tokenizer.ggml.model", Reject(_tiny.Rewrite("notok", m => m.RemoveAll(x => x.Key == "tokenizer.ggml.model"))));

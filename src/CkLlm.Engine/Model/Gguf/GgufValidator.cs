@@ -111,6 +111,8 @@ public static class GgufValidator
         if (file.GetStringOrNull("general.type") is "adapter") throw Bad("it is a LoRA adapter, not a model (general.type = adapter).");
         if (!SupportedArchitectures.Contains(arch)) throw Bad($"architecture '{arch}' is not supported by the bundled llama.cpp.");
 
+        CheckKnownKeyTypes(file, arch, Bad);
+
         uint RequiredUInt(string suffix, uint min, uint max)
         {
             var key = $"{arch}.{suffix}";
@@ -161,6 +163,55 @@ public static class GgufValidator
         };
     }
 
+    /// <summary>
+    /// Keys llama.cpp reads with a strict type check (llama-model-loader's get_key throws "wrong type" otherwise);
+    /// "%s" is the architecture. Per-layer keys may also be arrays.
+    /// </summary>
+    private static readonly (string Key, GgufValueType Type, bool MayBeArray)[] KnownKeyTypes =
+    [
+        ("general.file_type", GgufValueType.UInt32, false),
+        ("general.quantization_version", GgufValueType.UInt32, false),
+        ("%s.context_length", GgufValueType.UInt32, false),
+        ("%s.embedding_length", GgufValueType.UInt32, false),
+        ("%s.block_count", GgufValueType.UInt32, false),
+        ("%s.vocab_size", GgufValueType.UInt32, false),
+        ("%s.feed_forward_length", GgufValueType.UInt32, true),
+        ("%s.expert_count", GgufValueType.UInt32, false),
+        ("%s.expert_used_count", GgufValueType.UInt32, false),
+        ("%s.attention.head_count", GgufValueType.UInt32, true),
+        ("%s.attention.head_count_kv", GgufValueType.UInt32, true),
+        ("%s.attention.key_length", GgufValueType.UInt32, false),
+        ("%s.attention.value_length", GgufValueType.UInt32, false),
+        ("%s.attention.layer_norm_rms_epsilon", GgufValueType.Float32, false),
+        ("%s.attention.layer_norm_epsilon", GgufValueType.Float32, false),
+        ("%s.rope.dimension_count", GgufValueType.UInt32, false),
+        ("%s.rope.freq_base", GgufValueType.Float32, false),
+        ("%s.rope.scaling.factor", GgufValueType.Float32, false),
+        ("tokenizer.ggml.model", GgufValueType.String, false),
+        ("tokenizer.ggml.pre", GgufValueType.String, false),
+        ("tokenizer.ggml.add_bos_token", GgufValueType.Bool, false),
+        ("tokenizer.ggml.add_eos_token", GgufValueType.Bool, false),
+        ("tokenizer.ggml.add_space_prefix", GgufValueType.Bool, false),
+        ("tokenizer.chat_template", GgufValueType.String, false),
+    ];
+
+    private static void CheckKnownKeyTypes(GgufFile file, string arch, Func<string, GgufFormatException> bad)
+    {
+        foreach (var (pattern, type, mayBeArray) in KnownKeyTypes)
+        {
+            var key = pattern.Replace("%s", arch, StringComparison.Ordinal);
+            if (!file.TryGetValue(key, out var v) || v.Type == type) continue;
+            if (mayBeArray && v.Value is GgufArray { ElementType: var element } && element == type) continue;
+            throw bad($"metadata key '{key}' has type {v.Type}, but llama.cpp requires {type}.");
+        }
+        foreach (var suffix in SpecialTokenKeys)
+        {
+            var key = "tokenizer.ggml." + suffix;
+            if (file.TryGetValue(key, out var v) && v.Type != GgufValueType.UInt32)
+                throw bad($"metadata key '{key}' has type {v.Type}, but llama.cpp requires UInt32.");
+        }
+    }
+
     private static int ValidateTokenizer(GgufFile file, Func<string, GgufFormatException> bad)
     {
         if (!file.TryGetValue("tokenizer.ggml.model", out var modelValue)) throw bad("tokenizer.ggml.model is missing.");
@@ -193,10 +244,9 @@ public static class GgufValidator
         {
             var key = "tokenizer.ggml." + suffix;
             if (!file.TryGetValue(key, out var v)) continue;
-            if (v.Value is not (uint or int)) throw bad($"{key} has type {v.Type}, expected UInt32.");
-            long id = v.Value is uint u ? u : (int)v.Value;
-            // -1 is llama.cpp's "none".
-            if (id != -1 && (id < 0 || id >= tokens.Count)) throw bad($"{key} = {id} is not a token id (there are {tokens.Count} tokens).");
+            uint id = (uint)v.Value; // type checked in CheckKnownKeyTypes
+            // 0xFFFFFFFF (-1) is llama.cpp's "none".
+            if (id != uint.MaxValue && id >= tokens.Count) throw bad($"{key} = {id} is not a token id (there are {tokens.Count} tokens).");
         }
         return tokens.Count;
     }
