@@ -95,8 +95,8 @@ public static class GgufReader
             {
                 if (alignmentEntry.Value.Value is not uint a) throw Bad($"general.alignment has type {alignmentEntry.Value.Type}, expected UInt32.");
                 if (a == 0 || (a & (a - 1)) != 0) throw Bad($"general.alignment {a} is not a power of two.");
-                alignment = (int)Math.Min(a, 1u << 30);
                 if (a > 1u << 30) throw Bad($"general.alignment {a} is too large.");
+                alignment = (int)a;
             }
 
             var tensors = new List<GgufTensorInfo>((int)tensorCount);
