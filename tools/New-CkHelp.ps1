@@ -123,7 +123,7 @@ foreach ($command in Get-Command -Module $module.Name -CommandType Cmdlet | Sort
         $pn.SetAttribute('required', "$(@($info.ParameterSets.Values | Where-Object IsMandatory).Count -gt 0)".ToLowerInvariant())
         $pn.SetAttribute('position', $(if ($first.Position -ge 0) { "$($first.Position)" } else { 'named' }))
         $pn.SetAttribute('pipelineInput', (Get-PipelineInput $first))
-        $pn.SetAttribute('globbing', "$([bool]($info.Attributes | Where-Object { $_ -is [SupportsWildcardsAttribute] }))".ToLowerInvariant())
+        $pn.SetAttribute('globbing', "$([bool]($info.Attributes | Where-Object { $_ -is [System.Management.Automation.SupportsWildcardsAttribute] }))".ToLowerInvariant())
         $pn.SetAttribute('aliases', $(if ($info.Aliases.Count) { $info.Aliases -join ', ' } else { 'none' }))
         Add-Element $pn 'maml:name' $name | Out-Null
         $text = if ($parameterDocs.Contains($name)) { $parameterDocs[$name] } else { @() }
