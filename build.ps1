@@ -39,6 +39,13 @@ function Invoke-Native([string] $What, [scriptblock] $Command) {
     if ($LASTEXITCODE -ne 0) { throw "$What failed with exit code $LASTEXITCODE." }
 }
 
+# pwsh from the tool manifest runs as 'dotnet <PSHOME>/pwsh.dll'; a plain pwsh has its own executable.
+function Get-PwshCommand {
+    $dll = Join-Path $PSHOME 'pwsh.dll'
+    if ((Split-Path -Leaf ([Environment]::ProcessPath)) -like 'dotnet*') { return { & ([Environment]::ProcessPath) $dll @args }.GetNewClosure() }
+    return { & ([Environment]::ProcessPath) @args }
+}
+
 function Invoke-Build {
     Remove-Item $ModuleDir -Recurse -Force -ErrorAction Ignore
     Invoke-Native 'Publish engine' {
@@ -49,7 +56,11 @@ function Invoke-Build {
     }
     Copy-Item (Join-Path $Root 'module/*') $ModuleDir -Recurse -Force
     $helpScript = Join-Path $Root 'tools/New-CkHelp.ps1'
-    if (Test-Path $helpScript) { & $helpScript -DocsPath (Join-Path $Root 'docs/cmdlets') -OutputPath (Join-Path $ModuleDir 'en-US/CkLlm.dll-Help.xml') }
+    # In a child pwsh: generating help imports the module, which must not stay loaded in this build process.
+    Invoke-Native 'Generate help from docs/cmdlets' {
+        & (Get-PwshCommand) -NoProfile -File $helpScript -ModulePath (Join-Path $ModuleDir 'CkLlm.psd1') `
+            -DocsPath (Join-Path $Root 'docs/cmdlets') -OutputPath (Join-Path $ModuleDir 'en-US/CkLlm.dll-Help.xml')
+    }
     Write-Host "Module built in $ModuleDir"
 }
 

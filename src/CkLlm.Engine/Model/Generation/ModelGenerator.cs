@@ -15,6 +15,35 @@ public sealed record ModelGenerationOptions
     public string? ChatTemplate { get; init; }
 
     public string Name { get; init; } = "ckllm-generated";
+
+    /// <summary>
+    /// Extra control tokens (e.g. <c>&lt;|im_start|&gt;</c>) placed right after the byte tokens; empty keeps the classic layout.
+    /// </summary>
+    public IReadOnlyList<string> ControlTokens { get; init; } = [];
+
+    /// <summary>The token that ends a turn (tokenizer.ggml.eot_token_id), or null; must be one of <see cref="ControlTokens"/>.</summary>
+    public string? EndOfTurnToken { get; init; }
+
+    /// <summary>These options plus the ChatML template and its two control tokens.</summary>
+    public ModelGenerationOptions WithChatML() => this with
+    {
+        ChatTemplate = ChatTemplates.ChatML,
+        ControlTokens = ChatTemplates.ChatMLTokens,
+        EndOfTurnToken = ChatTemplates.ChatMLEndOfTurn,
+    };
+}
+
+/// <summary>Chat templates a generated model can embed.</summary>
+public static class ChatTemplates
+{
+    /// <summary>The ChatML Jinja template (Qwen-style), which llama.cpp recognises as "chatml".</summary>
+    public const string ChatML =
+        "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n'}}" +
+        "{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}";
+
+    public const string ChatMLEndOfTurn = "<|im_end|>";
+
+    public static IReadOnlyList<string> ChatMLTokens { get; } = ["<|im_start|>", "<|im_end|>"];
 }
 
 /// <summary>
@@ -23,12 +52,17 @@ public sealed record ModelGenerationOptions
 /// </summary>
 public static class ModelGenerator
 {
-    public static void Generate(string path, ModelGenerationOptions options)
+    /// <summary>
+    /// Writes the model to <paramref name="path"/>. <paramref name="progress"/> receives the fraction done (0..1);
+    /// <paramref name="cancellationToken"/> stops before the file is written (nothing is left behind).
+    /// </summary>
+    public static void Generate(string path, ModelGenerationOptions options, IProgress<double>? progress = null, CancellationToken cancellationToken = default)
     {
         var p = options.Preset;
         if (p.EmbeddingLength % p.HeadCount != 0 || p.HeadCount % p.HeadCountKv != 0)
             throw new ArgumentException($"Preset '{p.Name}' has inconsistent head counts.");
-        var vocab = SentencePieceVocabulary.Build(options.Corpus, p.VocabularySize);
+        var vocab = SentencePieceVocabulary.Build(options.Corpus, p.VocabularySize, options.ControlTokens);
+        progress?.Report(0.1);
         var random = new Random(options.Seed);
         int d = p.EmbeddingLength, kv = p.HeadCountKv * p.HeadDimension, ff = p.FeedForwardLength, nv = vocab.Count;
 
@@ -56,10 +90,18 @@ public static class ModelGenerator
             .Add("tokenizer.ggml.add_bos_token", true)
             .Add("tokenizer.ggml.add_eos_token", false);
         if (options.ChatTemplate is not null) w.Add("tokenizer.chat_template", options.ChatTemplate);
+        if (options.EndOfTurnToken is not null)
+        {
+            int eot = vocab.Tokens.IndexOf(options.EndOfTurnToken);
+            if (eot < 0) throw new ArgumentException($"End-of-turn token '{options.EndOfTurnToken}' is not among the control tokens.");
+            w.Add("tokenizer.ggml.eot_token_id", (uint)eot);
+        }
 
         w.AddTensor("token_embd.weight", [d, nv], Normal(random, d * nv));
         for (int b = 0; b < p.BlockCount; b++)
         {
+            cancellationToken.ThrowIfCancellationRequested();
+            progress?.Report(0.1 + 0.7 * b / p.BlockCount);
             var prefix = $"blk.{b}.";
             w.AddTensor(prefix + "attn_norm.weight", [d], Ones(d));
             w.AddTensor(prefix + "attn_q.weight", [d, d], Normal(random, d * d));
@@ -73,7 +115,10 @@ public static class ModelGenerator
         }
         w.AddTensor("output_norm.weight", [d], Ones(d));
         w.AddTensor("output.weight", [d, nv], Normal(random, d * nv));
-        w.WriteTo(path);
+        cancellationToken.ThrowIfCancellationRequested();
+        progress?.Report(0.8);
+        w.WriteTo(path, cancellationToken);
+        progress?.Report(1.0);
     }
 
     private static float[] Ones(int n)

@@ -28,13 +28,22 @@ public sealed class SentencePieceVocabulary
         "Once upon a time there was a little model that learned to read and write. It read every page of the " +
         "manual and remembered where each answer came from. The answer is in the source, and the source is cited.";
 
-    public static SentencePieceVocabulary Build(string corpus, int targetSize)
+    public static SentencePieceVocabulary Build(string corpus, int targetSize) => Build(corpus, targetSize, []);
+
+    /// <summary>Builds the vocabulary; <paramref name="controlTokens"/> follow the byte tokens as CONTROL tokens.</summary>
+    public static SentencePieceVocabulary Build(string corpus, int targetSize, IReadOnlyList<string> controlTokens)
     {
         var vocab = new SentencePieceVocabulary();
         vocab.Append("<unk>", 0, TypeUnknown);
         vocab.Append("<s>", 0, TypeControl);
         vocab.Append("</s>", 0, TypeControl);
         for (int b = 0; b < 256; b++) vocab.Append($"<0x{b:X2}>", 0, TypeByte);
+        foreach (var control in controlTokens)
+        {
+            if (string.IsNullOrEmpty(control) || vocab.Tokens.Contains(control))
+                throw new ArgumentException($"Control token '{control}' is empty or already in the vocabulary.", nameof(controlTokens));
+            vocab.Append(control, 0, TypeControl);
+        }
         if (vocab.Count >= targetSize) return vocab;
 
         var seen = new HashSet<string>(vocab.Tokens);
@@ -53,23 +62,7 @@ public sealed class SentencePieceVocabulary
             words[key] = words.GetValueOrDefault(key) + 1;
         }
 
-        // Byte-pair merges: the most frequent adjacent pair becomes a piece, until the target size is reached.
-        var segmented = words.ToDictionary(w => w.Key, w => SplitCharacters(w.Key), StringComparer.Ordinal);
-        var merges = new List<string>();
-        while (vocab.Count + merges.Count < targetSize)
-        {
-            var pairCounts = new Dictionary<(string, string), int>();
-            foreach (var (word, parts) in segmented)
-                for (int i = 0; i + 1 < parts.Count; i++)
-                    pairCounts[(parts[i], parts[i + 1])] = pairCounts.GetValueOrDefault((parts[i], parts[i + 1])) + words[word];
-            if (pairCounts.Count == 0) break;
-            var best = pairCounts.OrderByDescending(p => p.Value).ThenBy(p => p.Key.Item1 + p.Key.Item2, StringComparer.Ordinal).First().Key;
-            var merged = best.Item1 + best.Item2;
-            merges.Add(merged);
-            foreach (var parts in segmented.Values)
-                for (int i = 0; i + 1 < parts.Count; i++)
-                    if (parts[i] == best.Item1 && parts[i + 1] == best.Item2) { parts[i] = merged; parts.RemoveAt(i + 1); }
-        }
+        var merges = LearnMerges(words, targetSize - vocab.Count);
 
         // Single characters first (so merges are reachable), then merges in the order they were learned.
         foreach (var c in words.Keys.SelectMany(SplitCharacters).Distinct().OrderBy(c => c, StringComparer.Ordinal)) AddPiece(c);
@@ -86,6 +79,75 @@ public sealed class SentencePieceVocabulary
         // Still short (a very large target): numbered pieces keep the size exact.
         for (int n = 0; vocab.Count < targetSize; n++) AddPiece($"{WordBoundary}{n}");
         return vocab;
+    }
+
+    /// <summary>
+    /// Byte-pair merges: repeatedly the most frequent adjacent pair (ties: the smaller merged string, ordinal) becomes a
+    /// piece. Pair counts are kept incrementally with an ordered set and a pair-to-words index, so each merge only
+    /// revisits the words containing that pair (a full rescan per merge was minutes for a megabyte corpus).
+    /// </summary>
+    private static List<string> LearnMerges(Dictionary<string, int> words, int maxMerges)
+    {
+        var merges = new List<string>();
+        if (maxMerges <= 0) return merges;
+        var symbols = new List<string>();
+        var symbolIds = new Dictionary<string, int>(StringComparer.Ordinal);
+        int Id(string symbol)
+        {
+            if (!symbolIds.TryGetValue(symbol, out var id)) { id = symbols.Count; symbols.Add(symbol); symbolIds[symbol] = id; }
+            return id;
+        }
+
+        var wordList = words.OrderBy(w => w.Key, StringComparer.Ordinal).ToArray();
+        var segments = wordList.Select(w => SplitCharacters(w.Key).Select(Id).ToList()).ToArray();
+        var counts = new Dictionary<(int, int), long>();
+        var merged = new Dictionary<(int, int), string>();
+        var occurrences = new Dictionary<(int, int), HashSet<int>>();
+        var queue = new SortedSet<(int, int)>(Comparer<(int, int)>.Create((x, y) =>
+        {
+            int c = counts[y].CompareTo(counts[x]);
+            if (c != 0) return c;
+            c = string.CompareOrdinal(merged[x], merged[y]);
+            return c != 0 ? c : string.CompareOrdinal(symbols[x.Item1], symbols[y.Item1]);
+        }));
+
+        void Count(int word, int sign)
+        {
+            var parts = segments[word];
+            for (int i = 0; i + 1 < parts.Count; i++)
+            {
+                var pair = (parts[i], parts[i + 1]);
+                if (counts.TryGetValue(pair, out var old)) queue.Remove(pair);
+                else merged[pair] = symbols[pair.Item1] + symbols[pair.Item2];
+                long now = old + sign * (long)wordList[word].Value;
+                if (now > 0) { counts[pair] = now; queue.Add(pair); }
+                else counts.Remove(pair);
+                if (sign > 0)
+                {
+                    if (!occurrences.TryGetValue(pair, out var set)) occurrences[pair] = set = new HashSet<int>();
+                    set.Add(word);
+                }
+            }
+        }
+
+        for (int w = 0; w < wordList.Length; w++) Count(w, +1);
+        while (merges.Count < maxMerges && queue.Count > 0)
+        {
+            var best = queue.Min;
+            var piece = merged[best];
+            int pieceId = Id(piece);
+            merges.Add(piece);
+            foreach (var word in occurrences[best].ToArray())
+            {
+                var parts = segments[word];
+                Count(word, -1);
+                for (int i = 0; i + 1 < parts.Count; i++)
+                    if (parts[i] == best.Item1 && parts[i + 1] == best.Item2) { parts[i] = pieceId; parts.RemoveAt(i + 1); }
+                Count(word, +1);
+            }
+            occurrences.Remove(best);
+        }
+        return merges;
     }
 
     private void Append(string token, float score, int type)

@@ -28,6 +28,9 @@ public sealed class GgufWriter
     public GgufWriter Add(string key, IReadOnlyList<float> values) => AddRaw(key, GgufValueType.Array, (GgufValueType.Float32, (object)values));
     public GgufWriter Add(string key, IReadOnlyList<int> values) => AddRaw(key, GgufValueType.Array, (GgufValueType.Int32, (object)values));
 
+    /// <summary>Adds a value of any of the 13 GGUF types, including (nested) arrays.</summary>
+    public GgufWriter Add(string key, GgufValue value) => AddRaw(key, value.Type, value);
+
     private GgufWriter AddRaw(string key, GgufValueType type, object value)
     {
         _metadata.Add((key, type, value));
@@ -54,7 +57,8 @@ public sealed class GgufWriter
         return this;
     }
 
-    public void WriteTo(string path)
+    /// <summary>Writes the file; a cancelled write removes its temporary file and leaves <paramref name="path"/> untouched.</summary>
+    public void WriteTo(string path, CancellationToken cancellationToken = default)
     {
         var full = Path.GetFullPath(path);
         Directory.CreateDirectory(Path.GetDirectoryName(full)!);
@@ -62,7 +66,7 @@ public sealed class GgufWriter
         try
         {
             using (var stream = new FileStream(temp, FileMode.Create, FileAccess.Write, FileShare.None, 1 << 20))
-                WriteTo(stream);
+                WriteTo(stream, cancellationToken);
             File.Move(temp, full, overwrite: true);
         }
         finally
@@ -71,7 +75,7 @@ public sealed class GgufWriter
         }
     }
 
-    public void WriteTo(Stream stream)
+    public void WriteTo(Stream stream, CancellationToken cancellationToken = default)
     {
         var w = new BinaryWriter(stream, Encoding.UTF8, leaveOpen: true);
         w.Write(Magic);
@@ -83,6 +87,12 @@ public sealed class GgufWriter
         foreach (var (key, type, value) in metadata)
         {
             WriteString(w, key);
+            if (value is GgufValue generic)
+            {
+                w.Write((uint)generic.Type);
+                WriteGeneric(w, generic.Type, generic.Value);
+                continue;
+            }
             w.Write((uint)type);
             WriteValue(w, type, value);
         }
@@ -105,6 +115,7 @@ public sealed class GgufWriter
         long dataStart = stream.Position;
         for (int i = 0; i < _tensors.Count; i++)
         {
+            cancellationToken.ThrowIfCancellationRequested();
             Pad(stream, dataStart + offsets[i] - stream.Position);
             stream.Write(_tensors[i].Data);
         }
@@ -119,11 +130,37 @@ public sealed class GgufWriter
         for (long i = 0; i < count; i++) stream.WriteByte(0);
     }
 
-    private static void WriteString(BinaryWriter w, string s)
+    internal static void WriteString(BinaryWriter w, string s)
     {
         var bytes = Encoding.UTF8.GetBytes(s);
         w.Write((ulong)bytes.Length);
         w.Write(bytes);
+    }
+
+    internal static void WriteGeneric(BinaryWriter w, GgufValueType type, object value)
+    {
+        switch (type)
+        {
+            case GgufValueType.UInt8: w.Write((byte)value); break;
+            case GgufValueType.Int8: w.Write((sbyte)value); break;
+            case GgufValueType.UInt16: w.Write((ushort)value); break;
+            case GgufValueType.Int16: w.Write((short)value); break;
+            case GgufValueType.UInt32: w.Write((uint)value); break;
+            case GgufValueType.Int32: w.Write((int)value); break;
+            case GgufValueType.Float32: w.Write((float)value); break;
+            case GgufValueType.Bool: w.Write((bool)value ? (byte)1 : (byte)0); break;
+            case GgufValueType.String: WriteString(w, (string)value); break;
+            case GgufValueType.UInt64: w.Write((ulong)value); break;
+            case GgufValueType.Int64: w.Write((long)value); break;
+            case GgufValueType.Float64: w.Write((double)value); break;
+            case GgufValueType.Array:
+                var array = (GgufArray)value;
+                w.Write((uint)array.ElementType);
+                w.Write((ulong)array.Count);
+                foreach (var item in array.Items) WriteGeneric(w, array.ElementType, item!);
+                break;
+            default: throw new NotSupportedException(type.ToString());
+        }
     }
 
     private static void WriteValue(BinaryWriter w, GgufValueType type, object value)
