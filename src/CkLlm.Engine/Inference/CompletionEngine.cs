@@ -130,8 +130,9 @@ public static class CompletionEngine
             decoder.Add(token);
             var piece = decoder.Read();
             var (emit, stopped) = stops.Append(piece);
-            if (emit.Length > 0) yield return new CompletionChunk(emit);
+            if (emit.Length > 0) yield return new CompletionChunk(emit, generated);
             if (stopped) { finish = FinishReason.Stop; break; }
+            if (cancellationToken.IsCancellationRequested) { finish = FinishReason.Cancelled; break; }
 
             batch.Clear();
             batch.Add(token, position++, LLamaSeqId.Zero, true);
@@ -140,10 +141,10 @@ public static class CompletionEngine
         generationClock.Stop();
 
         var rest = stops.Flush();
-        if (rest.Length > 0) yield return new CompletionChunk(rest);
+        if (rest.Length > 0) yield return new CompletionChunk(rest, generated);
 
         total.Stop();
-        yield return new CompletionChunk(string.Empty, new CompletionResult
+        yield return new CompletionChunk(string.Empty, generated, new CompletionResult
         {
             Model = model.Name,
             Prompt = promptText,

@@ -77,7 +77,10 @@ public sealed record CompletionResult
 /// A piece of streamed output. Text chunks arrive as tokens are generated; the last chunk has empty text and carries
 /// the <see cref="Result"/>.
 /// </summary>
-public sealed record CompletionChunk(string Text, CompletionResult? Result = null)
+/// <param name="Text">New text (may be empty while a multi-byte character or possible stop string is pending).</param>
+/// <param name="CompletionTokens">Tokens generated so far.</param>
+/// <param name="Result">Set on the final chunk only.</param>
+public sealed record CompletionChunk(string Text, int CompletionTokens, CompletionResult? Result = null)
 {
     public bool IsFinal => Result is not null;
 }
