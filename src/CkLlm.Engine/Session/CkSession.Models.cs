@@ -80,6 +80,28 @@ public sealed partial class CkSession
         return true;
     }
 
+    /// <summary>
+    /// Unregisters <paramref name="model"/> if it is the instance registered under its name (a newer model of the same
+    /// name is left alone), and disposes it either way. Returns whether it was registered.
+    /// </summary>
+    public bool RemoveModel(LoadedModel model)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        var registered = false;
+        lock (_modelGate)
+        {
+            if (_models.TryGetValue(model.Name, out var current) && ReferenceEquals(current, model))
+            {
+                _models.Remove(model.Name);
+                registered = true;
+                if (string.Equals(_currentModelName, model.Name, StringComparison.OrdinalIgnoreCase))
+                    _currentModelName = _models.Values.OrderByDescending(m => m.Loaded).FirstOrDefault()?.Name;
+            }
+        }
+        model.Dispose();
+        return registered;
+    }
+
     /// <summary>Makes a loaded model current.</summary>
     public void SetCurrentModel(string name)
     {
