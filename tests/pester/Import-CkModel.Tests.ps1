@@ -33,9 +33,10 @@ Describe 'Import-CkModel' {
     It 'takes files from Get-ChildItem and keeps several models loaded' {
         $models = Get-ChildItem $dir -Filter '*.gguf' | Import-CkModel -ContextSize 256
         $models.Count | Should -Be 2
-        (Get-CkModel).Name | Should -Be @('tiny', 'tiny-chat')
+        (Get-CkModel).Name | Should -Be $models.Name
+        ($models.Name | Sort-Object) | Should -Be @('tiny', 'tiny-chat')
         (Get-CkModel -Name 'tiny-chat').HasChatTemplate | Should -BeTrue
-        (Get-CkSession).CurrentModel.Name | Should -Be 'tiny-chat'
+        (Get-CkSession).CurrentModel | Should -Be $models[-1]
     }
 
     It 'resolves wildcards and relative paths, and honours -Name' {

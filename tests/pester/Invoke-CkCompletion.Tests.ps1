@@ -160,10 +160,11 @@ Import-Module '$env:CKLLM_MODULE'
             $run.ExitCode | Should -Be 0 -Because $text
             $text | Should -Match 'PRELOADED=8\.0\.0\.0'
             $text | Should -Match 'RESULT=\d+ Length'
-            $completion = ($run.Output | Where-Object { $_ -like 'TEXT=*' }) -replace '^TEXT=', ''
-            # The streamed copy precedes the output object on stdout.
+            $completion = $text.Substring($text.IndexOf('TEXT=') + 5).Trim()
+            $completion | Should -Not -BeNullOrEmpty
+            # The streamed copy is written to the host before the result lines.
             $streamed = $text.Substring(0, $text.IndexOf('RESULT='))
-            $streamed | Should -BeLike "*$($completion.Trim())*"
+            $streamed.Contains($completion) | Should -BeTrue -Because "streamed: [$streamed] completion: [$completion]"
             $text | Should -Not -Match 'llama_model_load|load_tensors'
         }
     }

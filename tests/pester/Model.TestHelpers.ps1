@@ -15,9 +15,10 @@ function Invoke-CkChildPwsh([string] $Script) {
     $file = Join-Path ([IO.Path]::GetTempPath()) "ckllm-child-$([guid]::NewGuid().ToString('N')).ps1"
     Set-Content -Path $file -Value $Script
     try {
-        $pwsh = (Get-Process -Id $PID).Path
-        $arguments = if ((Split-Path $pwsh -Leaf) -like 'dotnet*') { @('pwsh') } else { @() }
-        $output = & $pwsh @arguments -NoProfile -NonInteractive -File $file 2>&1 | ForEach-Object { "$_" }
+        # pwsh may run as a dotnet tool (the host process is dotnet): start the same pwsh.dll the same way.
+        $host_ = [Environment]::ProcessPath
+        $arguments = @(if ((Split-Path $host_ -Leaf) -like 'dotnet*') { Join-Path $PSHOME 'pwsh.dll' })
+        $output = & $host_ @arguments -NoProfile -NonInteractive -File $file 2>&1 | ForEach-Object { "$_" }
         [pscustomobject]@{ Output = $output; ExitCode = $LASTEXITCODE }
     }
     finally { Remove-Item $file -ErrorAction Ignore }
