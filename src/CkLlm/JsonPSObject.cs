@@ -19,8 +19,8 @@ internal static class JsonPSObject
         JsonValueKind.Object => ToPSObject(element),
         JsonValueKind.Array => element.EnumerateArray().Select(Convert).ToArray(),
         JsonValueKind.String => element.GetString(),
-        JsonValueKind.Number => element.TryGetInt64(out var whole) ? whole
-            : element.TryGetDecimal(out var exact) && exact.Scale > 0 && exact.Scale <= 15 ? (double)exact : element.GetDouble(),
+        // Boxed separately: a conditional of long and double would widen every integer to double.
+        JsonValueKind.Number => element.TryGetInt64(out var whole) ? (object)whole : element.GetDouble(),
         JsonValueKind.True => true,
         JsonValueKind.False => false,
         _ => null,
