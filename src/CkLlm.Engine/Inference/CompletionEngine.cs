@@ -133,6 +133,8 @@ public static class CompletionEngine
             if (emit.Length > 0) yield return new CompletionChunk(emit, generated);
             if (stopped) { finish = FinishReason.Stop; break; }
             if (cancellationToken.IsCancellationRequested) { finish = FinishReason.Cancelled; break; }
+            // The last allowed token needs no decode: nothing will be sampled after it.
+            if (generated >= request.MaxTokens) { finish = FinishReason.Length; break; }
 
             batch.Clear();
             batch.Add(token, position++, LLamaSeqId.Zero, true);

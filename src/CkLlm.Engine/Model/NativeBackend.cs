@@ -36,7 +36,9 @@ public static class NativeBackend
                 // Keep LLamaSharp's own selection (CPU, best AVX level it detects); only route the log.
                 NativeLibraryConfig.All.WithLogCallback(OnNativeLog);
             }
-            // Force the library to load now so load failures surface here, then re-assert the callback (cheap).
+            // Load the library now (NativeApi's static constructor does it), so load failures surface here and
+            // entry points outside NativeApi (quantize parameters, our own DllImports) find it loaded.
+            NativeApi.llama_empty_call();
             NativeLogConfig.llama_log_set(OnNativeLog);
             _initialized = true;
         }
