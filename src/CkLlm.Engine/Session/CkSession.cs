@@ -27,5 +27,6 @@ public sealed partial class CkSession : IDisposable
 
     public void Dispose()
     {
+        DisposeKnowledge();
     }
 }
