@@ -30,7 +30,7 @@ public class RagPromptBuilderTests
         var user = builder.BuildUser("What is X?", [P(1, Passages.Make("a.md", "X is Y."))]);
         Assert.Contains("Question: What is X?", user);
         Assert.Contains("X is Y.", user);
-        Assert.Equal(16, builder.Boundary.Length);
+        Assert.Equal(10, builder.Boundary.Length);
         Assert.NotEqual(builder.Boundary, new RagPromptBuilder().Boundary);
     }
 
@@ -73,7 +73,7 @@ public class RagPromptBuilderTests
         var passages = new[] { Passages.Make("a.md", "x") };
         var boundary = RagPromptBuilder.NewBoundary(passages);
         Assert.DoesNotContain(boundary, passages[0].Text);
-        Assert.Matches("^[0-9a-f]{16}$", boundary);
+        Assert.Matches("^[0-9a-f]{10}$", boundary);
     }
 
     [Fact]
