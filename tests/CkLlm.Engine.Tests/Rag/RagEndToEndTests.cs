@@ -22,7 +22,11 @@ public sealed class RagFixture : IDisposable
         KnowledgeBase = KnowledgeBase.Open(System.IO.Path.Combine(Directory, "kb"));
         foreach (var file in System.IO.Directory.GetFiles(docs)) KnowledgeBase.AddFile(file);
         Model = LoadedModel.Load(_models.WithTemplate, new ModelLoadOptions { ContextSize = 1024, Threads = 2 });
+        PlainModel = LoadedModel.Load(_models.Plain, new ModelLoadOptions { ContextSize = 1024, Threads = 2 });
     }
+
+    /// <summary>No chat template: RAG uses the documented ChatML-like fallback.</summary>
+    public LoadedModel PlainModel { get; }
 
     public string Directory { get; }
     public KnowledgeBase KnowledgeBase { get; }
@@ -33,6 +37,7 @@ public sealed class RagFixture : IDisposable
     public void Dispose()
     {
         Model.Dispose();
+        PlainModel.Dispose();
         KnowledgeBase.Dispose();
         _models.Dispose();
         try { System.IO.Directory.Delete(Directory, recursive: true); } catch (IOException) { }
@@ -92,6 +97,38 @@ public class RagEndToEndTests(RagFixture fixture) : IClassFixture<RagFixture>
         Assert.True(answer.NoKnowledge);
         Assert.Equal(0, answer.CompletionTokens);
         Assert.Null(answer.Prompt);
+    }
+
+    [Fact]
+    public void ModelWithoutChatTemplateGetsTheFallbackFormat()
+    {
+        var answer = RagEngine.Answer(new RagRequest { Question = "sourdough starter?", PromptOnly = true },
+            new KnowledgeRagRetriever(fixture.KnowledgeBase), new ModelRagGenerator(fixture.PlainModel));
+        Assert.Equal("fallback", answer.ChatFormat);
+        Assert.StartsWith("<|im_start|>system\n" + RagPromptBuilder.DefaultSystem, answer.Prompt);
+        Assert.EndsWith("<|im_start|>assistant\n", answer.Prompt);
+        Assert.Null(answer.Answer);
+    }
+
+    [Fact]
+    public void CancelledBeforeRetrievalThrowsOperationCanceled()
+    {
+        using var cancelled = new CancellationTokenSource();
+        cancelled.Cancel();
+        Assert.Throws<OperationCanceledException>(() => RagEngine.Answer(new RagRequest { Question = "glaciers?" },
+            new KnowledgeRagRetriever(fixture.KnowledgeBase), new ModelRagGenerator(fixture.Model), cancelled.Token));
+    }
+
+    [Fact]
+    public void CancelledDuringGenerationEndsWithCancelled()
+    {
+        using var cancellation = new CancellationTokenSource();
+        var chunks = 0;
+        var answer = RagEngine.Answer(new RagRequest { Question = "glaciers?", Generation = new CompletionRequest { MaxTokens = 200, Temperature = 0 } },
+            new KnowledgeRagRetriever(fixture.KnowledgeBase), new ModelRagGenerator(fixture.Model), cancellation.Token,
+            _ => { if (++chunks == 3) cancellation.Cancel(); });
+        Assert.Equal(FinishReason.Cancelled, answer.FinishReason);
+        Assert.True(answer.CompletionTokens < 200);
     }
 
     [Fact]
