@@ -32,5 +32,6 @@ public sealed partial class CkSession : IDisposable
         if (_disposed) return;
         _disposed = true;
         DisposeModels();
+        DisposeKnowledge();
     }
 }

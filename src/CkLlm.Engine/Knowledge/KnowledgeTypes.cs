@@ -1,0 +1,193 @@
+namespace CkLlm.Engine.Knowledge;
+
+/// <summary>How a knowledge base is opened. Anything left null uses what the knowledge base already records.</summary>
+public sealed class KnowledgeBaseOptions
+{
+    /// <summary>Path to a GGUF embedding model; null uses the embedder the knowledge base was built with, or
+    /// the built-in all-MiniLM-L6-v2 for a new one.</summary>
+    public string? EmbeddingModel { get; set; }
+
+    /// <summary>Target chunk size in tokens of the embedder's own tokenizer (capped by the embedder's window).</summary>
+    public int ChunkSize { get; set; } = 200;
+
+    /// <summary>Tokens repeated at the start of the next chunk.</summary>
+    public int ChunkOverlap { get; set; } = 32;
+
+    /// <summary>How long a write waits for another process that holds the writer lock before failing.</summary>
+    public TimeSpan WriterLockTimeout { get; set; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>Chunks embedded (and checked for cancellation) per batch.</summary>
+    public int EmbeddingBatchSize { get; set; } = 16;
+
+    /// <summary>HNSW graph degree (M).</summary>
+    public int Connectivity { get; set; } = 16;
+
+    /// <summary>HNSW candidate list size while building.</summary>
+    public int ExpansionAdd { get; set; } = 128;
+
+    /// <summary>HNSW candidate list size while searching (not saved by USearch, so it is set on every open).</summary>
+    public int ExpansionSearch { get; set; } = 96;
+}
+
+public enum SearchMode
+{
+    Hybrid,
+    Vector,
+    Keyword,
+}
+
+public sealed class SearchOptions
+{
+    public int Top { get; set; } = 5;
+    public SearchMode Mode { get; set; } = SearchMode.Hybrid;
+
+    /// <summary>Metadata key/value pairs every hit must carry (string comparison, case-insensitive).</summary>
+    public IReadOnlyDictionary<string, string>? Filter { get; set; }
+
+    /// <summary>Hits scoring below this are dropped. Scale depends on the mode: cosine similarity for Vector,
+    /// BM25 for Keyword, and for Hybrid the fused score normalised to 0..1.</summary>
+    public double MinScore { get; set; }
+
+    /// <summary>At most this many hits per source (0 = no limit); further chunks of the same source are collapsed.</summary>
+    public int MaxPerSource { get; set; } = 2;
+
+    /// <summary>Candidates taken from each retriever before fusion.</summary>
+    public int Candidates { get; set; } = 60;
+
+    /// <summary>The k of reciprocal-rank fusion: 1/(k + rank).</summary>
+    public int RrfK { get; set; } = 60;
+
+    /// <summary>Weight of the vector ranking in fusion (keyword weight is 1).</summary>
+    public double VectorWeight { get; set; } = 1.0;
+}
+
+/// <summary>One search result.</summary>
+public sealed class KnowledgeHit
+{
+    public int Rank { get; init; }
+    public double Score { get; init; }
+    public string Text { get; init; } = "";
+    public string Source { get; init; } = "";
+    public string? Heading { get; init; }
+    public int? LineStart { get; init; }
+    public int? LineEnd { get; init; }
+    public int? Page { get; init; }
+    public long ChunkId { get; init; }
+    public long SourceId { get; init; }
+    public IReadOnlyDictionary<string, string> Metadata { get; init; } = new Dictionary<string, string>();
+
+    /// <summary>"12-30" for a line range, "p. 4" for a page, or null.</summary>
+    public string? Lines => LineStart is { } s ? (LineEnd is { } e && e != s ? $"{s}-{e}" : $"{s}") : null;
+
+    /// <summary>Where the text came from, for citations: source plus line range or page.</summary>
+    public string Citation =>
+        Page is { } p ? $"{Source} p. {p}" : LineStart is not null ? $"{Source}:{Lines}" : Source;
+
+    public override string ToString() => $"[{Rank}] {Citation}";
+}
+
+public enum SourceKind
+{
+    File,
+    Text,
+    Records,
+}
+
+/// <summary>A source stored in the knowledge base (a file, a text or a set of records).</summary>
+public sealed class KnowledgeSource
+{
+    public long Id { get; init; }
+    public string Source { get; init; } = "";
+    public SourceKind Kind { get; init; }
+    public string Format { get; init; } = "";
+    public string ContentHash { get; init; } = "";
+    public int Chunks { get; init; }
+    public long Size { get; init; }
+    public DateTime AddedUtc { get; init; }
+    public DateTime UpdatedUtc { get; init; }
+    public IReadOnlyDictionary<string, string> Metadata { get; init; } = new Dictionary<string, string>();
+
+    public override string ToString() => Source;
+}
+
+public sealed class KnowledgeStatistics
+{
+    public string Directory { get; init; } = "";
+    public int Sources { get; init; }
+    public int Chunks { get; init; }
+    public string Embedder { get; init; } = "";
+    public int Dimensions { get; init; }
+    public long DatabaseBytes { get; init; }
+    public long IndexBytes { get; init; }
+    public int IndexedVectors { get; init; }
+    public bool IndexRebuiltOnOpen { get; init; }
+}
+
+public enum IngestStatus
+{
+    Added,
+    Updated,
+    Skipped,
+    Removed,
+    Failed,
+}
+
+/// <summary>The outcome for one source.</summary>
+public sealed class IngestResult
+{
+    public string Source { get; init; } = "";
+    public IngestStatus Status { get; init; }
+    public int Chunks { get; init; }
+    public long SourceId { get; init; }
+    public string? Error { get; init; }
+
+    public override string ToString() => $"{Status} {Source} ({Chunks} chunks)";
+}
+
+/// <summary>Reported while a source is being embedded.</summary>
+public readonly record struct IngestProgress(string Source, int ChunksDone, int ChunksTotal);
+
+/// <summary>A structured record (Import-Csv row, JSON object) to store as one chunk.</summary>
+public sealed class KnowledgeRecord
+{
+    public KnowledgeRecord(IReadOnlyList<KeyValuePair<string, string?>> fields) => Fields = fields;
+
+    /// <summary>Fields in order.</summary>
+    public IReadOnlyList<KeyValuePair<string, string?>> Fields { get; }
+
+    /// <summary>Field names whose values form the text; null or empty renders every field as "Name: value".</summary>
+    public IReadOnlyList<string>? TextFields { get; init; }
+}
+
+/// <summary>Base of every knowledge-base error; the message is meant for the user.</summary>
+public class KnowledgeBaseException : Exception
+{
+    public KnowledgeBaseException(string message, Exception? inner = null) : base(message, inner) { }
+}
+
+/// <summary>Another process holds the writer lock longer than the timeout.</summary>
+public sealed class KnowledgeBaseBusyException : KnowledgeBaseException
+{
+    public KnowledgeBaseBusyException(string message) : base(message) { }
+}
+
+/// <summary>The database file is damaged (truncated, overwritten, not a database).</summary>
+public sealed class KnowledgeBaseCorruptException : KnowledgeBaseException
+{
+    public KnowledgeBaseCorruptException(string message, Exception? inner = null) : base(message, inner) { }
+}
+
+/// <summary>The embedder does not match the one the knowledge base was built with.</summary>
+public sealed class EmbedderMismatchException : KnowledgeBaseException
+{
+    public EmbedderMismatchException(string message) : base(message) { }
+}
+
+/// <summary>A file that cannot be read as text (binary, unreadable, malformed).</summary>
+public sealed class UnreadableDocumentException : KnowledgeBaseException
+{
+    public UnreadableDocumentException(string path, string reason, Exception? inner = null)
+        : base($"Cannot read '{path}': {reason}", inner) => Path = path;
+
+    public string Path { get; }
+}
