@@ -23,7 +23,8 @@ Describe 'Get-CkSession' {
             $session.Models.Name | Should -Contain 'session-b'
             $session.CurrentModel | Should -Be $second
             $first, $second | Remove-CkModel
-            (Get-CkSession).Models.Name | Should -Not -Contain 'session-a'
+            @((Get-CkSession).Models | ForEach-Object Name) | Should -Not -Contain 'session-a'
+            $first.IsDisposed | Should -BeTrue
         }
         finally { Remove-Item $dir -Recurse -Force -ErrorAction Ignore }
     }
