@@ -121,6 +121,12 @@ $table
   first generated token (context creation included), generation tok/s = tokens after the first / time from first to last.
 - *Invoke-CkCompletion* columns are the cmdlet's own PromptTokensPerSecond/TokensPerSecond in pwsh; its prompt figure
   times the prompt decode only (no context creation), so it is not comparable with the raw prompt column.
+- **Open problem (cmdlet column).** The engine matches the raw executor in a plain .NET process, but inside pwsh the
+  same code decoded far slower with 2 threads on this oversubscribed machine (Small model, same minute: harness
+  160-200 gen tok/s, Invoke-CkCompletion 3-80 tok/s; with ``-Threads 1`` in pwsh 140-170 tok/s). So the loss is in
+  ggml's multi-thread synchronisation inside the pwsh process under CPU contention, not in CkLlm's loop; decoding on a
+  worker thread instead of the pipeline thread did not remove it. Not yet resolved; on a busy 2-core box import with
+  ``-Threads 1``.
 "@
     $benchmarks = Join-Path $root 'docs/benchmarks.md'
     $text = Get-Content -Raw $benchmarks
