@@ -14,7 +14,10 @@ namespace CkLlm.Engine.Inference;
 /// </summary>
 public static class CompletionEngine
 {
-    /// <summary>Streams text as it is generated; the last chunk carries the result. Runs on the calling thread.</summary>
+    /// <summary>
+    /// Streams text as it is generated; the last chunk carries the result. Decoding runs on a worker thread, one chunk
+    /// ahead at most: the caller's thread only receives chunks (see <see cref="WorkerThread"/>).
+    /// </summary>
     /// <remarks>Cancellation is checked before every token: it ends the stream with FinishReason Cancelled, no exception.</remarks>
     public static IEnumerable<CompletionChunk> Stream(LoadedModel model, CompletionRequest request, CancellationToken cancellationToken = default)
     {
@@ -23,7 +26,7 @@ public static class CompletionEngine
         Validate(request);
         var (promptText, chatFormat, extraStops) = ChatFormatter.Format(model, request);
         var grammar = request.JsonSchema is { Length: > 0 } ? JsonSchemaGrammar.ToGbnf(request.JsonSchema) : request.Grammar;
-        return Run(model, request, promptText, chatFormat, extraStops, grammar, cancellationToken);
+        return WorkerThread.Enumerate(Run(model, request, promptText, chatFormat, extraStops, grammar, cancellationToken), "CkLlm completion");
     }
 
     /// <summary>Streams on a thread-pool thread (native decoding blocks).</summary>

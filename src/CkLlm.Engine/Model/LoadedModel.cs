@@ -58,10 +58,7 @@ public sealed class LoadedModel : IDisposable
         options ??= new ModelLoadOptions();
         var fullPath = System.IO.Path.GetFullPath(path);
         var summary = GgufValidator.Validate(fullPath);
-        foreach (var adapter in options.Adapters)
-        {
-            if (!File.Exists(adapter)) throw new FileNotFoundException($"LoRA adapter '{adapter}' does not exist.", adapter);
-        }
+        foreach (var adapter in options.Adapters) ValidateAdapter(System.IO.Path.GetFullPath(adapter), summary);
         if (options.ContextSize is < 0) throw new ArgumentOutOfRangeException(nameof(options), "ContextSize must not be negative.");
         if (options.Threads is < 1) throw new ArgumentOutOfRangeException(nameof(options), "Threads must be at least 1.");
 
@@ -108,6 +105,24 @@ public sealed class LoadedModel : IDisposable
 
         var name = string.IsNullOrWhiteSpace(options.Name) ? System.IO.Path.GetFileNameWithoutExtension(fullPath) : options.Name!;
         return new LoadedModel(summary, name, weights, parameters, adapters.ToArray(), clock.Elapsed);
+    }
+
+    /// <summary>
+    /// Checks a LoRA adapter's GGUF structure in managed code (llama.cpp aborts on malformed files here too) and that it
+    /// declares itself a LoRA adapter for the base model's architecture.
+    /// </summary>
+    private static void ValidateAdapter(string path, GgufModelSummary model)
+    {
+        if (!File.Exists(path)) throw new FileNotFoundException($"LoRA adapter '{path}' does not exist.", path);
+        var file = GgufReader.Read(path);
+        var type = file.GetStringOrNull("general.type");
+        if (type != "adapter" || file.GetStringOrNull("adapter.type") != "lora")
+            throw new GgufFormatException(path, $"it is not a LoRA adapter (general.type is '{type ?? "missing"}', adapter.type must be 'lora').");
+        var architecture = file.GetStringOrNull("general.architecture");
+        if (architecture != model.Architecture)
+            throw new GgufFormatException(path, $"the adapter is for architecture '{architecture ?? "missing"}', the model is '{model.Architecture}'.");
+        if (file.Tensors.Count == 0 || file.Tensors.Any(t => !t.Name.EndsWith(".lora_a", StringComparison.Ordinal) && !t.Name.EndsWith(".lora_b", StringComparison.Ordinal)))
+            throw new GgufFormatException(path, "a LoRA adapter must hold only '<tensor>.lora_a' / '<tensor>.lora_b' tensors.");
     }
 
     /// <summary>What the validator read from the file.</summary>

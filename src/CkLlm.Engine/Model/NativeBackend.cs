@@ -59,6 +59,7 @@ public static class NativeBackend
     /// <summary>Takes every queued native log line (oldest first).</summary>
     public static IReadOnlyList<NativeLogEntry> DrainLog()
     {
+        if (LogQueue.IsEmpty) return [];  // the common case, checked once per generated token
         var lines = new List<NativeLogEntry>();
         while (LogQueue.TryDequeue(out var entry)) lines.Add(entry);
         return lines;
