@@ -111,6 +111,34 @@ public static class LlamaCppEvaluator
         return new PerplexityResult(modelPath, adapterPath, Math.Exp(nll / scored), nll / scored, scored, windows);
     }
 
+    /// <summary>Greedy (argmax) continuation of <paramref name="prompt"/> by llama.cpp, optionally with a LoRA adapter.</summary>
+    internal static string GreedyComplete(string modelPath, string? adapterPath, string prompt, int maxTokens)
+    {
+        var p = Parameters(modelPath, 256);
+        using var weights = LLamaWeights.LoadFromFile(p);
+        using var context = weights.CreateContext(p);
+        if (adapterPath is not null)
+            context.NativeHandle.SetLoraAdapters([(weights.NativeHandle.LoadLoraFromFile(adapterPath), 1f)]);
+        var tokens = weights.NativeHandle.Tokenize(prompt, true, false, System.Text.Encoding.UTF8).ToList();
+        var batch = new LLamaBatch();
+        for (int i = 0; i < tokens.Count; i++) batch.Add(tokens[i], i, LLamaSeqId.Zero, i == tokens.Count - 1);
+        var decoder = new StreamingTokenDecoder(context);
+        for (int n = 0; n < maxTokens; n++)
+        {
+            if (context.Decode(batch) != DecodeResult.Ok) break;
+            var logits = context.NativeHandle.GetLogitsIth(batch.TokenCount - 1);
+            int best = 0;
+            for (int i = 1; i < logits.Length; i++) if (logits[i] > logits[best]) best = i;
+            var token = (LLamaToken)best;
+            if (token == weights.Vocab.EOS) break;
+            decoder.Add(token);
+            batch.Clear();
+            batch.Add(token, tokens.Count, LLamaSeqId.Zero, true);
+            tokens.Add(token);
+        }
+        return decoder.Read();
+    }
+
     internal static double LogSumExp(ReadOnlySpan<float> values)
     {
         float max = float.NegativeInfinity;

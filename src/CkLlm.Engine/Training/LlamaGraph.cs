@@ -68,8 +68,17 @@ internal sealed record LlamaHyperParameters(
 /// <summary>The projections LoRA can adapt, by their GGUF tensor suffix.</summary>
 public static class LoraTargets
 {
-    public static IReadOnlyList<string> All { get; } =
+    /// <summary>The default: every attention and feed-forward projection of every block.</summary>
+    public static IReadOnlyList<string> Default { get; } =
         ["attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down"];
+
+    /// <summary>The output projection (not tied to the embedding); llama.cpp applies an adapter's output.weight pair too.</summary>
+    public const string Output = "output";
+
+    public static IReadOnlyList<string> All { get; } = [.. Default, Output];
+
+    /// <summary>Block index used for the output projection's pair.</summary>
+    internal const int OutputBlock = -1;
 }
 
 /// <summary>
@@ -94,11 +103,18 @@ internal sealed class LlamaGraph
         Output = file.Tensor("output.weight") is var o && o != IntPtr.Zero ? o : TokenEmbedding;
         OutputNorm = file.RequireTensor("output_norm.weight");
         for (int b = 0; b < Hyper.BlockCount; b++)
-            foreach (var name in new[] { "attn_norm", "ffn_norm" }.Concat(LoraTargets.All))
+            foreach (var name in new[] { "attn_norm", "ffn_norm" }.Concat(LoraTargets.Default))
                 file.RequireTensor($"blk.{b}.{name}.weight");
     }
 
-    public IntPtr Weight(int block, string name) => _file.RequireTensor($"blk.{block}.{name}.weight");
+    /// <summary>True when the file has its own output.weight (not tied to token_embd).</summary>
+    public bool HasOutputTensor => Output != TokenEmbedding;
+
+    public IntPtr Weight(int block, string name) =>
+        block == LoraTargets.OutputBlock ? Output : _file.RequireTensor($"blk.{block}.{name}.weight");
+
+    public static string TensorName(int block, string name) =>
+        block == LoraTargets.OutputBlock ? "output.weight" : $"blk.{block}.{name}.weight";
 
     private IntPtr Bias(int block, string name) => _file.Tensor($"blk.{block}.{name}.bias");
 
@@ -173,6 +189,9 @@ internal sealed class LlamaGraph
 
         x = Ggml.ggml_mul(ctx, Ggml.ggml_rms_norm(ctx, x, h.RmsEpsilon), OutputNorm);
         if (rows != IntPtr.Zero) x = Ggml.ggml_get_rows(ctx, x, rows);
-        return Ggml.ggml_mul_mat(ctx, Output, x);
+        var logits = Ggml.ggml_mul_mat(ctx, Output, x);
+        if (lora is not null && lora.TryGet(LoraTargets.OutputBlock, LoraTargets.Output, out var oa, out var ob))
+            logits = Ggml.ggml_add(ctx, logits, Ggml.ggml_scale(ctx, Ggml.ggml_mul_mat(ctx, ob, Ggml.ggml_mul_mat(ctx, oa, x)), lora.Scale));
+        return logits;
     }
 }

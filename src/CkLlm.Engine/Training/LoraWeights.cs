@@ -11,6 +11,7 @@ namespace CkLlm.Engine.Training;
 internal sealed unsafe class LoraWeights : IDisposable
 {
     private readonly Dictionary<(int Block, string Name), (IntPtr A, IntPtr B)> _pairs = new();
+    private readonly List<(int Block, string Name)> _order = new();
     private IntPtr _context;
     private IntPtr _buffer;
 
@@ -29,20 +30,26 @@ internal sealed unsafe class LoraWeights : IDisposable
         Rank = rank;
         Alpha = alpha;
         Targets = targets;
-        int count = graph.Hyper.BlockCount * targets.Count * 2;
-        _context = Ggml.ggml_init(new GgmlInitParams { MemSize = (nuint)(count + 8) * Ggml.ggml_tensor_overhead(), NoAlloc = true });
-        for (int block = 0; block < graph.Hyper.BlockCount; block++)
-            foreach (var name in targets)
-            {
-                var shape = Ggml.Shape(graph.Weight(block, name));
-                var a = Ggml.ggml_new_tensor_2d(_context, (int)GgmlType.F32, shape[0], rank);
-                var b = Ggml.ggml_new_tensor_2d(_context, (int)GgmlType.F32, rank, shape[1]);
-                Ggml.ggml_set_name(a, $"blk.{block}.{name}.weight.lora_a");
-                Ggml.ggml_set_name(b, $"blk.{block}.{name}.weight.lora_b");
-                Ggml.ggml_set_param(a);
-                Ggml.ggml_set_param(b);
-                _pairs[(block, name)] = (a, b);
-            }
+        if (targets.Contains(LoraTargets.Output) && !graph.HasOutputTensor)
+            throw new ArgumentException("This model ties its output to the token embedding; 'output' cannot be a LoRA target.", nameof(targets));
+        var slots = targets.Where(t => t != LoraTargets.Output)
+            .SelectMany(t => Enumerable.Range(0, graph.Hyper.BlockCount).Select(b => (Block: b, Name: t)))
+            .OrderBy(s => s.Block).ToList();
+        if (targets.Contains(LoraTargets.Output)) slots.Add((LoraTargets.OutputBlock, LoraTargets.Output));
+        _context = Ggml.ggml_init(new GgmlInitParams { MemSize = (nuint)(slots.Count * 2 + 8) * Ggml.ggml_tensor_overhead(), NoAlloc = true });
+        foreach (var (block, name) in slots)
+        {
+            var shape = Ggml.Shape(graph.Weight(block, name));
+            var a = Ggml.ggml_new_tensor_2d(_context, (int)GgmlType.F32, shape[0], rank);
+            var b = Ggml.ggml_new_tensor_2d(_context, (int)GgmlType.F32, rank, shape[1]);
+            var tensorName = LlamaGraph.TensorName(block, name);
+            Ggml.ggml_set_name(a, tensorName + ".lora_a");
+            Ggml.ggml_set_name(b, tensorName + ".lora_b");
+            Ggml.ggml_set_param(a);
+            Ggml.ggml_set_param(b);
+            _pairs[(block, name)] = (a, b);
+            _order.Add((block, name));
+        }
         _buffer = Ggml.ggml_backend_alloc_ctx_tensors(_context, backend);
         if (_buffer == IntPtr.Zero) throw new OutOfMemoryException("Cannot allocate the LoRA tensors.");
         var random = new Random(seed);
@@ -57,7 +64,7 @@ internal sealed unsafe class LoraWeights : IDisposable
         }
     }
 
-    public IEnumerable<IntPtr> Parameters => _pairs.Values.SelectMany(p => new[] { p.A, p.B });
+    public IEnumerable<IntPtr> Parameters => _order.SelectMany(k => new[] { _pairs[k].A, _pairs[k].B });
 
     public long ParameterCount => Parameters.Sum(Ggml.ggml_nelements);
 
@@ -91,10 +98,11 @@ internal sealed unsafe class LoraWeights : IDisposable
             .Add("adapter.type", "lora")
             .Add("adapter.lora.alpha", Alpha);
         if (extraMetadata is not null) foreach (var (k, v) in extraMetadata) writer.Add(k, v);
-        foreach (var ((block, name), (a, b)) in _pairs.OrderBy(p => p.Key.Block).ThenBy(p => LoraTargets.All.ToList().IndexOf(p.Key.Name)))
+        foreach (var key in _order)
         {
-            writer.AddTensor($"blk.{block}.{name}.weight.lora_a", Ggml.Shape(a)[..2], Get(a));
-            writer.AddTensor($"blk.{block}.{name}.weight.lora_b", Ggml.Shape(b)[..2], Get(b));
+            var (a, b) = _pairs[key];
+            writer.AddTensor(Ggml.NameOf(a), Ggml.Shape(a)[..2], Get(a));
+            writer.AddTensor(Ggml.NameOf(b), Ggml.Shape(b)[..2], Get(b));
         }
         writer.WriteTo(path);
     }
@@ -108,7 +116,7 @@ internal sealed unsafe class LoraWeights : IDisposable
         foreach (var (key, (a, b)) in _pairs)
             foreach (var (tensor, suffix) in new[] { (a, "lora_a"), (b, "lora_b") })
             {
-                var name = $"blk.{key.Block}.{key.Name}.weight.{suffix}";
+                var name = LlamaGraph.TensorName(key.Block, key.Name) + "." + suffix;
                 long id = Ggml.gguf_find_tensor(file.Gguf, name);
                 if (id < 0) throw new GgufFormatException(path, $"tensor '{name}' is missing.");
                 var stored = file.Tensor(name);

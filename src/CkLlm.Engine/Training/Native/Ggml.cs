@@ -157,6 +157,7 @@ internal static unsafe class Ggml
     [DllImport(GgmlLibrary.Base)] public static extern void ggml_opt_prepare_alloc(IntPtr opt, IntPtr ctxCompute, IntPtr graph, IntPtr inputs, IntPtr outputs);
     [DllImport(GgmlLibrary.Base)] public static extern void ggml_opt_alloc(IntPtr opt, [MarshalAs(UnmanagedType.U1)] bool backward);
     [DllImport(GgmlLibrary.Base)] public static extern void ggml_opt_eval(IntPtr opt, IntPtr result);
+    [DllImport(GgmlLibrary.Base)] public static extern void ggml_opt_reset(IntPtr opt, [MarshalAs(UnmanagedType.U1)] bool optimizer);
     [DllImport(GgmlLibrary.Base)] public static extern IntPtr ggml_opt_labels(IntPtr opt);
     [DllImport(GgmlLibrary.Base)] public static extern IntPtr ggml_opt_loss(IntPtr opt);
     [DllImport(GgmlLibrary.Base)] public static extern IntPtr ggml_opt_grad_acc(IntPtr opt, IntPtr node);
@@ -180,6 +181,9 @@ internal static unsafe class Ggml
     [DllImport(GgmlLibrary.Base)] public static extern nuint gguf_get_tensor_offset(IntPtr gguf, long tensorId);
     [DllImport(GgmlLibrary.Base)] public static extern nuint gguf_get_tensor_size(IntPtr gguf, long tensorId);
     [DllImport(GgmlLibrary.Base)] public static extern nuint gguf_get_data_offset(IntPtr gguf);
+    [DllImport(GgmlLibrary.Base)] public static extern IntPtr gguf_init_empty();
+    [DllImport(GgmlLibrary.Base)] public static extern void gguf_set_kv(IntPtr gguf, IntPtr source);
+    [DllImport(GgmlLibrary.Base)] public static extern void gguf_add_tensor(IntPtr gguf, IntPtr tensor);
     [DllImport(GgmlLibrary.Base)] public static extern void gguf_set_tensor_type(IntPtr gguf, [MarshalAs(UnmanagedType.LPUTF8Str)] string name, int type);
     [DllImport(GgmlLibrary.Base)] public static extern void gguf_set_tensor_data(IntPtr gguf, [MarshalAs(UnmanagedType.LPUTF8Str)] string name, void* data);
     [DllImport(GgmlLibrary.Base)] [return: MarshalAs(UnmanagedType.U1)] public static extern bool gguf_write_to_file(IntPtr gguf, [MarshalAs(UnmanagedType.LPUTF8Str)] string path, [MarshalAs(UnmanagedType.U1)] bool onlyMeta);
