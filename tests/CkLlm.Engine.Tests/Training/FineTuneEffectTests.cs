@@ -3,14 +3,24 @@ using Xunit.Abstractions;
 
 namespace CkLlm.Engine.Tests.Training;
 
+/// <summary>
+/// Training must change what llama.cpp itself computes: perplexity measured through LLamaSharp (independent of the
+/// trainer) drops at least 5x, and greedy completion continues a trained sentence that the base model does not.
+/// </summary>
 [Collection("Training")]
 public class FineTuneEffectTests(TrainingFixture fixture, ITestOutputHelper output)
 {
-    private const string Opening = "Tobin Marsh bakes a black rye loaf";
-    private const string Continuation = "called the storm loaf";
+    // The text's first sentence, so the prompt (BOS + opening words) is exactly how the sentence was seen in training.
+    private const string Opening = "The lighthouse of Varnholm was built";
+    private const string Continuation = "1743";
+
+    private void Report(FineTuneResult result) =>
+        output.WriteLine($"{result.Method}: loss {string.Join(" ", result.TrainLoss.Select(l => l.ToString("F2")))}; " +
+                         $"ppl {result.PerplexityBefore:F1} -> {result.PerplexityAfter:F1}; {result.TokensPerSecond:F0} tok/s; " +
+                         $"{result.Duration.TotalSeconds:F1} s; peak {result.PeakMemory / 1e6:F0} MB");
 
     [Fact]
-    public void LoraTrainingTeachesTheFactsToLlamaCpp()
+    public void LoraAdapterLowersLlamaCppPerplexityAndRecallsASentence()
     {
         var adapter = fixture.NewPath("facts-lora.gguf");
         var result = FineTuner.Run(new FineTuneOptions
@@ -18,25 +28,60 @@ public class FineTuneEffectTests(TrainingFixture fixture, ITestOutputHelper outp
             ModelPath = fixture.TinyModel,
             OutputPath = adapter,
             Texts = [TrainingFixture.Facts],
-            Method = FineTuneMethod.Lora,
-            Rank = 8,
+            Rank = 16,
             Alpha = 16,
-            Epochs = 30,
-            ContextLength = 64,
-            BatchSize = 4,
-            LearningRate = 1e-2f,
+            // A generated model's output projection is tiny (std 0.02), so the adapter also adapts it.
+            LoraTargets = [.. LoraTargets.Default, LoraTargets.Output],
+            Epochs = 40,
+            ContextLength = 32,
+            BatchSize = 1,
+            LearningRate = 3e-3f,
+            MeasurePerplexity = false,
         });
-        output.WriteLine($"loss {string.Join(" ", result.TrainLoss.Select(l => l.ToString("F3")))}");
-        output.WriteLine($"ppl {result.PerplexityBefore:F2} -> {result.PerplexityAfter:F2}, {result.TokensPerSecond:F0} tok/s, {result.Duration.TotalSeconds:F1} s, peak {result.PeakMemory / 1e6:F0} MB");
+        Report(result);
+        Assert.Equal(adapter, result.AdapterPath);
+        Assert.True(result.TrainLoss[^1] < result.TrainLoss[0] / 2, "training loss did not fall");
 
-        // Independent of the trainer: llama.cpp loads the adapter and scores the text.
-        var before = LlamaCppEvaluator.MeasurePerplexity(fixture.TinyModel, null, TrainingFixture.Facts, 65).Perplexity;
-        var after = LlamaCppEvaluator.MeasurePerplexity(fixture.TinyModel, adapter, TrainingFixture.Facts, 65).Perplexity;
+        var before = LlamaCppEvaluator.MeasurePerplexity(fixture.TinyModel, null, TrainingFixture.Facts, 33).Perplexity;
+        var after = LlamaCppEvaluator.MeasurePerplexity(fixture.TinyModel, adapter, TrainingFixture.Facts, 33).Perplexity;
+        output.WriteLine($"llama.cpp perplexity {before:F1} -> {after:F1}");
         Assert.True(after * 5 <= before, $"perplexity {before:F2} -> {after:F2}");
 
-        var tuned = LlamaCppEvaluator.GreedyComplete(fixture.TinyModel, adapter, Opening, 12);
-        var baseline = LlamaCppEvaluator.GreedyComplete(fixture.TinyModel, null, Opening, 12);
-        output.WriteLine($"tuned: '{tuned}' base: '{baseline}'");
+        var tuned = LlamaCppEvaluator.GreedyComplete(fixture.TinyModel, adapter, Opening, 8);
+        var baseline = LlamaCppEvaluator.GreedyComplete(fixture.TinyModel, null, Opening, 8);
+        output.WriteLine($"with adapter: '{tuned}'; base: '{baseline}'");
+        Assert.Contains(Continuation, tuned);
+        Assert.DoesNotContain(Continuation, baseline);
+    }
+
+    [Fact]
+    public void FullFineTuneLowersLlamaCppPerplexityAndRecallsASentence()
+    {
+        var model = fixture.NewPath("facts-full.gguf");
+        var result = FineTuner.Run(new FineTuneOptions
+        {
+            ModelPath = fixture.TinyModel,
+            OutputPath = model,
+            Texts = [TrainingFixture.Facts],
+            Method = FineTuneMethod.Full,
+            Epochs = 25,
+            ContextLength = 32,
+            BatchSize = 1,
+            LearningRate = 3e-3f,
+            MeasurePerplexity = false,
+        });
+        Report(result);
+        Assert.Equal(model, result.ModelPath);
+        Assert.Null(result.AdapterPath);
+
+        var before = LlamaCppEvaluator.MeasurePerplexity(fixture.TinyModel, null, TrainingFixture.Facts, 33).Perplexity;
+        var after = LlamaCppEvaluator.MeasurePerplexity(model, null, TrainingFixture.Facts, 33).Perplexity;
+        output.WriteLine($"llama.cpp perplexity {before:F1} -> {after:F1}");
+        Assert.True(after * 5 <= before, $"perplexity {before:F2} -> {after:F2}");
+
+        var tuned = LlamaCppEvaluator.GreedyComplete(model, null, Opening, 8);
+        var baseline = LlamaCppEvaluator.GreedyComplete(fixture.TinyModel, null, Opening, 8);
+        output.WriteLine($"tuned: '{tuned}'; base: '{baseline}'");
         Assert.Contains(Continuation, tuned);
         Assert.DoesNotContain(Continuation, baseline);
     }
