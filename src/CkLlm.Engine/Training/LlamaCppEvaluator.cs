@@ -69,8 +69,14 @@ public static class LlamaCppEvaluator
             adapterPath = Path.GetFullPath(adapterPath);
             if (!File.Exists(adapterPath)) throw new FileNotFoundException($"Adapter file '{adapterPath}' does not exist.", adapterPath);
         }
+        // ggml's GGUF reader rejects malformed files with an error instead of an abort; check before llama.cpp loads them.
+        using (GgufModelFile.Open(modelPath, IntPtr.Zero)) { }
+        if (adapterPath is not null) using (GgufModelFile.Open(adapterPath, IntPtr.Zero)) { }
         var p0 = new ModelParams(modelPath) { ContextSize = 256, GpuLayerCount = 0 };
-        using var weights = LLamaWeights.LoadFromFile(p0);
+        LLamaWeights weights;
+        try { weights = LLamaWeights.LoadFromFile(p0); }
+        catch (LLama.Exceptions.LoadWeightsFailedException e) { throw new InvalidDataException($"llama.cpp could not load '{modelPath}'.", e); }
+        using var _ = weights;
         int window = contextLength > 0 ? contextLength : Math.Min(512, weights.ContextSize > 0 ? weights.ContextSize : 512);
         if (window < 2) throw new ArgumentOutOfRangeException(nameof(contextLength), contextLength, "The context length must be at least 2.");
         var p = Parameters(modelPath, window);
