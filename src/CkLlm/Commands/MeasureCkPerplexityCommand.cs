@@ -5,7 +5,7 @@ namespace CkLlm.Commands;
 
 /// <summary>Perplexity of a text under a model (optionally with a LoRA adapter), computed by llama.cpp itself.</summary>
 [Cmdlet(VerbsDiagnostic.Measure, "CkPerplexity", DefaultParameterSetName = PathSet)]
-[OutputType(typeof(PerplexityResult))]
+[OutputType("CkLlm.Engine.Training.PerplexityResult")]
 public sealed class MeasureCkPerplexityCommand : PSCmdlet
 {
     private const string PathSet = "Path", TextSet = "Text";
@@ -37,7 +37,9 @@ public sealed class MeasureCkPerplexityCommand : PSCmdlet
                 _texts.Add(File.ReadAllText(file));
     }
 
-    protected override void EndProcessing()
+    protected override void EndProcessing() => Run();
+
+    private void Run()
     {
         var model = GetUnresolvedProviderPathFromPSPath(Model);
         var adapter = Adapter is null ? null : GetUnresolvedProviderPathFromPSPath(Adapter);

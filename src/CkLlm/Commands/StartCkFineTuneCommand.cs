@@ -9,12 +9,15 @@ namespace CkLlm.Commands;
 /// returned as a PowerShell job; -Wait runs it in the foreground with a progress bar.
 /// </summary>
 [Cmdlet(VerbsLifecycle.Start, "CkFineTune", SupportsShouldProcess = true, DefaultParameterSetName = PathSet)]
-[OutputType(typeof(CkFineTuneJob), typeof(FineTuneResult))]
+[OutputType(typeof(CkFineTuneJob))]
+[OutputType("CkLlm.Engine.Training.FineTuneResult")]
 public sealed class StartCkFineTuneCommand : PSCmdlet
 {
     private const string PathSet = "Path", TextSet = "Text", RecordSet = "InputObject";
     private readonly List<string> _texts = new();
-    private readonly List<TrainingPair> _pairs = new();
+    // Engine types stay out of this class's fields and parameters: PowerShell reflects over them on Import-Module,
+    // before the engine's load context is wired up.
+    private readonly List<(string Prompt, string Response)> _pairs = new();
     private CancellationTokenSource? _stopping;
 
     [Parameter(Mandatory = true, Position = 0)]
@@ -38,12 +41,12 @@ public sealed class StartCkFineTuneCommand : PSCmdlet
     [ValidateNotNullOrEmpty]
     public string OutputPath { get; set; } = "";
 
-    [Parameter] public FineTuneMethod Method { get; set; } = FineTuneMethod.Lora;
+    [Parameter] [ValidateSet("Lora", "Full")] public string Method { get; set; } = "Lora";
     [Parameter] [ValidateRange(1, 1024)] public int Rank { get; set; } = 8;
     [Parameter] [ValidateRange(0.001, 100000)] public float Alpha { get; set; } = 16;
     [Parameter] public string[]? LoraTarget { get; set; }
     [Parameter] [ValidateRange(0.0, 1.0)] public float LearningRate { get; set; }
-    [Parameter] public LearningRateSchedule Schedule { get; set; } = LearningRateSchedule.Cosine;
+    [Parameter] [ValidateSet("Cosine", "Linear", "Constant")] public string Schedule { get; set; } = "Cosine";
     [Parameter] [ValidateRange(1, 100000)] public int Epochs { get; set; } = 3;
     [Parameter] [ValidateRange(2, 32768)] public int ContextLength { get; set; } = 128;
     [Parameter] [ValidateRange(1, 4096)] public int BatchSize { get; set; } = 4;
@@ -84,13 +87,15 @@ public sealed class StartCkFineTuneCommand : PSCmdlet
                             "CkFineTune.BadRecord", ErrorCategory.InvalidData, record));
                         continue;
                     }
-                    _pairs.Add(new TrainingPair(prompt, response));
+                    _pairs.Add((prompt, response));
                 }
                 break;
         }
     }
 
-    protected override void EndProcessing()
+    protected override void EndProcessing() => Run();
+
+    private void Run()
     {
         var model = GetUnresolvedProviderPathFromPSPath(Model);
         var output = GetUnresolvedProviderPathFromPSPath(OutputPath);
@@ -109,13 +114,13 @@ public sealed class StartCkFineTuneCommand : PSCmdlet
             ModelPath = model,
             OutputPath = output,
             Texts = _texts,
-            Pairs = _pairs,
-            Method = Method,
+            Pairs = _pairs.Select(p => new TrainingPair(p.Prompt, p.Response)).ToList(),
+            Method = Enum.Parse<FineTuneMethod>(Method, ignoreCase: true),
             Rank = Rank,
             Alpha = Alpha,
             LoraTargets = LoraTarget,
             LearningRate = LearningRate,
-            Schedule = Schedule,
+            Schedule = Enum.Parse<LearningRateSchedule>(Schedule, ignoreCase: true),
             Epochs = Epochs,
             ContextLength = ContextLength,
             BatchSize = BatchSize,
