@@ -37,7 +37,7 @@ Describe 'Start-CkFineTune' {
 
     It 'runs LoRA as a job: Wait-Job, Receive-Job and an adapter that llama.cpp applies' {
         $out = Join-Path $script:Dir 'lora.gguf'
-        $job = Start-CkFineTune -Model $script:Model -Path $script:Facts -OutputPath $out -Epochs 15 -ContextLength 32 `
+        $job = Start-CkFineTune -Model $script:Model -Path $script:Facts -OutputPath $out -Epochs 25 -ContextLength 32 `
             -BatchSize 1 -LearningRate 0.003 -Rank 16 -Alpha 16 -LoraTarget attn_q, attn_k, attn_v, attn_output, ffn_gate, ffn_up, ffn_down, output
         $job.PSJobTypeName | Should -Be 'CkFineTuneJob'
         Get-Job -Id $job.Id | Should -Not -BeNullOrEmpty
