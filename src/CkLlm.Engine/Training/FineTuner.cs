@@ -321,7 +321,7 @@ public static unsafe class FineTuner
         var writer = new GgufWriter().Add("general.architecture", model.Hyper.Architecture).Add("general.type", "ckllm-checkpoint");
         foreach (var t in parameters) writer.AddTensor(Ggml.NameOf(t), Ggml.Shape(t)[..Math.Max(1, Dimensions(t))], LoraWeights.Get(t));
         writer.WriteTo(Path.Combine(dir, WeightsFile));
-        var json = JsonSerializer.Serialize(state with { BestValidationLoss = double.IsInfinity(state.BestValidationLoss) ? double.MaxValue : state.BestValidationLoss });
+        var json = JsonSerializer.Serialize(state, FineTuneJobProtocol.Json); // named literals: a diverged loss is NaN
         var temp = Path.Combine(dir, StateFile + ".tmp");
         File.WriteAllText(temp, json);
         File.Move(temp, Path.Combine(dir, StateFile), overwrite: true);
@@ -341,7 +341,7 @@ public static unsafe class FineTuner
         var weightsPath = Path.Combine(dir, WeightsFile);
         if (!File.Exists(statePath) || !File.Exists(weightsPath))
             throw new FileNotFoundException($"There is no checkpoint to resume from in '{dir}'.", statePath);
-        var state = JsonSerializer.Deserialize<CheckpointState>(File.ReadAllText(statePath))
+        var state = JsonSerializer.Deserialize<CheckpointState>(File.ReadAllText(statePath), FineTuneJobProtocol.Json)
                     ?? throw new InvalidDataException($"The checkpoint state '{statePath}' is empty.");
         if (state.BaseModel != fresh.BaseModel || state.Method != fresh.Method || state.Rank != fresh.Rank || state.ContextLength != fresh.ContextLength)
             throw new InvalidOperationException($"The checkpoint in '{dir}' was made for {state.Method} (rank {state.Rank}, context {state.ContextLength}) on '{state.BaseModel}'; it cannot resume this run.");
@@ -359,7 +359,7 @@ public static unsafe class FineTuner
             stream.ReadExactly(bytes);
             fixed (byte* p = bytes) Ggml.ggml_backend_tensor_set(t, p, 0, (nuint)bytes.Length);
         }
-        return state with { BestValidationLoss = state.BestValidationLoss >= double.MaxValue ? double.PositiveInfinity : state.BestValidationLoss };
+        return state;
     }
 
     /// <summary>Peak resident memory of this process (VmHWM), in bytes.</summary>

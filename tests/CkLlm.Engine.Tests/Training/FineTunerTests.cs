@@ -115,6 +115,22 @@ public class FineTunerTests(TrainingFixture fixture, ITestOutputHelper output)
     }
 
     [Fact]
+    public void EarlyStoppingEndsARunWhoseValidationLossStopsImproving()
+    {
+        // A learning rate far too high makes the validation loss worse after the first epochs.
+        var result = FineTuner.Run(Quick(fixture.TinyModel, "early.gguf") with
+        {
+            Epochs = 20, ValidationSplit = 0.3, EarlyStoppingPatience = 1, LearningRate = 0.5f,
+            Schedule = LearningRateSchedule.Constant, WarmupFraction = 0,
+        });
+        output.WriteLine($"validation loss {string.Join(" ", result.ValidationLoss.Select(v => v.ToString("F2")))}");
+        Assert.True(result.StoppedEarly);
+        Assert.True(result.Epochs < 20, $"{result.Epochs} epochs");
+        Assert.Equal(result.Epochs, result.ValidationLoss.Count);
+        Assert.True(File.Exists(result.AdapterPath));
+    }
+
+    [Fact]
     public void BadInputIsRejectedBeforeAnyNativeCall()
     {
         var good = Quick(fixture.TinyModel, "bad.gguf");
