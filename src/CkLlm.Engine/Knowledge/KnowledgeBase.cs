@@ -275,6 +275,14 @@ public sealed class KnowledgeBase : IDisposable
     public IReadOnlyList<KnowledgeSource> GetMissingSources() =>
         GetSources().Where(s => s.Kind == SourceKind.File && !File.Exists(s.Source)).ToList();
 
+    /// <summary>True when a file source's file exists and its content hash differs from the stored one.</summary>
+    public bool HasChanged(KnowledgeSource source)
+    {
+        if (source.Kind != SourceKind.File || !File.Exists(source.Source)) return false;
+        try { return Hash(File.ReadAllBytes(source.Source)) != source.ContentHash; }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException) { return false; }
+    }
+
     /// <summary>Removes sources whose files no longer exist.</summary>
     public IReadOnlyList<IngestResult> Prune(CancellationToken cancellationToken = default) => Remove(GetMissingSources(), cancellationToken);
 

@@ -191,3 +191,10 @@ public sealed class UnreadableDocumentException : KnowledgeBaseException
 
     public string Path { get; }
 }
+
+/// <summary>An <see cref="IProgress{T}"/> that reports on the caller's thread (unlike <see cref="Progress{T}"/>, which
+/// posts to the thread pool), so a cmdlet can call WriteProgress from it.</summary>
+public sealed class SynchronousProgress<T>(Action<T> report) : IProgress<T>
+{
+    public void Report(T value) => report(value);
+}
