@@ -195,6 +195,23 @@ public class KnowledgeStorageTests
     }
 
     [Fact]
+    public void ConcurrentSearchesAndAWriteFromSeveralThreadsAreSafe()
+    {
+        using var dir = new KnowledgeTestDirectory();
+        using var kb = NewKb(dir);
+        var queries = new[] { "lighthouse lamp", "bread yeast", "glacier valleys", "violin strings" };
+        var results = new System.Collections.Concurrent.ConcurrentBag<string>();
+        Parallel.For(0, 40, new ParallelOptions { MaxDegreeOfParallelism = 4 }, i =>
+        {
+            if (i == 20) kb.AddText("Parallel write about kestrels hovering.", "kestrels");
+            results.Add(kb.Search(queries[i % 4], new SearchOptions { Top = 1 })[0].Source);
+        });
+        Assert.Equal(40, results.Count);
+        Assert.Equal(10, results.Count(r => r == "fact3"));
+        Assert.Equal(5, kb.GetStatistics().IndexedVectors);
+    }
+
+    [Fact]
     public void ASecondInstanceSeesWritesOfTheFirstWithoutReopening()
     {
         using var dir = new KnowledgeTestDirectory();
