@@ -50,7 +50,12 @@ function Read-Result([string] $Name) { Get-Content (Join-Path $WorkDirectory $Na
 if ($ReuseResults) {
     $results.Retrieval = Read-Result 'retrieval.json'
     $results.Ingest = Read-Result 'ingest.json'
-    $results.Hnsw = foreach ($size in $HnswSizes) { foreach ($d in 'random', 'clustered') { Read-Result "hnsw-$size-$d.json" } }
+    $results.Hnsw = foreach ($size in $HnswSizes) {
+        foreach ($d in 'random', 'clustered') {
+            if (Test-Path (Join-Path $WorkDirectory "hnsw-$size-$d.json")) { Read-Result "hnsw-$size-$d.json" }
+            else { Write-Warning "no result for HNSW $size $d" }
+        }
+    }
 }
 
 if (-not $ReuseResults -and -not $SkipRetrieval) {

@@ -25,8 +25,9 @@ public sealed class KnowledgeBaseOptions
     /// <summary>HNSW candidate list size while building.</summary>
     public int ExpansionAdd { get; set; } = 128;
 
-    /// <summary>HNSW candidate list size while searching (not saved by USearch, so it is set on every open).</summary>
-    public int ExpansionSearch { get; set; } = 96;
+    /// <summary>HNSW candidate list size while searching (not saved by USearch, so it is set on every open). 256 reached
+    /// recall@10 0.99 on clustered 384-dim data at 10k vectors in docs/benchmarks.md.</summary>
+    public int ExpansionSearch { get; set; } = 256;
 }
 
 public enum SearchMode
