@@ -51,6 +51,9 @@ function Invoke-Build {
     Invoke-Native 'Publish engine' {
         dotnet publish (Join-Path $Root 'src/CkLlm.Engine/CkLlm.Engine.csproj') -c $Configuration -r linux-x64 --self-contained false -o (Join-Path $ModuleDir 'deps') --nologo -v quiet
     }
+    Invoke-Native 'Publish fine-tuning worker' {
+        dotnet publish (Join-Path $Root 'src/CkLlm.Worker/CkLlm.Worker.csproj') -c $Configuration -r linux-x64 --self-contained false -o (Join-Path $ModuleDir 'deps') --nologo -v quiet
+    }
     Invoke-Native 'Publish cmdlets' {
         dotnet publish (Join-Path $Root 'src/CkLlm/CkLlm.csproj') -c $Configuration -r linux-x64 --self-contained false -o $ModuleDir --nologo -v quiet
     }

@@ -159,7 +159,7 @@ public sealed class KnowledgeBase : IDisposable
             throw new UnreadableDocumentException(path, ex.Message, ex);
         }
         var hash = Hash(content);
-        if (!force && _store.FindSource(path) is { } existing && existing.ContentHash == hash && SameMetadata(existing.Metadata, metadata))
+        if (!force && GetSource(path) is { } existing && existing.ContentHash == hash && SameMetadata(existing.Metadata, metadata))
             return new IngestResult { Source = path, Status = IngestStatus.Skipped, Chunks = existing.Chunks, SourceId = existing.Id };
         var doc = DocumentReader.Read(path, content);
         return Ingest(path, SourceKind.File, doc.Format, hash, content.LongLength, metadata, doc.Sections, progress, cancellationToken);
@@ -173,7 +173,7 @@ public sealed class KnowledgeBase : IDisposable
         var bytes = Encoding.UTF8.GetBytes(text);
         var hash = Hash(bytes);
         source ??= "text:" + hash[..12].ToLowerInvariant();
-        if (_store.FindSource(source) is { } existing && existing.ContentHash == hash && SameMetadata(existing.Metadata, metadata))
+        if (GetSource(source) is { } existing && existing.ContentHash == hash && SameMetadata(existing.Metadata, metadata))
             return new IngestResult { Source = source, Status = IngestStatus.Skipped, Chunks = existing.Chunks, SourceId = existing.Id };
         var sections = new[] { new DocumentSection(text.Replace("\r\n", "\n"), 1, null, null) };
         return Ingest(source, SourceKind.Text, "Text", hash, bytes.LongLength, metadata, sections, progress, cancellationToken);
@@ -193,7 +193,7 @@ public sealed class KnowledgeBase : IDisposable
         }
         var bytes = Encoding.UTF8.GetBytes(canonical.ToString());
         var hash = Hash(bytes);
-        if (_store.FindSource(source) is { } existing && existing.ContentHash == hash && SameMetadata(existing.Metadata, metadata))
+        if (GetSource(source) is { } existing && existing.ContentHash == hash && SameMetadata(existing.Metadata, metadata))
             return new IngestResult { Source = source, Status = IngestStatus.Skipped, Chunks = existing.Chunks, SourceId = existing.Id };
         return Ingest(source, SourceKind.Records, "Records", hash, bytes.LongLength, metadata, sections, progress, cancellationToken);
     }
@@ -230,7 +230,7 @@ public sealed class KnowledgeBase : IDisposable
         {
             using var writer = WriterLock.Acquire(Directory, _options.WriterLockTimeout, cancellationToken);
             SyncIndex();
-            bool existed = _store.FindSource(source) is not null;
+            bool existed = GetSource(source) is not null;
             var (sourceId, ids, removed) = WithCorruptionCheck(() =>
                 _store.ReplaceSource(source, kind, format, hash, size, metadata, chunks, vectors));
             UpdateIndexAfterCommit(removed, ids, vectors);
@@ -275,6 +275,14 @@ public sealed class KnowledgeBase : IDisposable
     public IReadOnlyList<KnowledgeSource> GetMissingSources() =>
         GetSources().Where(s => s.Kind == SourceKind.File && !File.Exists(s.Source)).ToList();
 
+    /// <summary>True when a file source's file exists and its content hash differs from the stored one.</summary>
+    public bool HasChanged(KnowledgeSource source)
+    {
+        if (source.Kind != SourceKind.File || !File.Exists(source.Source)) return false;
+        try { return Hash(File.ReadAllBytes(source.Source)) != source.ContentHash; }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException) { return false; }
+    }
+
     /// <summary>Removes sources whose files no longer exist.</summary>
     public IReadOnlyList<IngestResult> Prune(CancellationToken cancellationToken = default) => Remove(GetMissingSources(), cancellationToken);
 
@@ -310,10 +318,12 @@ public sealed class KnowledgeBase : IDisposable
         options ??= new SearchOptions();
         if (options.Top <= 0) throw new ArgumentOutOfRangeException(nameof(options), options.Top, "Top must be at least 1.");
         if (string.IsNullOrWhiteSpace(query)) return [];
-        return WithCorruptionCheck(() => SearchCore(query, options));
+        // Embed outside the gate: it is the slow part and needs no database.
+        var queryVector = options.Mode == SearchMode.Keyword ? null : _embedder.Embed([query])[0];
+        return WithCorruptionCheck(() => SearchCore(query, queryVector, options));
     }
 
-    private IReadOnlyList<KnowledgeHit> SearchCore(string query, SearchOptions options)
+    private IReadOnlyList<KnowledgeHit> SearchCore(string query, float[]? queryVector, SearchOptions options)
     {
         SyncIndex();
         var filterIds = options.Filter is { Count: > 0 } f ? _store.FilterChunkIds(f) : null;
@@ -326,9 +336,8 @@ public sealed class KnowledgeBase : IDisposable
             keyword = _store.KeywordSearch(query, filterIds is null ? candidates : candidates * 20);
             if (filterIds is not null) keyword = keyword.Where(k => filterIds.Contains(k.Id)).Take(candidates).ToList();
         }
-        if (options.Mode != SearchMode.Keyword)
+        if (queryVector is { } qv)
         {
-            var qv = _embedder.Embed([query])[0];
             vector = filterIds is not null ? ExactSearch(qv, filterIds, candidates) : VectorSearch(qv, candidates);
         }
 
@@ -404,9 +413,11 @@ public sealed class KnowledgeBase : IDisposable
         }
     }
 
+    /// <summary>Runs a store call under the gate (one SQLite connection is not thread-safe) and turns corruption
+    /// into <see cref="KnowledgeBaseCorruptException"/>.</summary>
     private T WithCorruptionCheck<T>(Func<T> action)
     {
-        try { return action(); }
+        try { lock (_syncGate) return action(); }
         catch (SqliteException ex) when (KnowledgeStore.IsCorruption(ex))
         {
             throw KnowledgeStore.Corrupt(Path.Combine(Directory, DatabaseFileName), ex);

@@ -25,8 +25,9 @@ public sealed class KnowledgeBaseOptions
     /// <summary>HNSW candidate list size while building.</summary>
     public int ExpansionAdd { get; set; } = 128;
 
-    /// <summary>HNSW candidate list size while searching (not saved by USearch, so it is set on every open).</summary>
-    public int ExpansionSearch { get; set; } = 96;
+    /// <summary>HNSW candidate list size while searching (not saved by USearch, so it is set on every open). 256 reached
+    /// recall@10 0.99 on clustered 384-dim data at 10k vectors in docs/benchmarks.md.</summary>
+    public int ExpansionSearch { get; set; } = 256;
 }
 
 public enum SearchMode
@@ -190,4 +191,11 @@ public sealed class UnreadableDocumentException : KnowledgeBaseException
         : base($"Cannot read '{path}': {reason}", inner) => Path = path;
 
     public string Path { get; }
+}
+
+/// <summary>An <see cref="IProgress{T}"/> that reports on the caller's thread (unlike <see cref="Progress{T}"/>, which
+/// posts to the thread pool), so a cmdlet can call WriteProgress from it.</summary>
+public sealed class SynchronousProgress<T>(Action<T> report) : IProgress<T>
+{
+    public void Report(T value) => report(value);
 }

@@ -1,5 +1,6 @@
 using System.Security.Cryptography;
 using CkLlm.Engine.Model.Gguf;
+using CkLlm.Engine.Model;
 using LLama;
 using LLama.Common;
 using LLama.Native;
@@ -17,14 +18,8 @@ public sealed class GgufEmbedder : IEmbedder
     public GgufEmbedder(string path)
     {
         if (!File.Exists(path)) throw new FileNotFoundException($"Embedding model '{path}' does not exist.", path);
-        try
-        {
-            GgufValidator.Validate(path); // llama.cpp aborts the process on many malformed files
-        }
-        catch (NotImplementedException)
-        {
-            // The validator body is delivered separately; the magic check above it already ran.
-        }
+        GgufValidator.Validate(path); // llama.cpp aborts the process on many malformed files
+        NativeBackend.EnsureInitialized(); // routes llama.cpp's log before the first native call
         var parameters = new ModelParams(path)
         {
             Embeddings = true,

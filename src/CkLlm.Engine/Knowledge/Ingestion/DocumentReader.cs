@@ -63,25 +63,32 @@ internal static partial class DocumentReader
         var headings = new List<(int Level, string Text)>();
         int sectionStart = 0, sectionLine = 0;
 
-        void Close(int endOffset)
+        // Returns false for a section that is only its heading line: that heading then stays in front of the next
+        // section instead of becoming a chunk of its own.
+        bool Close(int endOffset)
         {
-            if (endOffset > sectionStart)
-            {
-                var body = text[sectionStart..endOffset];
-                if (!string.IsNullOrWhiteSpace(body))
-                    sections.Add(new DocumentSection(body, sectionLine + 1, null, headings.Count == 0 ? null : string.Join(" > ", headings.Select(h => h.Text))));
-            }
+            if (endOffset <= sectionStart) return true;
+            var body = text[sectionStart..endOffset];
+            if (string.IsNullOrWhiteSpace(body)) return true;
+            int firstBreak = body.IndexOf('\n');
+            bool onlyHeading = headings.Count > 0 && (firstBreak < 0 || string.IsNullOrWhiteSpace(body[firstBreak..]));
+            if (onlyHeading) return false;
+            sections.Add(new DocumentSection(body, sectionLine + 1, null, headings.Count == 0 ? null : string.Join(" > ", headings.Select(h => h.Text))));
+            return true;
         }
 
         foreach (var block in doc)
         {
             if (block is not HeadingBlock heading) continue;
-            Close(heading.Span.Start);
+            bool closed = Close(heading.Span.Start);
             while (headings.Count > 0 && headings[^1].Level >= heading.Level) headings.RemoveAt(headings.Count - 1);
             var title = heading.Inline is null ? "" : InlineText(heading.Inline);
             headings.Add((heading.Level, title.Trim()));
-            sectionStart = heading.Span.Start;
-            sectionLine = heading.Line;
+            if (closed)
+            {
+                sectionStart = heading.Span.Start;
+                sectionLine = heading.Line;
+            }
         }
         Close(text.Length);
         return new ReadDocument("Markdown", sections);

@@ -85,6 +85,16 @@ internal sealed class VectorIndex : IDisposable
         ThrowIf(error);
     }
 
+    /// <summary>Changes ef_search of the live index (benchmarks sweep it).</summary>
+    internal void SetExpansionSearch(int expansion)
+    {
+        lock (_gate)
+        {
+            usearch_change_expansion_search(Handle(_index), (UIntPtr)expansion, out var error);
+            ThrowIf(error);
+        }
+    }
+
     public void Remove(IEnumerable<long> ids)
     {
         lock (_gate)

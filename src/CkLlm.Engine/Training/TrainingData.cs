@@ -1,0 +1,61 @@
+using LLama;
+using LLama.Common;
+
+namespace CkLlm.Engine.Training;
+
+/// <summary>One training window: Length + 1 tokens; <see cref="Scored"/>[i] says whether token i + 1 is predicted.</summary>
+internal sealed record TrainingWindow(int[] Tokens, bool[] Scored)
+{
+    public int Length => Tokens.Length - 1;
+    public int ScoredCount => Scored.Count(s => s);
+}
+
+/// <summary>Turns documents and prompt/response pairs into fixed-length token windows with llama.cpp's tokenizer.</summary>
+internal static class TrainingData
+{
+    public static List<TrainingWindow> Build(string modelPath, IReadOnlyList<string> texts, IReadOnlyList<TrainingPair> pairs, int contextLength)
+    {
+        if (contextLength < 2) throw new ArgumentOutOfRangeException(nameof(contextLength), contextLength, "The context length must be at least 2.");
+        var p = new ModelParams(modelPath) { ContextSize = 256, GpuLayerCount = 0, VocabOnly = true };
+        using var weights = LLamaWeights.LoadFromFile(p);
+        var handle = weights.NativeHandle;
+        int[] Tokenize(string s, bool bos) => handle.Tokenize(s, bos, true, System.Text.Encoding.UTF8).Select(t => (int)t).ToArray();
+
+        // Documents form one stream (each starting with BOS), cut into windows that overlap by one token so every
+        // token after the first is predicted exactly once.
+        var stream = new List<int>();
+        foreach (var text in texts.Where(t => !string.IsNullOrWhiteSpace(t))) stream.AddRange(Tokenize(text, true));
+        var windows = new List<TrainingWindow>();
+        for (int start = 0; start + 1 < stream.Count; start += contextLength)
+        {
+            var tokens = stream.Skip(start).Take(contextLength + 1).ToArray();
+            windows.Add(new TrainingWindow(tokens, Enumerable.Repeat(true, tokens.Length - 1).ToArray()));
+        }
+
+        // Pairs: the chat template (when the model has one) wraps the prompt; only response tokens are scored.
+        var eos = weights.Vocab.EOS;
+        foreach (var pair in pairs)
+        {
+            string promptText = pair.Prompt;
+            try
+            {
+                var template = new LLamaTemplate(weights) { AddAssistant = true };
+                template.Add("user", pair.Prompt);
+                promptText = System.Text.Encoding.UTF8.GetString(template.Apply());
+            }
+            catch (Exception e) when (e is not OutOfMemoryException)
+            {
+                promptText = pair.Prompt + "\n"; // no usable template: plain prompt, newline, response
+            }
+            var prompt = Tokenize(promptText, true);
+            var response = Tokenize(pair.Response, false).ToList();
+            if (eos is not null) response.Add((int)eos.Value);
+            var tokens = prompt.Concat(response).Take(contextLength + 1).ToArray();
+            var scored = new bool[tokens.Length - 1];
+            for (int i = 0; i < scored.Length; i++) scored[i] = i + 1 >= prompt.Length;
+            if (scored.Any(s => s)) windows.Add(new TrainingWindow(tokens, scored));
+        }
+        if (windows.Count == 0) throw new ArgumentException("There is nothing to train on: the texts and pairs are empty.");
+        return windows;
+    }
+}

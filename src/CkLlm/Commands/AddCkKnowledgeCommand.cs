@@ -1,0 +1,303 @@
+using System.Collections;
+using System.Diagnostics;
+using System.Management.Automation;
+using CkLlm.Engine.Knowledge;
+
+namespace CkLlm.Commands;
+
+/// <summary>
+/// Adds files, text or records to a knowledge base: reads, chunks by embedder tokens, embeds and stores them.
+/// Unchanged sources are skipped; changed ones replaced. Ctrl+C stops between batches, keeping what was committed.
+/// </summary>
+[Cmdlet(VerbsCommon.Add, "CkKnowledge", SupportsShouldProcess = true, DefaultParameterSetName = PathSet)]
+[OutputType(typeof(IngestResult))]
+public sealed class AddCkKnowledgeCommand : KnowledgeCommandBase
+{
+    private const string PathSet = "Path";
+    private const string LiteralPathSet = "LiteralPath";
+    private const string TextSet = "Text";
+    private const string InputObjectSet = "InputObject";
+
+    private readonly List<KnowledgeRecord> _records = [];
+    private readonly HashSet<string> _seenFiles = new(StringComparer.Ordinal);
+    private KnowledgeBase? _kb;
+    private Stopwatch? _watch;
+    private int _files;
+    private int _chunks;
+    private int _textIndex;
+
+    /// <summary>Files or directories (wildcards). No FullName alias: that would send "b [1].md" through wildcard
+    /// expansion and silently drop it; Get-ChildItem output binds -LiteralPath instead.</summary>
+    [Parameter(Mandatory = true, Position = 0, ParameterSetName = PathSet, ValueFromPipeline = true, ValueFromPipelineByPropertyName = true)]
+    [SupportsWildcards]
+    [ValidateNotNullOrEmpty]
+    public string[] Path { get; set; } = [];
+
+    [Parameter(Mandatory = true, ParameterSetName = LiteralPathSet, ValueFromPipelineByPropertyName = true)]
+    [Alias("PSPath", "FullName", "LP")]
+    [ValidateNotNullOrEmpty]
+    public string[] LiteralPath { get; set; } = [];
+
+    [Parameter(Mandatory = true, ParameterSetName = TextSet)]
+    [AllowEmptyString]
+    public string[] Text { get; set; } = [];
+
+    /// <summary>Records (Import-Csv rows, ConvertFrom-Json objects): one chunk each.</summary>
+    [Parameter(Mandatory = true, ParameterSetName = InputObjectSet, ValueFromPipeline = true)]
+    public PSObject? InputObject { get; set; }
+
+    /// <summary>Properties whose values are the record's text; the others become metadata. Default: all, as "Name: value".</summary>
+    [Parameter(ParameterSetName = InputObjectSet)]
+    [ValidateNotNullOrEmpty]
+    public string[]? TextProperty { get; set; }
+
+    /// <summary>Source name for -Text or -InputObject (default: derived from the content hash).</summary>
+    [Parameter(ParameterSetName = TextSet)]
+    [Parameter(ParameterSetName = InputObjectSet)]
+    [ValidateNotNullOrEmpty]
+    public string? Source { get; set; }
+
+    [Parameter]
+    public Hashtable? Metadata { get; set; }
+
+    /// <summary>Path to a GGUF embedding model (default all-MiniLM-L6-v2, or what the knowledge base was built with).</summary>
+    [Parameter]
+    [ValidateNotNullOrEmpty]
+    public string? EmbeddingModel { get; set; }
+
+    [Parameter]
+    [ValidateRange(8, 8192)]
+    public int ChunkSize { get; set; } = new KnowledgeBaseOptions().ChunkSize;
+
+    [Parameter]
+    [ValidateRange(0, 4096)]
+    public int ChunkOverlap { get; set; } = new KnowledgeBaseOptions().ChunkOverlap;
+
+    /// <summary>Directories: include subdirectories.</summary>
+    [Parameter(ParameterSetName = PathSet)]
+    [Parameter(ParameterSetName = LiteralPathSet)]
+    public SwitchParameter Recurse { get; set; }
+
+    /// <summary>After adding, remove file sources whose files no longer exist.</summary>
+    [Parameter]
+    public SwitchParameter Prune { get; set; }
+
+    /// <summary>Re-embed files even when their content is unchanged.</summary>
+    [Parameter]
+    public SwitchParameter Force { get; set; }
+
+    protected override void BeginProcessing()
+    {
+        if (ChunkOverlap >= ChunkSize)
+        {
+            ThrowTerminatingError(new ErrorRecord(new ArgumentException($"ChunkOverlap ({ChunkOverlap}) must be smaller than ChunkSize ({ChunkSize})."),
+                "InvalidChunkOverlap", ErrorCategory.InvalidArgument, ChunkOverlap));
+        }
+        string? model = EmbeddingModel is null ? null : SessionState.Path.GetUnresolvedProviderPathFromPSPath(EmbeddingModel);
+        _kb = OpenKnowledgeBase(new KnowledgeBaseOptions { EmbeddingModel = model, ChunkSize = ChunkSize, ChunkOverlap = ChunkOverlap });
+        _watch = Stopwatch.StartNew();
+    }
+
+    protected override void ProcessRecord()
+    {
+        switch (ParameterSetName)
+        {
+            case PathSet:
+                foreach (var p in Path) AddResolved(p, literal: false);
+                break;
+            case LiteralPathSet:
+                foreach (var p in LiteralPath) AddResolved(p, literal: true);
+                break;
+            case TextSet:
+                foreach (var t in Text)
+                {
+                    var name = Source is null ? null : Text.Length > 1 ? $"{Source}#{++_textIndex}" : Source;
+                    if (string.IsNullOrWhiteSpace(t)) continue;
+                    if (!ShouldProcess(name ?? "text", $"Add to knowledge base {_kb!.Directory}")) continue;
+                    Run(name ?? "text", () => _kb!.AddText(t, name, ToDictionary(Metadata), Progress(), Cancellation));
+                }
+                break;
+            case InputObjectSet:
+                CollectRecord(InputObject);
+                break;
+        }
+    }
+
+    protected override void EndProcessing()
+    {
+        if (_records.Count > 0)
+        {
+            var name = Source ?? "records";
+            if (ShouldProcess($"{_records.Count} records as '{name}'", $"Add to knowledge base {_kb!.Directory}"))
+            {
+                Run(name, () => Source is null
+                    ? _kb!.AddRecords(_records, DefaultRecordsSource(), ToDictionary(Metadata), Progress(), Cancellation)
+                    : _kb!.AddRecords(_records, Source, ToDictionary(Metadata), Progress(), Cancellation));
+            }
+        }
+        if (Prune && _kb is not null)
+        {
+            var missing = _kb.GetMissingSources().Where(s => ShouldProcess($"{s.Source} (file no longer exists)", "Remove knowledge source")).ToList();
+            try
+            {
+                if (missing.Count > 0) WriteObject(_kb.Remove(missing, Cancellation), enumerateCollection: true);
+            }
+            catch (KnowledgeBaseException ex) { WriteError(ToErrorRecord(ex, _kb.Directory)); }
+        }
+        WriteProgress(new ProgressRecord(1, "Add-CkKnowledge", "Done") { RecordType = ProgressRecordType.Completed });
+        Flush();
+    }
+
+    private void AddResolved(string path, bool literal)
+    {
+        List<string> files;
+        try
+        {
+            files = ResolveFiles(path, literal);
+        }
+        catch (Exception ex) when (ex is ItemNotFoundException or System.Management.Automation.DriveNotFoundException or ProviderNotFoundException or IOException)
+        {
+            WriteError(new ErrorRecord(ex, "PathNotFound", ErrorCategory.ObjectNotFound, path));
+            return;
+        }
+        foreach (var file in files)
+        {
+            if (!_seenFiles.Add(file)) continue;
+            if (!ShouldProcess(file, $"Add to knowledge base {_kb!.Directory}")) continue;
+            Run(file, () => _kb!.AddFile(file, ToDictionary(Metadata), Progress(), Force, Cancellation));
+        }
+    }
+
+    private List<string> ResolveFiles(string path, bool literal)
+    {
+        var roots = new List<string>();
+        if (literal)
+        {
+            var resolved = SessionState.Path.GetUnresolvedProviderPathFromPSPath(path);
+            if (!File.Exists(resolved) && !Directory.Exists(resolved))
+                throw new ItemNotFoundException($"Cannot find path '{resolved}' because it does not exist.");
+            roots.Add(resolved);
+        }
+        else
+        {
+            roots.AddRange(GetResolvedProviderPathFromPSPath(path, out var provider));
+            if (provider.Name != "FileSystem") throw new ProviderNotFoundException($"'{path}' is not a file system path.");
+        }
+        var files = new List<string>();
+        foreach (var root in roots)
+        {
+            if (Directory.Exists(root))
+            {
+                var option = Recurse ? SearchOption.AllDirectories : SearchOption.TopDirectoryOnly;
+                files.AddRange(Directory.EnumerateFiles(root, "*", option).Order(StringComparer.Ordinal));
+            }
+            else files.Add(root);
+        }
+        return files;
+    }
+
+    private void CollectRecord(PSObject? input)
+    {
+        if (input is null) return;
+        if (input.BaseObject is FileSystemInfo fsi)
+        {
+            // A file that ended up here (e.g. through -InputObject) is still a file.
+            AddResolved(fsi.FullName, literal: true);
+            return;
+        }
+        var fields = new List<KeyValuePair<string, string?>>();
+        if (input.BaseObject is IDictionary dict)
+        {
+            foreach (DictionaryEntry e in dict) fields.Add(new(e.Key.ToString()!, Render(e.Value)));
+        }
+        else if (input.BaseObject is string s)
+        {
+            fields.Add(new("Text", s));
+        }
+        else
+        {
+            foreach (var prop in input.Properties)
+            {
+                if (!prop.IsGettable) continue;
+                object? value;
+                try { value = prop.Value; } catch (GetValueException) { continue; }
+                fields.Add(new(prop.Name, Render(value)));
+            }
+        }
+        if (TextProperty is { Length: > 0 })
+        {
+            var missing = TextProperty.Where(tp => !fields.Any(f => string.Equals(f.Key, tp, StringComparison.OrdinalIgnoreCase))).ToList();
+            if (missing.Count > 0)
+            {
+                WriteError(new ErrorRecord(new ArgumentException($"The input object has no property '{string.Join("', '", missing)}' named by -TextProperty."),
+                    "TextPropertyMissing", ErrorCategory.InvalidData, input));
+                return;
+            }
+        }
+        _records.Add(new KnowledgeRecord(fields) { TextFields = TextProperty });
+    }
+
+    private static string? Render(object? value)
+    {
+        if (value is null) return null;
+        if (value is PSObject ps) value = ps.BaseObject;
+        if (value is string s) return s;
+        if (value is IEnumerable list and not IDictionary)
+            return string.Join(", ", list.Cast<object?>().Select(o => LanguagePrimitives.ConvertTo<string>(o)));
+        return LanguagePrimitives.ConvertTo<string>(value);
+    }
+
+    private string DefaultRecordsSource()
+    {
+        var first = _records[0].Fields.Select(f => f.Key).Take(3);
+        return $"records:{string.Join(",", first)}:{_records.Count}";
+    }
+
+    /// <summary>Runs one source; a bad file is a non-terminating error and the pipeline goes on.</summary>
+    private void Run(string target, Func<IngestResult> action)
+    {
+        try
+        {
+            var result = action();
+            _files++;
+            if (result.Status != IngestStatus.Skipped) _chunks += result.Chunks;
+            WriteObject(result);
+        }
+        catch (OperationCanceledException)
+        {
+            Flush();
+            throw new PipelineStoppedException();
+        }
+        catch (Exception ex) when (ex is UnreadableDocumentException or ArgumentException)
+        {
+            WriteError(ToErrorRecord(ex, target));
+        }
+        catch (KnowledgeBaseException ex)
+        {
+            Flush();
+            ThrowTerminatingError(ToErrorRecord(ex, target));
+        }
+    }
+
+    // A nested class implementing IProgress<engine type> would make PowerShell's type scan load the engine before
+    // the module's resolver is registered, so the engine supplies the synchronous reporter.
+    private IProgress<IngestProgress> Progress() => new SynchronousProgress<IngestProgress>(ReportProgress);
+
+    /// <summary>The engine reports synchronously on the pipeline thread, so WriteProgress is safe here.</summary>
+    private void ReportProgress(IngestProgress value)
+    {
+        var seconds = Math.Max(0.001, _watch!.Elapsed.TotalSeconds);
+        var chunks = _chunks + value.ChunksDone;
+        WriteProgress(new ProgressRecord(1, "Add-CkKnowledge", $"{_files} sources done, {chunks} chunks embedded, {chunks / seconds:0.0} chunks/s")
+        {
+            CurrentOperation = $"{value.Source}: {value.ChunksDone}/{value.ChunksTotal} chunks",
+            PercentComplete = value.ChunksTotal == 0 ? 100 : value.ChunksDone * 100 / value.ChunksTotal,
+        });
+    }
+
+    private void Flush()
+    {
+        try { _kb?.Flush(); }
+        catch (Exception ex) when (ex is IOException or KnowledgeBaseException) { WriteWarning("Saving the vector index failed (it will be rebuilt): " + ex.Message); }
+    }
+}

@@ -1,0 +1,56 @@
+using System.Management.Automation;
+using CkLlm.Engine.Knowledge;
+
+namespace CkLlm.Commands;
+
+/// <summary>Lists the sources stored in a knowledge base, or its statistics.</summary>
+[Cmdlet(VerbsCommon.Get, "CkKnowledge", DefaultParameterSetName = SourcesSet)]
+[OutputType(typeof(KnowledgeSource), ParameterSetName = [SourcesSet])]
+[OutputType(typeof(KnowledgeStatistics), ParameterSetName = [StatisticsSet])]
+public sealed class GetCkKnowledgeCommand : KnowledgeCommandBase
+{
+    private const string SourcesSet = "Sources";
+    private const string StatisticsSet = "Statistics";
+
+    /// <summary>Source names (wildcards) to list; all when omitted.</summary>
+    [Parameter(Position = 0, ParameterSetName = SourcesSet, ValueFromPipelineByPropertyName = true)]
+    [SupportsWildcards]
+    public string[]? Source { get; set; }
+
+    [Parameter(Mandatory = true, ParameterSetName = StatisticsSet)]
+    public SwitchParameter Statistics { get; set; }
+
+    protected override void ProcessRecord()
+    {
+        var kb = OpenKnowledgeBase();
+        try
+        {
+            if (Statistics)
+            {
+                WriteObject(kb.GetStatistics());
+                return;
+            }
+            var sources = kb.GetSources();
+            if (Source is null)
+            {
+                WriteObject(sources, enumerateCollection: true);
+                return;
+            }
+            foreach (var name in Source)
+            {
+                var pattern = new WildcardPattern(name, WildcardOptions.IgnoreCase);
+                var matches = sources.Where(s => pattern.IsMatch(s.Source)).ToList();
+                if (matches.Count == 0 && !WildcardPattern.ContainsWildcardCharacters(name))
+                {
+                    WriteError(new ErrorRecord(new ItemNotFoundException($"The knowledge base has no source '{name}'."),
+                        "SourceNotFound", ErrorCategory.ObjectNotFound, name));
+                }
+                WriteObject(matches, enumerateCollection: true);
+            }
+        }
+        catch (KnowledgeBaseException ex)
+        {
+            ThrowTerminatingError(ToErrorRecord(ex, kb.Directory));
+        }
+    }
+}

@@ -1,0 +1,173 @@
+using System.Collections;
+using System.Management.Automation;
+using CkLlm.Engine.Training;
+
+namespace CkLlm.Commands;
+
+/// <summary>
+/// Fine-tunes a GGUF model (LoRA adapter or full) on documents or prompt/response records, in a worker process
+/// returned as a PowerShell job; -Wait runs it in the foreground with a progress bar.
+/// </summary>
+[Cmdlet(VerbsLifecycle.Start, "CkFineTune", SupportsShouldProcess = true, DefaultParameterSetName = PathSet)]
+[OutputType(typeof(CkFineTuneJob))]
+[OutputType("CkLlm.Engine.Training.FineTuneResult")]
+public sealed class StartCkFineTuneCommand : PSCmdlet
+{
+    private const string PathSet = "Path", TextSet = "Text", RecordSet = "InputObject";
+    private readonly List<string> _texts = new();
+    // Engine types stay out of this class's fields and parameters: PowerShell reflects over them on Import-Module,
+    // before the engine's load context is wired up.
+    private readonly List<(string Prompt, string Response)> _pairs = new();
+    private CancellationTokenSource? _stopping;
+
+    [Parameter(Mandatory = true, Position = 0)]
+    [ValidateNotNullOrEmpty]
+    public string Model { get; set; } = "";
+
+    [Parameter(Mandatory = true, ParameterSetName = PathSet, ValueFromPipeline = true, ValueFromPipelineByPropertyName = true)]
+    [Alias("PSPath", "FullName")]
+    [ValidateNotNullOrEmpty]
+    public string[] Path { get; set; } = [];
+
+    [Parameter(Mandatory = true, ParameterSetName = TextSet)]
+    [ValidateNotNullOrEmpty]
+    public string[] Text { get; set; } = [];
+
+    /// <summary>Records with Prompt and Response properties (hashtables or objects).</summary>
+    [Parameter(Mandatory = true, ParameterSetName = RecordSet, ValueFromPipeline = true)]
+    public PSObject[] InputObject { get; set; } = [];
+
+    [Parameter(Mandatory = true)]
+    [ValidateNotNullOrEmpty]
+    public string OutputPath { get; set; } = "";
+
+    [Parameter] [ValidateSet("Lora", "Full")] public string Method { get; set; } = "Lora";
+    [Parameter] [ValidateRange(1, 1024)] public int Rank { get; set; } = 8;
+    [Parameter] [ValidateRange(0.001, 100000)] public float Alpha { get; set; } = 16;
+    [Parameter] public string[]? LoraTarget { get; set; }
+    [Parameter] [ValidateRange(0.0, 1.0)] public float LearningRate { get; set; }
+    [Parameter] [ValidateSet("Cosine", "Linear", "Constant")] public string Schedule { get; set; } = "Cosine";
+    [Parameter] [ValidateRange(1, 100000)] public int Epochs { get; set; } = 3;
+    [Parameter] [ValidateRange(2, 32768)] public int ContextLength { get; set; } = 128;
+    [Parameter] [ValidateRange(1, 4096)] public int BatchSize { get; set; } = 4;
+    [Parameter] [ValidateRange(0.0, 0.9)] public double ValidationSplit { get; set; }
+    [Parameter] [ValidateRange(0, 1000)] public int EarlyStoppingPatience { get; set; }
+    [Parameter] public string? CheckpointPath { get; set; }
+    [Parameter] public SwitchParameter Resume { get; set; }
+    [Parameter] public SwitchParameter Merge { get; set; }
+    [Parameter] public string? Quantization { get; set; }
+    [Parameter] public SwitchParameter SkipPerplexity { get; set; }
+    [Parameter] [ValidateRange(0, 1024)] public int Threads { get; set; }
+    [Parameter] public int Seed { get; set; } = 42;
+    [Parameter] public SwitchParameter Wait { get; set; }
+
+    protected override void ProcessRecord()
+    {
+        switch (ParameterSetName)
+        {
+            case PathSet:
+                foreach (var pattern in Path)
+                    foreach (var file in GetResolvedProviderPathFromPSPath(pattern, out _))
+                        _texts.Add(File.ReadAllText(file));
+                break;
+            case TextSet:
+                _texts.AddRange(Text);
+                break;
+            case RecordSet:
+                foreach (var record in InputObject)
+                {
+                    string? Get(string name) => record.BaseObject is IDictionary d
+                        ? d[name]?.ToString()
+                        : record.Properties[name]?.Value?.ToString();
+                    var prompt = Get("Prompt");
+                    var response = Get("Response");
+                    if (string.IsNullOrEmpty(prompt) || string.IsNullOrEmpty(response))
+                    {
+                        WriteError(new ErrorRecord(new ArgumentException("A training record needs non-empty Prompt and Response properties."),
+                            "CkFineTune.BadRecord", ErrorCategory.InvalidData, record));
+                        continue;
+                    }
+                    _pairs.Add((prompt, response));
+                }
+                break;
+        }
+    }
+
+    protected override void EndProcessing() => Run();
+
+    private void Run()
+    {
+        var model = GetUnresolvedProviderPathFromPSPath(Model);
+        var output = GetUnresolvedProviderPathFromPSPath(OutputPath);
+        if (!File.Exists(model))
+        {
+            ThrowTerminatingError(new ErrorRecord(new FileNotFoundException($"Model file '{model}' does not exist.", model),
+                "CkFineTune.ModelNotFound", ErrorCategory.ObjectNotFound, Model));
+        }
+        if (_texts.Count == 0 && _pairs.Count == 0)
+        {
+            ThrowTerminatingError(new ErrorRecord(new ArgumentException("There is nothing to train on."),
+                "CkFineTune.NoData", ErrorCategory.InvalidArgument, null));
+        }
+        var options = new FineTuneOptions
+        {
+            ModelPath = model,
+            OutputPath = output,
+            Texts = _texts,
+            Pairs = _pairs.Select(p => new TrainingPair(p.Prompt, p.Response)).ToList(),
+            Method = Enum.Parse<FineTuneMethod>(Method, ignoreCase: true),
+            Rank = Rank,
+            Alpha = Alpha,
+            LoraTargets = LoraTarget,
+            LearningRate = LearningRate,
+            Schedule = Enum.Parse<LearningRateSchedule>(Schedule, ignoreCase: true),
+            Epochs = Epochs,
+            ContextLength = ContextLength,
+            BatchSize = BatchSize,
+            ValidationSplit = ValidationSplit,
+            EarlyStoppingPatience = EarlyStoppingPatience,
+            CheckpointPath = CheckpointPath is null ? null : GetUnresolvedProviderPathFromPSPath(CheckpointPath),
+            Resume = Resume,
+            Merge = Merge,
+            Quantization = Quantization,
+            MeasurePerplexity = !SkipPerplexity,
+            Threads = Threads,
+            Seed = Seed,
+        };
+        if (!ShouldProcess(output, $"Fine-tune '{model}' ({Method}, {Epochs} epochs)")) return;
+
+        FineTuneWorker worker;
+        try
+        {
+            worker = FineTuneWorker.Start(options);
+        }
+        catch (Exception e) when (e is IOException or InvalidOperationException or System.ComponentModel.Win32Exception)
+        {
+            ThrowTerminatingError(new ErrorRecord(e, "CkFineTune.WorkerStart", ErrorCategory.ResourceUnavailable, model));
+            return;
+        }
+        var job = new CkFineTuneJob(worker, MyInvocation.Line);
+        if (!Wait)
+        {
+            JobRepository.Add(job);
+            WriteObject(job);
+            return;
+        }
+
+        // Foreground: relay progress on this thread; Ctrl+C (StopProcessing) stops the worker, keeping its checkpoint.
+        _stopping = new CancellationTokenSource();
+        using var registration = _stopping.Token.Register(job.StopJob);
+        job.Finished.WaitOne(0);
+        while (!job.Finished.WaitOne(200))
+        {
+            if (job.LatestProgress is { } record) WriteProgress(record);
+        }
+        if (job.LatestProgress is { } last) { last.RecordType = ProgressRecordType.Completed; WriteProgress(last); }
+        foreach (var error in job.Error.ReadAll()) WriteError(error);
+        foreach (var item in job.Output.ReadAll()) WriteObject(item);
+        if (job.JobStateInfo.State == JobState.Stopped)
+            WriteWarning($"Fine-tuning stopped; the checkpoint in '{options.EffectiveCheckpointPath}' can be resumed with -Resume.");
+    }
+
+    protected override void StopProcessing() => _stopping?.Cancel();
+}
