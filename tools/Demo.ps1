@@ -1,10 +1,12 @@
 #requires -Version 7.4
 <#
 .SYNOPSIS
-    The foundation demo: generate a model, import it, stream a completion, saying what each step did.
+    The main job, step by step: generate (or import) a model, stream a completion, build a knowledge base from the
+    repository's own docs/, search it, answer a question from it with citations (RAG), and measure retrieval.
 .DESCRIPTION
-    Everything it writes goes to one temporary folder that is deleted at the end. With -Model, that GGUF file is
-    imported instead of a generated one.
+    Everything it writes goes to one temporary folder that is deleted at the end (the knowledge base included). With
+    -Model, that GGUF file is imported instead of a generated one: use an instruct model with a chat template to get
+    real answers; the generated model has random weights and answers with gibberish.
 #>
 [CmdletBinding()]
 param(
@@ -21,7 +23,8 @@ Import-Module $ModulePath -Force
 $work = Join-Path ([IO.Path]::GetTempPath()) "ckllm-demo-$([guid]::NewGuid().ToString('N'))"
 New-Item -ItemType Directory -Path $work | Out-Null
 try {
-    if (-not $Model) {
+    $generated = -not $Model
+    if ($generated) {
         Write-Step 'New-CkModel: writing a Small (~5M parameter) llama model with a ChatML chat template'
         $Model = Join-Path $work 'demo.gguf'
         $clock = [Diagnostics.Stopwatch]::StartNew()
@@ -31,7 +34,7 @@ try {
     }
 
     Write-Step "Import-CkModel: validating the GGUF in managed code, then loading it into llama.cpp"
-    $loaded = Import-CkModel -Path $Model -ContextSize 1024
+    $loaded = Import-CkModel -Path $Model -ContextSize 2048
     $loaded | Format-Table | Out-Host
     Write-Host "Loaded '$($loaded.Name)' in $([int]$loaded.LoadTime.TotalMilliseconds) ms; it is now the session's current model."
 
@@ -51,11 +54,55 @@ try {
     $object | Format-List | Out-Host
     Write-Host 'Even a random model produces valid JSON of the requested shape: the grammar only allows matching tokens.'
 
+    $docs = Join-Path (Split-Path $PSScriptRoot -Parent) 'docs'
+    $kb = Join-Path $work 'kb'
+    Write-Step "Add-CkKnowledge: building a knowledge base from the repository's own docs ($docs)"
+    $clock = [Diagnostics.Stopwatch]::StartNew()
+    $ingested = @(Get-ChildItem -LiteralPath $docs -Recurse -File -Filter *.md | Add-CkKnowledge -KnowledgeBase $kb)
+    Write-Host ("Stored {0} files as {1} chunks (split by the embedder's tokens, each with its file, heading and line range) in {2:N1} s, in {3}." -f
+        $ingested.Count, ($ingested | Measure-Object Chunks -Sum).Sum, $clock.Elapsed.TotalSeconds, $kb)
+
+    $question = 'How does Invoke-CkRag keep the prompt inside the context window?'
+    Write-Step "Search-CkKnowledge: the passages hybrid search (BM25 + vectors, fused by rank) finds for: $question"
+    Search-CkKnowledge $question -KnowledgeBase $kb -Top 4 | Format-Table | Out-String -Width 160 | Out-Host
+
+    Write-Step 'Invoke-CkRag -Stream: the same passages, numbered and delimited as data, fitted to the context window, then the answer as it is generated'
+    if ($generated) {
+        Write-Host 'The model is the random-weight Small model generated above: its answer below is gibberish. Everything around it is real:' -ForegroundColor Yellow
+        Write-Host 'retrieval, the numbered prompt, token budgeting with its own tokenizer, streaming, and citation checking. Use -Model <gguf> for a real answer.' -ForegroundColor Yellow
+    }
+    $answer = Invoke-CkRag $question -KnowledgeBase $kb -Top 4 -MaxTokens 48 -Temperature 0.7 -Seed 5 -Stream
+    Write-Host ("`nPrompt {0} tokens (chat format: {1}; {2} of {3} passages included, {4} trimmed to fit {5} tokens), {6} generated at {7:N0} tokens/s; retrieval {8:N0} ms, generation {9:N0} ms." -f
+        $answer.PromptTokens, $answer.ChatFormat, $answer.Citations.Count, $answer.PassagesRetrieved, $answer.PassagesTrimmed, $loaded.ContextSize,
+        $answer.CompletionTokens, $answer.TokensPerSecond, $answer.RetrievalMs, $answer.GenerationMs)
+    Write-Host 'Citations (the numbered passages the model was given):'
+    $answer.Citations | Format-Table | Out-String -Width 160 | Out-Host
+    $cited = if ($answer.CitedNumbers.Count) { ($answer.CitedNumbers | ForEach-Object { "[$_]" }) -join ' ' } else { 'none' }
+    $unknown = if ($answer.UnknownCitations.Count) { ($answer.UnknownCitations | ForEach-Object { "[$_]" }) -join ' ' } else { 'none' }
+    Write-Host "Markers in the answer that name a passage: $cited. Markers that name no passage (made up): $unknown."
+    foreach ($citation in $answer.CitedPassages) { Write-Host "  [$($citation.Number)] $($citation.Location)" }
+
+    Write-Step 'Invoke-CkRag -MinScore: nothing relevant means the model is not asked at all'
+    $none = Invoke-CkRag 'What is the boiling point of tungsten?' -KnowledgeBase $kb -Mode Vector -MinScore 0.6 -WarningAction SilentlyContinue
+    Write-Host "NoKnowledge: $($none.NoKnowledge). Answer: $($none.Answer)"
+
+    Write-Step 'Measure-CkRetrieval: hit@1, hit@3 and MRR@3 of each search mode on five questions about the docs'
+    $pairs = @(
+        @{ Question = 'Which cmdlet writes a random-weight GGUF model from a preset?'; ExpectedSource = 'New-CkModel.md' }
+        @{ Question = 'How do I force a completion to follow a JSON schema?'; ExpectedSource = 'Invoke-CkCompletion.md' }
+        @{ Question = 'How are passages fitted into the context window when answering with citations?'; ExpectedSource = 'Invoke-CkRag.md' }
+        @{ Question = 'How do I drop sources whose files were deleted?'; ExpectedSource = 'Add-CkKnowledge.md|Sync-CkKnowledge.md' }
+        @{ Question = 'What do hit@1 and mean reciprocal rank measure?'; ExpectedSource = 'Measure-CkRetrieval.md' }
+    )
+    $pairs | Measure-CkRetrieval -KnowledgeBase $kb -Top 3 | Format-Table | Out-Host
+
     Write-Step 'Remove-CkModel: unloading the model and freeing its native memory'
     Remove-CkModel -Name $loaded.Name
     Write-Host "Model disposed: $($loaded.IsDisposed). Models still loaded: $(@(Get-CkModel).Count)."
 }
 finally {
+    # Close the demo's knowledge base (flushes and releases its files) before its folder is deleted.
+    (Get-CkSession).OpenKnowledgeBases | Where-Object { $_.StartsWith($work) } | ForEach-Object { $null = (Get-CkSession).CloseKnowledgeBase($_) }
     Get-CkModel | Remove-CkModel -Confirm:$false
     Remove-Item $work -Recurse -Force -ErrorAction Ignore
     Write-Host "`nRemoved the temporary folder $work."

@@ -1,0 +1,143 @@
+using System.Collections;
+using System.Management.Automation;
+using CkLlm.Engine.Knowledge;
+using CkLlm.Engine.Rag;
+
+namespace CkLlm.Commands;
+
+/// <summary>Scores retrieval on question/expected-source pairs: hit@1, hit@K and MRR@K per search mode.</summary>
+[Cmdlet(VerbsDiagnostic.Measure, "CkRetrieval", DefaultParameterSetName = ObjectSet)]
+[OutputType(typeof(RetrievalSummary), typeof(RetrievalRank))]
+public sealed class MeasureCkRetrievalCommand : KnowledgeCommandBase
+{
+    private const string ObjectSet = "Object";
+    private const string PathSet = "Path";
+    private readonly List<RetrievalCase> _cases = [];
+
+    /// <summary>Objects with Question and ExpectedSource (Import-Csv rows, PSCustomObjects, hashtables).</summary>
+    [Parameter(Mandatory = true, ValueFromPipeline = true, ParameterSetName = ObjectSet)]
+    public PSObject[] InputObject { get; set; } = [];
+
+    /// <summary>A CSV file with Question and ExpectedSource columns.</summary>
+    [Parameter(Mandatory = true, Position = 0, ParameterSetName = PathSet)]
+    [ValidateNotNullOrEmpty]
+    public string Path { get; set; } = "";
+
+    /// <summary>K: hits considered per question.</summary>
+    [Parameter]
+    [ValidateRange(1, 1000)]
+    public int Top { get; set; } = 5;
+
+    [Parameter]
+    [ValidateSet("Hybrid", "Vector", "Keyword", IgnoreCase = true)]
+    public string[] Mode { get; set; } = ["Hybrid", "Vector", "Keyword"];
+
+    [Parameter]
+    public Hashtable? Filter { get; set; }
+
+    /// <summary>Write the per-question ranks instead of the per-mode summaries.</summary>
+    [Parameter]
+    public SwitchParameter Detailed { get; set; }
+
+    protected override void ProcessRecord()
+    {
+        if (ParameterSetName == PathSet)
+        {
+            ReadCsv();
+            return;
+        }
+        foreach (var item in InputObject) AddCase(item, item);
+    }
+
+    protected override void EndProcessing()
+    {
+        if (_cases.Count == 0)
+        {
+            WriteError(new ErrorRecord(new ArgumentException("No question/expected-source pairs were given."), "NoQuestions", ErrorCategory.InvalidArgument, null));
+            return;
+        }
+        var knowledgeBase = OpenKnowledgeBase();
+        var retriever = new KnowledgeRagRetriever(knowledgeBase);
+        var filter = ToDictionary(Filter);
+        var modes = Mode.Select(m => char.ToUpperInvariant(m[0]) + m[1..].ToLowerInvariant()).Distinct().ToArray();
+        var progress = new ProgressRecord(1, "Measure-CkRetrieval", "Searching");
+        IReadOnlyList<RetrievalSummary> summaries;
+        try
+        {
+            summaries = RetrievalMetrics.Evaluate(_cases, modes, Top, (question, mode, k) => retriever.SearchSources(question, mode, k, filter), Cancellation,
+                (done, total) =>
+                {
+                    progress.PercentComplete = (int)(100L * done / total);
+                    progress.StatusDescription = $"{done} of {total} searches";
+                    WriteProgress(progress);
+                });
+        }
+        catch (OperationCanceledException)
+        {
+            return;
+        }
+        catch (Exception e) when (e is KnowledgeBaseException or ArgumentException or IOException)
+        {
+            WriteError(ToErrorRecord(e, knowledgeBase.Directory));
+            return;
+        }
+        finally
+        {
+            progress.RecordType = ProgressRecordType.Completed;
+            WriteProgress(progress);
+        }
+
+        foreach (var summary in summaries)
+        {
+            if (Detailed)
+                foreach (var rank in summary.Ranks) WriteObject(rank);
+            else
+                WriteObject(summary);
+        }
+    }
+
+    private void ReadCsv()
+    {
+        string file;
+        try { file = SessionState.Path.GetResolvedProviderPathFromPSPath(Path, out _).Single(); }
+        catch (Exception e) when (e is ItemNotFoundException or System.Management.Automation.DriveNotFoundException or InvalidOperationException or ProviderNotFoundException)
+        {
+            ThrowTerminatingError(new ErrorRecord(new FileNotFoundException($"The CSV file '{Path}' was not found (or the path matches several files).", Path, e),
+                "CsvNotFound", ErrorCategory.ObjectNotFound, Path));
+            return;
+        }
+        // Import-Csv reads the file the way PowerShell users expect (quoting, header, encoding).
+        var rows = InvokeCommand.InvokeScript(false, ScriptBlock.Create("param($p) Import-Csv -LiteralPath $p"), null, file);
+        if (rows.Count == 0)
+        {
+            WriteError(new ErrorRecord(new InvalidDataException($"'{file}' has no rows."), "EmptyCsv", ErrorCategory.InvalidData, file));
+            return;
+        }
+        foreach (var row in rows) AddCase(row, file);
+    }
+
+    private void AddCase(PSObject item, object target)
+    {
+        var question = Property(item, "Question");
+        var expected = Property(item, "ExpectedSource");
+        if (string.IsNullOrWhiteSpace(question) || string.IsNullOrWhiteSpace(expected))
+        {
+            WriteError(new ErrorRecord(
+                new ArgumentException("Each item needs a Question and an ExpectedSource (e.g. a CSV with those two columns); this one is skipped."),
+                "MissingQuestionOrExpectedSource", ErrorCategory.InvalidData, target));
+            return;
+        }
+        _cases.Add(RetrievalCase.Create(question, expected));
+    }
+
+    private static string? Property(PSObject item, string name)
+    {
+        if (item.BaseObject is IDictionary dictionary)
+        {
+            foreach (DictionaryEntry entry in dictionary)
+                if (string.Equals(entry.Key.ToString(), name, StringComparison.OrdinalIgnoreCase)) return entry.Value?.ToString();
+            return null;
+        }
+        return item.Properties[name]?.Value?.ToString();
+    }
+}
