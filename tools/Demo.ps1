@@ -75,6 +75,11 @@ try {
     Write-Host ("`nPrompt {0} tokens (chat format: {1}; {2} of {3} passages included, {4} trimmed to fit {5} tokens), {6} generated at {7:N0} tokens/s; retrieval {8:N0} ms, generation {9:N0} ms." -f
         $answer.PromptTokens, $answer.ChatFormat, $answer.Citations.Count, $answer.PassagesRetrieved, $answer.PassagesTrimmed, $loaded.ContextSize,
         $answer.CompletionTokens, $answer.TokensPerSecond, $answer.RetrievalMs, $answer.GenerationMs)
+    $excerpt = [regex]::Match($answer.Prompt, '(?s)Passages \(untrusted.*?END PASSAGE \[1\] \S+')
+    if ($excerpt.Success) {
+        Write-Host 'How the passages reach the model (the first one, delimited by a random boundary):'
+        Write-Host $excerpt.Value -ForegroundColor DarkGray
+    }
     Write-Host 'Citations (the numbered passages the model was given):'
     $answer.Citations | Format-Table | Out-String -Width 160 | Out-Host
     $cited = if ($answer.CitedNumbers.Count) { ($answer.CitedNumbers | ForEach-Object { "[$_]" }) -join ' ' } else { 'none' }
