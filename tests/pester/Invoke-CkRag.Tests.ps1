@@ -45,6 +45,17 @@ Describe 'Invoke-CkRag' {
             $answer.Prompt | Should -Match 'BEGIN PASSAGE \[1\] [0-9a-f]{10}'
         }
 
+        It 'shows an answer as a list with numbered citations and a citation table' {
+            $answer = Invoke-CkRag 'What is Kilauea?' -KnowledgeBase $kb -Mode Keyword -Top 2 -MaxTokens 2 -Temperature 0
+            $text = $answer | Out-String -Width 200
+            $text | Should -Match 'Question\s+: What is Kilauea\?'
+            $text | Should -Match ([regex]::Escape("[1] $($answer.Citations[0].Location)"))
+            $text | Should -Match 'Tokens\s+: \d+ prompt \+ 2 generated'
+            $table = $answer.Citations | Out-String -Width 200
+            $table | Should -Match 'volcano\.md'
+            $table | Should -Match 'Kilauea is a shield volcano'
+        }
+
         It 'never overflows the context window with long passages' {
             # The fixture's glaciers.md is far longer than the 1024-token window; a generation of 300 tokens must still fit.
             $answer = Invoke-CkRag 'How do glaciers carve valleys and leave moraines?' -KnowledgeBase $kb -Top 5 -MaxTokens 300 -Temperature 0
