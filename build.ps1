@@ -7,7 +7,7 @@
             format file and generated help into out/CkLlm.
     Test  : Build, then every xunit test (engine) and every Pester test (cmdlets); ends with 'N passed, N failed'.
     Demo  : Build, then runs the main job on embedded defaults.
-    Bench : Build, then the benchmarks recorded in docs/benchmarks.md.
+    Bench : Build, then the benchmarks recorded in docs/benchmarks.md (-BenchArea Completion|Knowledge|FineTune).
 .EXAMPLE
     dotnet tool restore && dotnet pwsh ./build.ps1 -Task Test
 #>
@@ -20,7 +20,10 @@ param(
     # Demo: a GGUF model to use instead of a generated one.
     [string] $Model,
     # Test: run only Pester files whose name matches this wildcard (e.g. '*Completion*'); xunit is skipped when set.
-    [string] $PesterFilter
+    [string] $PesterFilter,
+    # Bench: which benchmark to run.
+    [ValidateSet('All', 'Completion', 'Knowledge', 'FineTune')]
+    [string] $BenchArea = 'All'
 )
 
 $ErrorActionPreference = 'Stop'
@@ -141,6 +144,16 @@ switch ($Task) {
     }
     'Bench' {
         Invoke-Build
-        & (Join-Path $Root 'tools/Bench.ps1') -ModulePath (Join-Path $ModuleDir 'CkLlm.psd1') -Configuration $Configuration
+        $modulePath = Join-Path $ModuleDir 'CkLlm.psd1'
+        # Each area in its own pwsh: the benchmarks import the module and load native libraries.
+        if ($BenchArea -in 'All', 'Completion') {
+            Invoke-Native 'Benchmark: completion' { & (Get-PwshCommand) -NoProfile -File (Join-Path $Root 'tools/Bench.ps1') -ModulePath $modulePath -Configuration $Configuration }
+        }
+        if ($BenchArea -in 'All', 'Knowledge') {
+            Invoke-Native 'Benchmark: knowledge base' { & (Get-PwshCommand) -NoProfile -File (Join-Path $Root 'tools/bench/Knowledge.Bench.ps1') }
+        }
+        if ($BenchArea -in 'All', 'FineTune') {
+            Invoke-Native 'Benchmark: fine-tuning' { & (Get-PwshCommand) -NoProfile -File (Join-Path $Root 'tools/bench/FineTune.Bench.ps1') -ModulePath $modulePath }
+        }
     }
 }

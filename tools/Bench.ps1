@@ -23,7 +23,7 @@ param(
 $ErrorActionPreference = 'Stop'
 Set-StrictMode -Version Latest
 $root = Split-Path $PSScriptRoot -Parent
-$harnessProject = Join-Path $PSScriptRoot 'bench/CkLlm.Bench.csproj'
+$harnessProject = Join-Path $PSScriptRoot 'bench/CompletionBench/CkLlm.Bench.csproj'
 $harnessDir = Join-Path $root ".build/bench"
 
 Write-Host '==> Building the benchmark harness' -ForegroundColor Cyan

@@ -71,9 +71,7 @@ Describe 'Add-CkKnowledge' {
     It 'refuses an embedding model of another dimension than the knowledge base was built with' {
         Add-CkKnowledge -Text 'Built with MiniLM.' -Source minilm -KnowledgeBase $kb | Out-Null
         $model = Join-Path $root 'embed.gguf'
-        $gen = (Get-CkSession).GetType().Assembly.GetType('CkLlm.Engine.Model.Generation.ModelGenerator')
-        $opts = [Activator]::CreateInstance($gen.Assembly.GetType('CkLlm.Engine.Model.Generation.ModelGenerationOptions'))
-        $gen.GetMethod('Generate').Invoke($null, @([string]$model, $opts)) | Out-Null
+        New-CkModel -Path $model -Preset Tiny | Out-Null
         Close-KbTestKnowledgeBase $kb
         $err = { Add-CkKnowledge -Text 'x' -EmbeddingModel $model -KnowledgeBase $kb -ErrorAction Stop } | Should -Throw -PassThru
         $err.FullyQualifiedErrorId | Should -BeLike 'EmbedderMismatch*'

@@ -54,6 +54,33 @@ Describe 'Import-CkModel' {
         ($verbose.Message -join "`n") | Should -Match 'llama\.cpp'
     }
 
+    It 'applies LoRA adapters given with -Adapter and rejects a model file given as an adapter' {
+        # A LoRA adapter in llama.cpp's format, written with the engine's GGUF writer: ffn_down deltas on every block.
+        $engine = (Get-CkSession).GetType().Assembly
+        $writer = [Activator]::CreateInstance($engine.GetType('CkLlm.Engine.Model.Gguf.GgufWriter'))
+        $null = $writer.Add('general.architecture', 'llama').Add('general.type', 'adapter').Add('adapter.type', 'lora').Add('adapter.lora.alpha', [float]0)
+        $f32 = [Enum]::ToObject($engine.GetType('CkLlm.Engine.Model.Gguf.GgmlType'), 0)
+        $random = [Random]::new(5)
+        $floats = { param($count) [byte[]]([float[]](1..$count | ForEach-Object { ($random.NextDouble() - 0.5) * 20 }) | ForEach-Object { [BitConverter]::GetBytes([float]$_) }) }
+        foreach ($block in 0, 1) {
+            $null = $writer.AddTensor("blk.$block.ffn_down.weight.lora_a", [long[]](192, 4), $f32, (& $floats (192 * 4)))
+            $null = $writer.AddTensor("blk.$block.ffn_down.weight.lora_b", [long[]](4, 64), $f32, (& $floats (4 * 64)))
+        }
+        $adapter = Join-Path $dir 'strong-lora.gguf'
+        $writer.WriteTo($adapter)
+
+        $base = Import-CkModel $tiny -Name base
+        $tuned = Import-CkModel $tiny -Name tuned -Adapter $adapter
+        @($tuned.Adapters) | Should -HaveCount 1
+        $plain = (Invoke-CkCompletion 'Adapters change' -Model base -Temperature 0 -MaxTokens 12).Text
+        $adapted = (Invoke-CkCompletion 'Adapters change' -Model tuned -Temperature 0 -MaxTokens 12).Text
+        $adapted | Should -Not -Be $plain
+
+        $err = { Import-CkModel $tiny -Name wrong -Adapter $tiny -ErrorAction Stop } | Should -Throw -PassThru
+        $err.CategoryInfo.Category | Should -Be 'InvalidData'
+        $err.Exception.Message | Should -BeLike '*not a LoRA adapter*'
+    }
+
     It 'reports a missing file as ObjectNotFound with the path as target' {
         $missing = Join-Path $dir 'missing.gguf'
         $result = Import-CkModel $missing -ErrorAction SilentlyContinue -ErrorVariable problems

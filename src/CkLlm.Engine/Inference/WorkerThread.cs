@@ -12,8 +12,10 @@ internal static class WorkerThread
 {
     public static IEnumerable<T> Enumerate<T>(IEnumerable<T> source, string name)
     {
-        using var ready = new SemaphoreSlim(0);
-        using var consumed = new SemaphoreSlim(0);
+        // Kernel events, not SemaphoreSlim: the waiting side must not spin, on 2 cores a spinning waiter competes with
+        // ggml's own spin-waiting compute threads.
+        using var ready = new AutoResetEvent(false);
+        using var consumed = new AutoResetEvent(false);
         T current = default!;
         var done = false;
         var abandoned = false;
@@ -31,8 +33,8 @@ internal static class WorkerThread
                     catch (Exception e) { failure = ExceptionDispatchInfo.Capture(e); break; }
                     if (!hasItem) break;
                     current = items.Current;
-                    ready.Release();
-                    consumed.Wait();
+                    ready.Set();
+                    consumed.WaitOne();
                     if (Volatile.Read(ref abandoned)) break;
                 }
             }
@@ -40,7 +42,7 @@ internal static class WorkerThread
             finally
             {
                 Volatile.Write(ref done, true);
-                ready.Release();
+                ready.Set();
             }
         })
         { IsBackground = true, Name = name };
@@ -50,14 +52,14 @@ internal static class WorkerThread
         {
             while (true)
             {
-                ready.Wait();
+                ready.WaitOne();
                 if (Volatile.Read(ref done))
                 {
                     failure?.Throw();
                     yield break;
                 }
                 yield return current;
-                consumed.Release();
+                consumed.Set();
             }
         }
         finally
@@ -66,7 +68,7 @@ internal static class WorkerThread
             {
                 // The caller stopped early: let the worker dispose the source (and its llama.cpp context) and end.
                 Volatile.Write(ref abandoned, true);
-                consumed.Release();
+                consumed.Set();
             }
             worker.Join();
         }
