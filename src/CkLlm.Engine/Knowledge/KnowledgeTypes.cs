@@ -28,6 +28,11 @@ public sealed class KnowledgeBaseOptions
     /// <summary>HNSW candidate list size while searching (not saved by USearch, so it is set on every open). 256 reached
     /// recall@10 0.99 on clustered 384-dim data at 10k vectors in docs/benchmarks.md.</summary>
     public int ExpansionSearch { get; set; } = 256;
+
+    /// <summary>Up to this many vectors, vector search scans all of them exactly instead of walking the HNSW graph
+    /// (0 = always use the graph). At 10k 384-dim vectors the scan takes about as long as the graph and its recall
+    /// is 1 (docs/benchmarks.md).</summary>
+    public int ExactSearchLimit { get; set; } = 20_000;
 }
 
 public enum SearchMode
