@@ -40,7 +40,7 @@ public sealed class KnowledgeBase : IDisposable
         _embedder = embedder;
         _options = options;
         _indexPath = Path.Combine(directory, IndexFileName);
-        _index = new VectorIndex(embedder.Dimensions, options.Connectivity, options.ExpansionAdd, options.ExpansionSearch);
+        _index = new VectorIndex(embedder.Dimensions, options.Connectivity, options.ExpansionAdd, options.ExpansionSearch, options.ExactSearchLimit);
         _chunker = new TextChunker(embedder.CountTokens, options.ChunkSize, options.ChunkOverlap, embedder.MaxTokens);
     }
 

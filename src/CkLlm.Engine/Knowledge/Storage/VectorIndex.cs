@@ -1,3 +1,4 @@
+using System.Numerics.Tensors;
 using System.Reflection;
 using System.Runtime.InteropServices;
 using System.Security.Cryptography;
@@ -11,6 +12,9 @@ namespace CkLlm.Engine.Knowledge.Storage;
 /// the wrong length are refused (USearch reads past the array), the index is never opened as a view (Add on a view
 /// kills the process), vectors are added in batches, ef_search is set after every load (it is not saved), and all
 /// calls are serialised (the wrapper has no locks). Saved files get a checksum sidecar because USearch has none.
+/// Up to <c>exactSearchLimit</c> vectors a search scans a flat copy of the normalised vectors instead of the graph:
+/// at that size the scan is about as fast and always exact (docs/benchmarks.md); the graph is still kept so the index
+/// can grow past the limit and be saved unchanged.
 /// </summary>
 internal sealed class VectorIndex : IDisposable
 {
@@ -21,15 +25,25 @@ internal sealed class VectorIndex : IDisposable
     private readonly int _expansionSearch;
     private USearchIndex _index;
     private readonly HashSet<long> _keys = new();
+    private readonly int _exactSearchLimit;
+    // Null while the index is above the limit, or after a load until the first search needs it.
+    private ExactVectorScan? _exact;
 
-    public VectorIndex(int dimensions, int connectivity, int expansionAdd, int expansionSearch)
+    public VectorIndex(int dimensions, int connectivity, int expansionAdd, int expansionSearch, int exactSearchLimit = 0)
     {
+        if (dimensions <= 0) throw new ArgumentOutOfRangeException(nameof(dimensions));
+        if (exactSearchLimit < 0) throw new ArgumentOutOfRangeException(nameof(exactSearchLimit), "must be 0 (never) or more.");
         _dimensions = dimensions;
         _connectivity = connectivity;
         _expansionAdd = expansionAdd;
         _expansionSearch = expansionSearch;
+        _exactSearchLimit = exactSearchLimit;
         _index = NewIndex();
+        _exact = exactSearchLimit > 0 ? new ExactVectorScan(dimensions) : null;
     }
+
+    /// <summary>True when searches currently scan all vectors exactly instead of walking the HNSW graph.</summary>
+    public bool UsesExactSearch { get { lock (_gate) return _keys.Count <= _exactSearchLimit; } }
 
     public int Dimensions => _dimensions;
     public int Count { get { lock (_gate) return _keys.Count; } }
@@ -60,7 +74,15 @@ internal sealed class VectorIndex : IDisposable
             Reserve(_keys.Count + keys.Count);
             AddParallel(keys, vecs);
             foreach (var k in keys) _keys.Add((long)k);
+            TrackExact(keys, vecs);
         }
+    }
+
+    private void TrackExact(List<ulong> keys, List<float[]> vecs)
+    {
+        if (_exact is null) return;
+        if (_keys.Count > _exactSearchLimit) { _exact = null; return; }
+        for (int i = 0; i < keys.Count; i++) _exact.Add((long)keys[i], vecs[i]);
     }
 
     // HNSW inserts into a USearch index are thread-safe in the native library once capacity (and threads) are
@@ -101,7 +123,9 @@ internal sealed class VectorIndex : IDisposable
         {
             foreach (var id in ids)
             {
-                if (_keys.Remove(id)) _index.Remove((ulong)id);
+                if (!_keys.Remove(id)) continue;
+                _index.Remove((ulong)id);
+                _exact?.Remove(id);
             }
         }
     }
@@ -113,10 +137,32 @@ internal sealed class VectorIndex : IDisposable
         {
             var results = new List<(long, float)>();
             if (_keys.Count == 0 || count <= 0) return results;
+            if (_keys.Count <= _exactSearchLimit) return ExactScan().Search(query, Math.Min(count, _keys.Count));
             int found = _index.Search(query, Math.Min(count, _keys.Count), out ulong[] keys, out float[] distances);
             for (int i = 0; i < found; i++) results.Add(((long)keys[i], 1f - distances[i]));
             return results;
         }
+    }
+
+    /// <summary>The exact scan regardless of size (benchmarks compare it with the graph).</summary>
+    internal List<(long Id, float Similarity)> SearchExact(float[] query, int count)
+    {
+        CheckLength(query);
+        lock (_gate) return _keys.Count == 0 || count <= 0 ? new() : ExactScan().Search(query, Math.Min(count, _keys.Count));
+    }
+
+    // After a load the vectors live only in USearch; copy them out once (cosine metric keeps them as given).
+    private ExactVectorScan ExactScan()
+    {
+        if (_exact is not null) return _exact;
+        var scan = new ExactVectorScan(_dimensions);
+        foreach (var key in _keys)
+        {
+            if (_index.Get((ulong)key, out float[] vector) != 1)
+                throw new InvalidOperationException($"Vector {key} is listed but missing from the HNSW index.");
+            scan.Add(key, vector);
+        }
+        return _exact = scan;
     }
 
     private void CheckLength(float[] vector)
@@ -133,6 +179,7 @@ internal sealed class VectorIndex : IDisposable
             _index.Dispose();
             _index = NewIndex();
             _keys.Clear();
+            _exact = _exactSearchLimit > 0 ? new ExactVectorScan(_dimensions) : null;
             var ids = new List<long>();
             var vecs = new List<float[]>();
             foreach (var (id, v) in vectors)
@@ -151,8 +198,10 @@ internal sealed class VectorIndex : IDisposable
         if (ids.Count == 0) return;
         foreach (var v in vecs) CheckLength(v);
         Reserve(_keys.Count + ids.Count);
-        AddParallel(ids.Select(i => (ulong)i).ToList(), vecs);
+        var keys = ids.Select(i => (ulong)i).ToList();
+        AddParallel(keys, vecs);
         foreach (var id in ids) _keys.Add(id);
+        TrackExact(keys, vecs);
     }
 
     /// <summary>Writes the index to a temp file, checksums it, then renames index and sidecar into place.</summary>
@@ -205,11 +254,68 @@ internal sealed class VectorIndex : IDisposable
             ThrowIf(error);
             _index.Dispose();
             _index = loaded;
+            _exact = null;
             _keys.Clear();
             _keys.UnionWith(expectedKeys);
             Generation = expectedGeneration;
         }
         return null;
+    }
+
+    /// <summary>
+    /// Brute-force cosine search over a contiguous copy of the normalised vectors (one row per key; removal moves the
+    /// last row into the hole).
+    /// </summary>
+    private sealed class ExactVectorScan(int dimensions)
+    {
+        private float[] _rows = new float[dimensions * 64];
+        private readonly List<long> _ids = new();
+        private readonly Dictionary<long, int> _rowOf = new();
+
+        public void Add(long id, float[] vector)
+        {
+            if (_rowOf.ContainsKey(id)) return;
+            int row = _ids.Count;
+            if ((row + 1) * dimensions > _rows.Length) Array.Resize(ref _rows, _rows.Length * 2);
+            var target = _rows.AsSpan(row * dimensions, dimensions);
+            var norm = TensorPrimitives.Norm(vector);
+            if (norm > 0) TensorPrimitives.Divide(vector, norm, target);
+            else target.Clear();
+            _ids.Add(id);
+            _rowOf[id] = row;
+        }
+
+        public void Remove(long id)
+        {
+            if (!_rowOf.Remove(id, out int row)) return;
+            int last = _ids.Count - 1;
+            if (row != last)
+            {
+                _rows.AsSpan(last * dimensions, dimensions).CopyTo(_rows.AsSpan(row * dimensions, dimensions));
+                _ids[row] = _ids[last];
+                _rowOf[_ids[row]] = row;
+            }
+            _ids.RemoveAt(last);
+        }
+
+        public List<(long Id, float Similarity)> Search(float[] query, int count)
+        {
+            var norm = TensorPrimitives.Norm(query);
+            var q = new float[dimensions];
+            if (norm > 0) TensorPrimitives.Divide(query, norm, q);
+            // Min-heap of the best `count` rows so far: the root is the weakest kept hit.
+            var best = new PriorityQueue<int, float>(count + 1);
+            for (int row = 0; row < _ids.Count; row++)
+            {
+                float score = TensorPrimitives.Dot(q, new ReadOnlySpan<float>(_rows, row * dimensions, dimensions));
+                if (best.Count < count) best.Enqueue(row, score);
+                else if (best.TryPeek(out _, out var weakest) && score > weakest) best.EnqueueDequeue(row, score);
+            }
+            var results = new List<(long Id, float Similarity)>(best.Count);
+            while (best.TryDequeue(out int row, out float score)) results.Add((_ids[row], score));
+            results.Reverse();
+            return results;
+        }
     }
 
     public static string SidecarPath(string indexPath) => indexPath + ".sha256";
