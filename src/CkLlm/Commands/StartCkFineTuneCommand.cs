@@ -13,7 +13,7 @@ namespace CkLlm.Commands;
 [OutputType("CkLlm.Engine.Training.FineTuneResult")]
 public sealed class StartCkFineTuneCommand : PSCmdlet
 {
-    private const string PathSet = "Path", TextSet = "Text", RecordSet = "InputObject";
+    private const string PathSet = "Path", TextSet = "Text", RecordSet = "InputObject", KnowledgeSet = "KnowledgeBase";
     private readonly List<string> _texts = new();
     // Engine types stay out of this class's fields and parameters: PowerShell reflects over them on Import-Module,
     // before the engine's load context is wired up.
@@ -32,6 +32,11 @@ public sealed class StartCkFineTuneCommand : PSCmdlet
     [Parameter(Mandatory = true, ParameterSetName = TextSet)]
     [ValidateNotNullOrEmpty]
     public string[] Text { get; set; } = [];
+
+    /// <summary>A knowledge base directory: every source in it becomes a training document.</summary>
+    [Parameter(Mandatory = true, ParameterSetName = KnowledgeSet)]
+    [ValidateNotNullOrEmpty]
+    public string KnowledgeBase { get; set; } = "";
 
     /// <summary>Records with Prompt and Response properties (hashtables or objects).</summary>
     [Parameter(Mandatory = true, ParameterSetName = RecordSet, ValueFromPipeline = true)]
@@ -73,6 +78,9 @@ public sealed class StartCkFineTuneCommand : PSCmdlet
             case TextSet:
                 _texts.AddRange(Text);
                 break;
+            case KnowledgeSet:
+                ReadKnowledgeBase();
+                break;
             case RecordSet:
                 foreach (var record in InputObject)
                 {
@@ -91,6 +99,37 @@ public sealed class StartCkFineTuneCommand : PSCmdlet
                 }
                 break;
         }
+    }
+
+    /// <summary>The knowledge base is read here, read-only and without the writer lock, so it may be in use meanwhile;
+    /// the texts then travel to the worker in the job spec like -Path's.</summary>
+    private void ReadKnowledgeBase()
+    {
+        var directory = GetUnresolvedProviderPathFromPSPath(KnowledgeBase);
+        IReadOnlyList<CkLlm.Engine.Knowledge.KnowledgeDocument> documents;
+        try
+        {
+            documents = CkLlm.Engine.Knowledge.KnowledgeDocuments.Read(directory);
+        }
+        catch (Exception e) when (e is DirectoryNotFoundException or FileNotFoundException)
+        {
+            ThrowTerminatingError(new ErrorRecord(e, "CkFineTune.KnowledgeBaseNotFound", ErrorCategory.ObjectNotFound, KnowledgeBase));
+            return;
+        }
+        catch (Exception e) when (e is CkLlm.Engine.Knowledge.KnowledgeBaseException or IOException or UnauthorizedAccessException)
+        {
+            ThrowTerminatingError(new ErrorRecord(e, "CkFineTune.KnowledgeBaseUnreadable", ErrorCategory.ReadError, KnowledgeBase));
+            return;
+        }
+        var texts = documents.Select(d => d.Text).Where(t => !string.IsNullOrWhiteSpace(t)).ToList();
+        if (texts.Count == 0)
+        {
+            ThrowTerminatingError(new ErrorRecord(
+                new InvalidDataException($"The knowledge base '{directory}' has no sources to train on. Add documents with Add-CkKnowledge first."),
+                "CkFineTune.KnowledgeBaseEmpty", ErrorCategory.InvalidData, KnowledgeBase));
+        }
+        WriteVerbose($"Training on {texts.Count} sources of '{directory}' ({texts.Sum(t => t.Length)} characters).");
+        _texts.AddRange(texts);
     }
 
     protected override void EndProcessing() => Run();
