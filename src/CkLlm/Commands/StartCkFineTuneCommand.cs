@@ -8,7 +8,7 @@ namespace CkLlm.Commands;
 /// Fine-tunes a GGUF model (LoRA adapter or full) on documents or prompt/response records, in a worker process
 /// returned as a PowerShell job; -Wait runs it in the foreground with a progress bar.
 /// </summary>
-[Cmdlet(VerbsLifecycle.Start, "CkFineTune", SupportsShouldProcess = true, DefaultParameterSetName = PathSet)]
+[Cmdlet(VerbsLifecycle.Start, "CkFineTune", SupportsShouldProcess = true, DefaultParameterSetName = RecordSet)]
 [OutputType(typeof(CkFineTuneJob))]
 [OutputType("CkLlm.Engine.Training.FineTuneResult")]
 public sealed class StartCkFineTuneCommand : PSCmdlet
@@ -24,7 +24,9 @@ public sealed class StartCkFineTuneCommand : PSCmdlet
     [ValidateNotNullOrEmpty]
     public string Model { get; set; } = "";
 
-    [Parameter(Mandatory = true, ParameterSetName = PathSet, ValueFromPipeline = true, ValueFromPipelineByPropertyName = true)]
+    // No pipeline binding here: piped objects all go to -InputObject (the default set), which takes files too. With a
+    // pipeline-bound -Path as the default set, PowerShell bound every piped record to it by string conversion.
+    [Parameter(Mandatory = true, ParameterSetName = PathSet)]
     [Alias("PSPath", "FullName")]
     [ValidateNotNullOrEmpty]
     public string[] Path { get; set; } = [];
@@ -38,7 +40,7 @@ public sealed class StartCkFineTuneCommand : PSCmdlet
     [ValidateNotNullOrEmpty]
     public string KnowledgeBase { get; set; } = "";
 
-    /// <summary>Records with Prompt and Response properties (hashtables or objects).</summary>
+    /// <summary>Records with Prompt and Response properties (hashtables or objects), or files (Get-ChildItem output).</summary>
     [Parameter(Mandatory = true, ParameterSetName = RecordSet, ValueFromPipeline = true)]
     public PSObject[] InputObject { get; set; } = [];
 
@@ -84,6 +86,11 @@ public sealed class StartCkFineTuneCommand : PSCmdlet
             case RecordSet:
                 foreach (var record in InputObject)
                 {
+                    if (record.BaseObject is FileInfo file)
+                    {
+                        _texts.Add(File.ReadAllText(file.FullName));
+                        continue;
+                    }
                     string? Get(string name) => record.BaseObject is IDictionary d
                         ? d[name]?.ToString()
                         : record.Properties[name]?.Value?.ToString();
@@ -91,7 +98,7 @@ public sealed class StartCkFineTuneCommand : PSCmdlet
                     var response = Get("Response");
                     if (string.IsNullOrEmpty(prompt) || string.IsNullOrEmpty(response))
                     {
-                        WriteError(new ErrorRecord(new ArgumentException("A training record needs non-empty Prompt and Response properties."),
+                        WriteError(new ErrorRecord(new ArgumentException("A training record needs non-empty Prompt and Response properties (files: pipe Get-ChildItem output or use -Path; plain text: -Text)."),
                             "CkFineTune.BadRecord", ErrorCategory.InvalidData, record));
                         continue;
                     }
@@ -114,6 +121,11 @@ public sealed class StartCkFineTuneCommand : PSCmdlet
         catch (Exception e) when (e is DirectoryNotFoundException or FileNotFoundException)
         {
             ThrowTerminatingError(new ErrorRecord(e, "CkFineTune.KnowledgeBaseNotFound", ErrorCategory.ObjectNotFound, KnowledgeBase));
+            return;
+        }
+        catch (CkLlm.Engine.Knowledge.KnowledgeBaseCorruptException e)
+        {
+            ThrowTerminatingError(new ErrorRecord(e, "CkFineTune.KnowledgeBaseCorrupt", ErrorCategory.InvalidData, KnowledgeBase));
             return;
         }
         catch (Exception e) when (e is CkLlm.Engine.Knowledge.KnowledgeBaseException or IOException or UnauthorizedAccessException)
