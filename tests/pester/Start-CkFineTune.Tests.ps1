@@ -94,6 +94,70 @@ Describe 'Start-CkFineTune' {
         $err[0].CategoryInfo.Category | Should -Be 'InvalidArgument'
     }
 
+    It 'trains on a knowledge base that the session has open (-KnowledgeBase)' {
+        $kb = Join-Path $script:Dir 'kb'
+        # The tiny model embeds (no MiniLM load); small overlapping chunks must come back as one document.
+        Add-CkKnowledge -Text $script:TrainingFacts -Source facts -KnowledgeBase $kb -EmbeddingModel $script:Model -ChunkSize 24 -ChunkOverlap 6 | Out-Null
+        $out = Join-Path $script:Dir 'kb-full.gguf'
+        $result = Start-CkFineTune -Model $script:Model -KnowledgeBase $kb -OutputPath $out -Method Full `
+            -Epochs 3 -ContextLength 32 -BatchSize 1 -LearningRate 0.003 -Wait
+        $result.ModelPath | Should -Be $out
+        $result.TrainLoss.Count | Should -Be 3
+        $result.TrainLoss[-1] | Should -BeLessThan $result.TrainLoss[0]
+        $result.PerplexityAfter | Should -BeLessThan $result.PerplexityBefore
+        # Every fact token was trained once per epoch: the overlap was removed, nothing lost or repeated.
+        $tokens = (Measure-CkPerplexity -Model $script:Model -Text $script:TrainingFacts -ContextLength 33).TokenCount
+        $result.TrainingTokens | Should -BeIn (($tokens - 2)..($tokens + 2))
+        # The knowledge base still works for the session afterwards.
+        (Search-CkKnowledge 'lighthouse' -KnowledgeBase $kb -Mode Keyword | Select-Object -First 1).Source | Should -Be 'facts'
+    }
+
+    It 'reports a missing or empty knowledge base with its path' {
+        $missing = Join-Path $script:Dir 'no-kb'
+        $record = $null
+        try { Start-CkFineTune -Model $script:Model -KnowledgeBase $missing -OutputPath (Join-Path $script:Dir 'm.gguf') -ErrorAction Stop } catch { $record = $_ }
+        $record.CategoryInfo.Category | Should -Be 'ObjectNotFound'
+        $record.TargetObject | Should -Be $missing
+        Test-Path $missing | Should -BeFalse
+
+        $empty = Join-Path $script:Dir 'empty-kb'
+        Add-CkKnowledge -Text 'soon gone' -Source gone -KnowledgeBase $empty -EmbeddingModel $script:Model | Out-Null
+        Remove-CkKnowledge -Source gone -KnowledgeBase $empty
+        $record = $null
+        try { Start-CkFineTune -Model $script:Model -KnowledgeBase $empty -OutputPath (Join-Path $script:Dir 'e.gguf') -ErrorAction Stop } catch { $record = $_ }
+        $record.CategoryInfo.Category | Should -Be 'InvalidData'
+        $record.TargetObject | Should -Be $empty
+        $record.Exception.Message | Should -BeLike '*no sources*'
+    }
+
+    It 'trains prompt/response records from the pipeline; a record without a response is an error that loses nothing else' {
+        $records = @(
+            [pscustomobject]@{ Prompt = 'Who built the lighthouse of Varnholm?'; Response = 'Edda Quill, in 1743.' }
+            [pscustomobject]@{ Prompt = 'What does Tobin Marsh bake?'; Response = 'The storm loaf, every Thursday.' }
+            @{ Prompt = 'How long is the gravel path?'; Response = 'One thousand two hundred steps.' }
+            [pscustomobject]@{ Prompt = 'Who counts the goats?' }
+        )
+        $out = Join-Path $script:Dir 'pairs.gguf'
+        $err = $null
+        $result = $records | Start-CkFineTune -Model $script:Model -OutputPath $out -Method Full -Epochs 12 -ContextLength 64 `
+            -BatchSize 1 -LearningRate 0.003 -Schedule Constant -Wait -ErrorVariable err -ErrorAction SilentlyContinue
+        $err.Count | Should -Be 1
+        $err[0].CategoryInfo.Category | Should -Be 'InvalidData'
+        $err[0].TargetObject.Prompt | Should -Be 'Who counts the goats?'
+        $result.ModelPath | Should -Be $out
+        $result.TrainLoss.Count | Should -Be 12
+        ($result.TrainLoss[-1] * 3) | Should -BeLessThan $result.TrainLoss[0]
+        # Documents are what perplexity is measured on; records alone have none.
+        $result.PerplexityBefore | Should -BeNullOrEmpty
+    }
+
+    It 'takes files from Get-ChildItem on the pipeline as documents' {
+        $out = Join-Path $script:Dir 'piped.gguf'
+        $result = Get-Item -LiteralPath $script:Facts | Start-CkFineTune -Model $script:Model -OutputPath $out -Epochs 1 -ContextLength 32 -SkipPerplexity -Wait
+        $result.AdapterPath | Should -Be $out
+        $result.TrainingTokens | Should -BeGreaterThan 300
+    }
+
     It 'supports -WhatIf without starting anything' {
         $out = Join-Path $script:Dir 'whatif.gguf'
         Start-CkFineTune -Model $script:Model -Path $script:Facts -OutputPath $out -WhatIf | Should -BeNullOrEmpty

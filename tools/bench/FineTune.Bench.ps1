@@ -5,13 +5,16 @@
     against llama.cpp's prompt processing on the same generated models, in one run. Prints a markdown table.
 .EXAMPLE
     dotnet pwsh ./tools/bench/FineTune.Bench.ps1 -ModulePath ./out/CkLlm/CkLlm.psd1 -Presets Tiny, Small
+.EXAMPLE
+    dotnet pwsh ./tools/bench/FineTune.Bench.ps1 -ModulePath ./out/CkLlm/CkLlm.psd1 -Presets Medium -ContextLength 128 -Epochs 1 -BatchSize 2
 #>
 [CmdletBinding()]
 param(
     [Parameter(Mandatory)] [string] $ModulePath,
     [string[]] $Presets = @('Tiny', 'Small'),
     [int] $ContextLength = 64,
-    [int] $Epochs = 2
+    [int] $Epochs = 2,
+    [int] $BatchSize = 4
 )
 $ErrorActionPreference = 'Stop'
 Import-Module $ModulePath -Force
@@ -31,7 +34,7 @@ try {
         $forward = $engine.GetType('CkLlm.Engine.Training.TrainingBenchmark')::MeasureForward($model, $ContextLength, 3, 0)
         foreach ($method in 'Lora', 'Full') {
             $result = Start-CkFineTune -Model $model -Text $text -OutputPath (Join-Path $dir "$presetName-$method.gguf") -Method $method `
-                -Epochs $Epochs -ContextLength $ContextLength -BatchSize 4 -SkipPerplexity -Wait
+                -Epochs $Epochs -ContextLength $ContextLength -BatchSize $BatchSize -SkipPerplexity -Wait
             [pscustomobject]@{
                 Preset = $presetName; Parameters = $options.Preset.ParameterCount; Method = $method
                 TrainTokensPerSecond = [math]::Round($result.TokensPerSecond)

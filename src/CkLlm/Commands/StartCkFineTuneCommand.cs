@@ -8,12 +8,12 @@ namespace CkLlm.Commands;
 /// Fine-tunes a GGUF model (LoRA adapter or full) on documents or prompt/response records, in a worker process
 /// returned as a PowerShell job; -Wait runs it in the foreground with a progress bar.
 /// </summary>
-[Cmdlet(VerbsLifecycle.Start, "CkFineTune", SupportsShouldProcess = true, DefaultParameterSetName = PathSet)]
+[Cmdlet(VerbsLifecycle.Start, "CkFineTune", SupportsShouldProcess = true, DefaultParameterSetName = RecordSet)]
 [OutputType(typeof(CkFineTuneJob))]
 [OutputType("CkLlm.Engine.Training.FineTuneResult")]
 public sealed class StartCkFineTuneCommand : PSCmdlet
 {
-    private const string PathSet = "Path", TextSet = "Text", RecordSet = "InputObject";
+    private const string PathSet = "Path", TextSet = "Text", RecordSet = "InputObject", KnowledgeSet = "KnowledgeBase";
     private readonly List<string> _texts = new();
     // Engine types stay out of this class's fields and parameters: PowerShell reflects over them on Import-Module,
     // before the engine's load context is wired up.
@@ -24,7 +24,9 @@ public sealed class StartCkFineTuneCommand : PSCmdlet
     [ValidateNotNullOrEmpty]
     public string Model { get; set; } = "";
 
-    [Parameter(Mandatory = true, ParameterSetName = PathSet, ValueFromPipeline = true, ValueFromPipelineByPropertyName = true)]
+    // No pipeline binding here: piped objects all go to -InputObject (the default set), which takes files too. With a
+    // pipeline-bound -Path as the default set, PowerShell bound every piped record to it by string conversion.
+    [Parameter(Mandatory = true, ParameterSetName = PathSet)]
     [Alias("PSPath", "FullName")]
     [ValidateNotNullOrEmpty]
     public string[] Path { get; set; } = [];
@@ -33,7 +35,12 @@ public sealed class StartCkFineTuneCommand : PSCmdlet
     [ValidateNotNullOrEmpty]
     public string[] Text { get; set; } = [];
 
-    /// <summary>Records with Prompt and Response properties (hashtables or objects).</summary>
+    /// <summary>A knowledge base directory: every source in it becomes a training document.</summary>
+    [Parameter(Mandatory = true, ParameterSetName = KnowledgeSet)]
+    [ValidateNotNullOrEmpty]
+    public string KnowledgeBase { get; set; } = "";
+
+    /// <summary>Records with Prompt and Response properties (hashtables or objects), or files (Get-ChildItem output).</summary>
     [Parameter(Mandatory = true, ParameterSetName = RecordSet, ValueFromPipeline = true)]
     public PSObject[] InputObject { get; set; } = [];
 
@@ -73,9 +80,17 @@ public sealed class StartCkFineTuneCommand : PSCmdlet
             case TextSet:
                 _texts.AddRange(Text);
                 break;
+            case KnowledgeSet:
+                ReadKnowledgeBase();
+                break;
             case RecordSet:
                 foreach (var record in InputObject)
                 {
+                    if (record.BaseObject is FileInfo file)
+                    {
+                        _texts.Add(File.ReadAllText(file.FullName));
+                        continue;
+                    }
                     string? Get(string name) => record.BaseObject is IDictionary d
                         ? d[name]?.ToString()
                         : record.Properties[name]?.Value?.ToString();
@@ -83,7 +98,7 @@ public sealed class StartCkFineTuneCommand : PSCmdlet
                     var response = Get("Response");
                     if (string.IsNullOrEmpty(prompt) || string.IsNullOrEmpty(response))
                     {
-                        WriteError(new ErrorRecord(new ArgumentException("A training record needs non-empty Prompt and Response properties."),
+                        WriteError(new ErrorRecord(new ArgumentException("A training record needs non-empty Prompt and Response properties (files: pipe Get-ChildItem output or use -Path; plain text: -Text)."),
                             "CkFineTune.BadRecord", ErrorCategory.InvalidData, record));
                         continue;
                     }
@@ -91,6 +106,42 @@ public sealed class StartCkFineTuneCommand : PSCmdlet
                 }
                 break;
         }
+    }
+
+    /// <summary>The knowledge base is read here, read-only and without the writer lock, so it may be in use meanwhile;
+    /// the texts then travel to the worker in the job spec like -Path's.</summary>
+    private void ReadKnowledgeBase()
+    {
+        var directory = GetUnresolvedProviderPathFromPSPath(KnowledgeBase);
+        IReadOnlyList<CkLlm.Engine.Knowledge.KnowledgeDocument> documents;
+        try
+        {
+            documents = CkLlm.Engine.Knowledge.KnowledgeDocuments.Read(directory);
+        }
+        catch (Exception e) when (e is DirectoryNotFoundException or FileNotFoundException)
+        {
+            ThrowTerminatingError(new ErrorRecord(e, "CkFineTune.KnowledgeBaseNotFound", ErrorCategory.ObjectNotFound, KnowledgeBase));
+            return;
+        }
+        catch (CkLlm.Engine.Knowledge.KnowledgeBaseCorruptException e)
+        {
+            ThrowTerminatingError(new ErrorRecord(e, "CkFineTune.KnowledgeBaseCorrupt", ErrorCategory.InvalidData, KnowledgeBase));
+            return;
+        }
+        catch (Exception e) when (e is CkLlm.Engine.Knowledge.KnowledgeBaseException or IOException or UnauthorizedAccessException)
+        {
+            ThrowTerminatingError(new ErrorRecord(e, "CkFineTune.KnowledgeBaseUnreadable", ErrorCategory.ReadError, KnowledgeBase));
+            return;
+        }
+        var texts = documents.Select(d => d.Text).Where(t => !string.IsNullOrWhiteSpace(t)).ToList();
+        if (texts.Count == 0)
+        {
+            ThrowTerminatingError(new ErrorRecord(
+                new InvalidDataException($"The knowledge base '{directory}' has no sources to train on. Add documents with Add-CkKnowledge first."),
+                "CkFineTune.KnowledgeBaseEmpty", ErrorCategory.InvalidData, KnowledgeBase));
+        }
+        WriteVerbose($"Training on {texts.Count} sources of '{directory}' ({texts.Sum(t => t.Length)} characters).");
+        _texts.AddRange(texts);
     }
 
     protected override void EndProcessing() => Run();

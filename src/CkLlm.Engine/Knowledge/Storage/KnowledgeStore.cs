@@ -11,6 +11,9 @@ namespace CkLlm.Engine.Knowledge.Storage;
 internal sealed record StoredChunk(long Id, long SourceId, string Source, string Text, string? Heading,
     int? LineStart, int? LineEnd, int? Page, IReadOnlyDictionary<string, string> Metadata);
 
+/// <summary>A chunk's text with what tells whether it continues the previous chunk.</summary>
+internal sealed record StoredChunkText(string Source, SourceKind Kind, string Text, string? Heading, int? LineStart, int? LineEnd, int? Page);
+
 /// <summary>
 /// The SQLite database that holds everything the user added: sources (with content hash), chunks (text, line range,
 /// page, heading path, metadata JSON, vector blob) and an FTS5 table for BM25. The HNSW index is only a cache of it.
@@ -22,19 +25,31 @@ internal sealed class KnowledgeStore : IDisposable
     private readonly SqliteConnection _db;
     private readonly string _path;
 
-    public KnowledgeStore(string path)
+    /// <param name="readOnly">Open an existing database for reading only: no schema changes, no writes, so it is safe
+    /// next to a writer in another process (WAL readers never block or get blocked).</param>
+    public KnowledgeStore(string path, bool readOnly = false)
     {
         _path = path;
-        var builder = new SqliteConnectionStringBuilder { DataSource = path, Mode = SqliteOpenMode.ReadWriteCreate, Pooling = false, DefaultTimeout = 30 };
+        var builder = new SqliteConnectionStringBuilder
+        {
+            DataSource = path, Mode = readOnly ? SqliteOpenMode.ReadOnly : SqliteOpenMode.ReadWriteCreate, Pooling = false, DefaultTimeout = 30,
+        };
         _db = new SqliteConnection(builder.ToString());
         try
         {
             _db.Open();
             Exec("PRAGMA busy_timeout=30000;");
-            Exec("PRAGMA journal_mode=WAL;");
-            Exec("PRAGMA synchronous=NORMAL;");
-            Exec("PRAGMA foreign_keys=ON;");
-            EnsureSchema();
+            if (readOnly)
+            {
+                CheckSchemaVersion();
+            }
+            else
+            {
+                Exec("PRAGMA journal_mode=WAL;");
+                Exec("PRAGMA synchronous=NORMAL;");
+                Exec("PRAGMA foreign_keys=ON;");
+                EnsureSchema();
+            }
             // Touch every table's b-tree so a truncated or overwritten file fails here, not mid-search.
             Exec("SELECT count(*) FROM sources; SELECT count(*), max(id) FROM chunks;");
             var check = Scalar("PRAGMA quick_check(1);") as string;
@@ -89,10 +104,31 @@ internal sealed class KnowledgeStore : IDisposable
             CREATE INDEX IF NOT EXISTS chunks_source ON chunks(source_id);
             CREATE VIRTUAL TABLE IF NOT EXISTS chunks_fts USING fts5(text, heading, tokenize='porter unicode61');
             """);
+        if (GetMeta("schema_version") is null) SetMeta("schema_version", SchemaVersion.ToString(CultureInfo.InvariantCulture));
+        CheckSchemaVersion();
+    }
+
+    private void CheckSchemaVersion()
+    {
         var version = GetMeta("schema_version");
-        if (version is null) SetMeta("schema_version", SchemaVersion.ToString(CultureInfo.InvariantCulture));
-        else if (version != SchemaVersion.ToString(CultureInfo.InvariantCulture))
-            throw new KnowledgeBaseException($"The knowledge base '{_path}' has schema version {version}; this CkLlm reads version {SchemaVersion}.");
+        if (version != SchemaVersion.ToString(CultureInfo.InvariantCulture))
+            throw new KnowledgeBaseException($"The knowledge base '{_path}' has schema version {version ?? "(none)"}; this CkLlm reads version {SchemaVersion}.");
+    }
+
+    /// <summary>Every chunk's text and position, by source name then chunk order: what the documents looked like.</summary>
+    public List<StoredChunkText> ReadChunkTexts()
+    {
+        using var cmd = Command("""
+            SELECT s.source, s.kind, c.text, c.heading, c.line_start, c.line_end, c.page
+            FROM chunks c JOIN sources s ON s.id = c.source_id
+            ORDER BY s.source, c.ordinal
+            """);
+        using var r = cmd.ExecuteReader();
+        var list = new List<StoredChunkText>();
+        while (r.Read())
+            list.Add(new StoredChunkText(r.GetString(0), Enum.Parse<SourceKind>(r.GetString(1)), r.GetString(2), r.IsDBNull(3) ? null : r.GetString(3),
+                r.IsDBNull(4) ? null : r.GetInt32(4), r.IsDBNull(5) ? null : r.GetInt32(5), r.IsDBNull(6) ? null : r.GetInt32(6)));
+        return list;
     }
 
     public string? GetMeta(string key)
