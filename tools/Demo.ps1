@@ -62,13 +62,26 @@ try {
     Write-Host ("Stored {0} files as {1} chunks (split by the embedder's tokens, each with its file, heading and line range) in {2:N1} s, in {3}." -f
         $ingested.Count, ($ingested | Measure-Object Chunks -Sum).Sum, $clock.Elapsed.TotalSeconds, $kb)
 
+    if ($generated) {
+        # A full fine-tune of the whole docs/ would take tens of minutes on 2 cores; one page shows the mechanism.
+        $page = Join-Path $docs 'cmdlets/Invoke-CkRag.md'
+        Write-Step "Start-CkFineTune -Method Full: training the generated model on $page (ggml autodiff, in a worker process)"
+        $tuned = Join-Path $work 'demo-tuned.gguf'
+        $training = Start-CkFineTune -Model $Model -Path $page -OutputPath $tuned -Method Full -Epochs 2 -ContextLength 64 -Wait
+        Write-Host ("Trained {0} steps in {1:N0} s at {2:N0} tokens/s; llama.cpp perplexity on that page {3:N1} -> {4:N1}. Wrote {5}." -f
+            $training.Steps, $training.Duration.TotalSeconds, $training.TokensPerSecond, $training.PerplexityBefore, $training.PerplexityAfter, $training.ModelPath)
+        Remove-CkModel -Name $loaded.Name
+        $loaded = Import-CkModel -Path $tuned -ContextSize 2048 -Name 'demo-tuned'
+        Write-Host "RAG below uses the fine-tuned model '$($loaded.Name)'. Two epochs on one page do not make a 5M-parameter model fluent."
+    }
+
     $question = 'How does Invoke-CkRag keep the prompt inside the context window?'
     Write-Step "Search-CkKnowledge: the passages hybrid search (BM25 + vectors, fused by rank) finds for: $question"
     Search-CkKnowledge $question -KnowledgeBase $kb -Top 4 | Format-Table | Out-String -Width 160 | Out-Host
 
     Write-Step 'Invoke-CkRag -Stream: the same passages, numbered and delimited as data, fitted to the context window, then the answer as it is generated'
     if ($generated) {
-        Write-Host 'The model is the random-weight Small model generated above: its answer below is gibberish. Everything around it is real:' -ForegroundColor Yellow
+        Write-Host 'The model is the Small model generated above, barely trained: its answer below is gibberish. Everything around it is real:' -ForegroundColor Yellow
         Write-Host 'retrieval, the numbered prompt, token budgeting with its own tokenizer, streaming, and citation checking. Use -Model <gguf> for a real answer.' -ForegroundColor Yellow
     }
     $answer = Invoke-CkRag $question -KnowledgeBase $kb -Top 4 -MaxTokens 48 -Temperature 0.7 -Seed 5 -Stream

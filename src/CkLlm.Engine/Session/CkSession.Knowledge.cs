@@ -76,6 +76,5 @@ public sealed partial class CkSession
             _knowledgeBases.Clear();
             _currentKnowledgeBase = null;
         }
-        EmbedderCache.Clear();
     }
 }

@@ -21,6 +21,9 @@ public sealed partial class CkSession : IDisposable
         CkSession? old;
         lock (Gate) { old = _current; _current = null; }
         old?.Dispose();
+        // The embedder cache is process-wide like this session; a session instance's own Dispose must not free
+        // embedders other sessions and knowledge bases are still using (that was a use-after-dispose in ONNX Runtime).
+        Knowledge.Embedding.EmbedderCache.Clear();
     }
 
     public DateTimeOffset Created { get; } = DateTimeOffset.Now;

