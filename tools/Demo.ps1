@@ -67,12 +67,12 @@ try {
         $page = Join-Path $docs 'cmdlets/Invoke-CkRag.md'
         Write-Step "Start-CkFineTune -Method Full: training the generated model on $page (ggml autodiff, in a worker process)"
         $tuned = Join-Path $work 'demo-tuned.gguf'
-        $training = Start-CkFineTune -Model $Model -Path $page -OutputPath $tuned -Method Full -Epochs 2 -ContextLength 64 -Wait
+        $training = Start-CkFineTune -Model $Model -Path $page -OutputPath $tuned -Method Full -Epochs 6 -ContextLength 64 -Wait
         Write-Host ("Trained {0} steps in {1:N0} s at {2:N0} tokens/s; llama.cpp perplexity on that page {3:N1} -> {4:N1}. Wrote {5}." -f
             $training.Steps, $training.Duration.TotalSeconds, $training.TokensPerSecond, $training.PerplexityBefore, $training.PerplexityAfter, $training.ModelPath)
         Remove-CkModel -Name $loaded.Name
         $loaded = Import-CkModel -Path $tuned -ContextSize 2048 -Name 'demo-tuned'
-        Write-Host "RAG below uses the fine-tuned model '$($loaded.Name)'. Two epochs on one page do not make a 5M-parameter model fluent."
+        Write-Host "RAG below uses the fine-tuned model '$($loaded.Name)'. Six epochs on one page do not make a 5M-parameter model fluent."
     }
 
     $question = 'How does Invoke-CkRag keep the prompt inside the context window?'
