@@ -121,12 +121,10 @@ $table
   first generated token (context creation included), generation tok/s = tokens after the first / time from first to last.
 - *Invoke-CkCompletion* columns are the cmdlet's own PromptTokensPerSecond/TokensPerSecond in pwsh; its prompt figure
   times the prompt decode only (no context creation), so it is not comparable with the raw prompt column.
-- **Open problem (cmdlet column).** The engine matches the raw executor in a plain .NET process, but inside pwsh the
-  same code decoded far slower with 2 threads on this oversubscribed machine (Small model, same minute: harness
-  160-200 gen tok/s, Invoke-CkCompletion 3-80 tok/s; with ``-Threads 1`` in pwsh 140-170 tok/s). So the loss is in
-  ggml's multi-thread synchronisation inside the pwsh process under CPU contention, not in CkLlm's loop; decoding on a
-  worker thread instead of the pipeline thread did not remove it. Not yet resolved; on a busy 2-core box import with
-  ``-Threads 1``.
+- **Load sensitivity.** Under heavy CPU contention (load average 8-16 on 2 cores, other builds running) the cmdlet's
+  2-thread decoding in pwsh measured far below the harness (gen ratio 0.07-0.42): ggml's compute threads spin-wait on
+  each other, and a process that loses a core mid-barrier stalls. On a quiet machine the cmdlet is at or above the raw
+  executor. On a busy 2-core box, import with ``-Threads 1``.
 "@
     $benchmarks = Join-Path $root 'docs/benchmarks.md'
     $text = Get-Content -Raw $benchmarks
