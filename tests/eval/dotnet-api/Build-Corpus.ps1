@@ -1,0 +1,165 @@
+<#
+.SYNOPSIS
+Builds the dotnet-api evaluation corpus: one Markdown page per .NET type from the SDK's reference documentation.
+
+.DESCRIPTION
+Reads the XML documentation files beside the reference assemblies of the installed .NET SDK
+(<dotnet root>/packs/Microsoft.NETCore.App.Ref/<newest version>/ref/net<major>.0/*.xml) and writes one page per
+documented type whose namespace is in -Namespace: <OutputPath>/<namespace>/<full type name>.md (e.g.
+System.IO/System.IO.File.md). The page title is the full type name, followed by the type's summary and remarks; every
+member (constructor, property, method, field, event) is a '##' section with its summary, parameters, return value,
+exceptions and remarks. -ListOnly prints the relative file names without writing (used by the Pester shape test).
+#>
+[CmdletBinding()]
+param(
+    [Parameter(Mandatory, ParameterSetName = 'Build')][string] $OutputPath,
+    [Parameter(Mandatory, ParameterSetName = 'List')][switch] $ListOnly,
+    [string] $ReferencePath,
+    # Namespaces a .NET application developer meets day to day; the rest (interop, compiler services, metadata
+    # readers, SIMD intrinsics) would make the corpus large without adding questions a user asks.
+    [string[]] $Namespace = @(
+        'System', 'System.Buffers', 'System.Collections', 'System.Collections.Concurrent', 'System.Collections.Generic',
+        'System.Collections.Immutable', 'System.Collections.Specialized', 'System.Diagnostics', 'System.Diagnostics.Metrics',
+        'System.Formats.Tar', 'System.Globalization', 'System.IO', 'System.IO.Compression', 'System.IO.Pipes', 'System.Linq',
+        'System.Net', 'System.Net.Http', 'System.Net.Http.Headers', 'System.Net.Mail', 'System.Net.NetworkInformation',
+        'System.Net.Sockets', 'System.Net.WebSockets', 'System.Numerics', 'System.Security.Cryptography',
+        'System.Security.Cryptography.X509Certificates', 'System.Text', 'System.Text.Json', 'System.Text.Json.Nodes',
+        'System.Text.Json.Serialization', 'System.Text.RegularExpressions', 'System.Threading', 'System.Threading.Channels',
+        'System.Threading.Tasks', 'System.Timers', 'System.Xml.Linq')
+)
+$ErrorActionPreference = 'Stop'
+. (Join-Path $PSScriptRoot '../EvalCorpus.Common.ps1')
+
+function Get-ReferencePath {
+    if ($ReferencePath) { return $ReferencePath }
+    $dotnet = (Get-Command dotnet -CommandType Application | Select-Object -First 1).Source
+    $root = [System.IO.Path]::GetDirectoryName((Get-Item $dotnet).ResolvedTarget ?? $dotnet)
+    $pack = Get-ChildItem (Join-Path $root 'packs/Microsoft.NETCore.App.Ref') -Directory |
+        Sort-Object { [version]($_.Name -replace '-.*$', '') } | Select-Object -Last 1
+    Get-ChildItem (Join-Path $pack.FullName 'ref') -Directory | Sort-Object { [version]($_.Name -replace '^net', '') } |
+        Select-Object -Last 1 -ExpandProperty FullName
+}
+
+function ConvertFrom-DocId {
+    # "M:System.Collections.Generic.List`1.Add(`0)" -> "System.Collections.Generic.List<T>.Add(T)": generic arity becomes
+    # <T>/<T1,T2>, type parameters in argument lists become T/TM (method) with their index, namespaces are dropped there.
+    param([string] $Id)
+    $name = ($Id -replace '^[A-Z]:', '') -replace '#ctor', 'Constructor'
+    $head, $args = $name, $null
+    if ($name -match '^(?<head>[^(]*)\((?<args>.*)\)') { $head, $args = $Matches.head, $Matches.args }
+    $head = [regex]::Replace($head, '`{1,2}(\d+)', { param($m) $n = [int]$m.Groups[1].Value; if ($n -eq 1) { '<T>' } else { '<' + ((1..$n | ForEach-Object { "T$_" }) -join ',') + '>' } })
+    if ($null -eq $args) { return $head }
+    $args = $args -replace '``(\d+)', 'TM$1' -replace '`(\d+)', 'T$1'
+    $args = ($args -split ',(?![^{]*\})' | ForEach-Object { $_ -replace '([A-Za-z_]\w*\.)+', '' }) -join ', '
+    "$head($($args.Replace('{', '<').Replace('}', '>')))"
+}
+
+function ConvertFrom-DocNode {
+    param([System.Xml.Linq.XNode] $Node)
+    if ($Node -is [System.Xml.Linq.XText]) { return ($Node.Value -replace '\s+', ' ') }
+    if ($Node -isnot [System.Xml.Linq.XElement]) { return '' }
+    $inner = { param($element) ($element.Nodes() | ForEach-Object { ConvertFrom-DocNode $_ }) -join '' }
+    switch ($Node.Name.LocalName) {
+        { $_ -in 'see', 'seealso' } {
+            if ($Node.Attribute('langword')) { return $Node.Attribute('langword').Value }
+            if ($Node.Value) { return & $inner $Node }
+            if ($Node.Attribute('cref')) { return ((ConvertFrom-DocId $Node.Attribute('cref').Value) -replace '^([A-Za-z_]\w*\.)+(?=[^.(]*(\(|$))', '') }
+            if ($Node.Attribute('href')) { return $Node.Attribute('href').Value }
+            return ''
+        }
+        { $_ -in 'paramref', 'typeparamref' } { return $Node.Attribute('name').Value }
+        'para' { return "`n`n" + (& $inner $Node).Trim() + "`n`n" }
+        'code' { return "`n`n" + $Node.Value.Trim() + "`n`n" }
+        'item' { return "`n- " + ((& $inner $Node).Trim() -replace '\s*\n\s*', ' ') }
+        'term' { return (& $inner $Node).Trim() + ': ' }
+        default { return & $inner $Node }
+    }
+}
+
+function Get-DocText {
+    param([System.Xml.Linq.XElement] $Element)
+    if (-not $Element) { return '' }
+    ((ConvertFrom-DocNode $Element) -replace '[ \t]+', ' ' -replace ' *\n *', "`n").Trim()
+}
+
+function Format-MemberDoc {
+    param([System.Xml.Linq.XElement] $Member)
+    $lines = [System.Collections.Generic.List[string]]::new()
+    $summary = Get-DocText $Member.Element('summary')
+    if ($summary) { $lines.Add($summary) }
+    foreach ($param in $Member.Elements('typeparam')) { $lines.Add("- Type parameter $($param.Attribute('name').Value): $(Get-DocText $param)") }
+    foreach ($param in $Member.Elements('param')) { $lines.Add("- Parameter $($param.Attribute('name').Value): $(Get-DocText $param)") }
+    foreach ($part in 'returns', 'value') {
+        $text = Get-DocText $Member.Element($part)
+        if ($text) { $lines.Add("- Returns: $text") }
+    }
+    foreach ($exception in $Member.Elements('exception')) {
+        $type = (ConvertFrom-DocId $exception.Attribute('cref').Value) -replace '^([A-Za-z_]\w*\.)+', ''
+        $lines.Add("- Throws $($type): $(Get-DocText $exception)")
+    }
+    $remarks = Get-DocText $Member.Element('remarks')
+    if ($remarks) { $lines.Add("Remarks: $remarks") }
+    $lines -join "`n`n"
+}
+
+function Get-TypePage {
+    $wanted = [System.Collections.Generic.HashSet[string]]::new([string[]]$Namespace, [StringComparer]::Ordinal)
+    $types = [System.Collections.Generic.SortedDictionary[string, object]]::new([StringComparer]::Ordinal)
+    $members = [System.Collections.Generic.List[System.Xml.Linq.XElement]]::new()
+    foreach ($file in Get-ChildItem (Get-ReferencePath) -Filter '*.xml' | Sort-Object Name -CaseSensitive) {
+        $doc = [System.Xml.Linq.XDocument]::Load($file.FullName)
+        foreach ($member in $doc.Root.Element('members').Elements('member')) {
+            $id = $member.Attribute('name').Value
+            if ($id.StartsWith('T:')) {
+                $typeName = $id.Substring(2)
+                if ($types.ContainsKey($typeName)) { continue }
+                $types[$typeName] = [pscustomobject]@{ Name = $typeName; Element = $member; Assembly = $file.BaseName; Members = [System.Collections.Generic.List[System.Xml.Linq.XElement]]::new() }
+            } else { $members.Add($member) }
+        }
+    }
+    foreach ($member in $members) {
+        # The declaring type is the longest documented type name that prefixes the member name (nested types included).
+        $path = ($member.Attribute('name').Value.Substring(2) -replace '\(.*$', '') -replace '``\d+$', ''
+        for ($cut = $path.LastIndexOf('.'); $cut -gt 0; $cut = $path.LastIndexOf('.', $cut - 1)) {
+            $owner = $path.Substring(0, $cut)
+            if ($types.ContainsKey($owner)) { $types[$owner].Members.Add($member); break }
+        }
+    }
+    foreach ($type in $types.Values) {
+        # Namespace = the type name up to the first segment that starts with an upper-case letter after 'System'-style
+        # lower-dotted prefixes is not reliable; nested types are handled by walking up to a top-level documented type.
+        $top = $type.Name
+        while ($true) {
+            $cut = $top.LastIndexOf('.')
+            if ($cut -lt 0 -or -not $types.ContainsKey($top.Substring(0, $cut))) { break }
+            $top = $top.Substring(0, $cut)
+        }
+        $ns = $top.Substring(0, [math]::Max(0, $top.LastIndexOf('.')))
+        if (-not $wanted.Contains($ns)) { continue }
+        $fileName = ($type.Name -replace '`(\d)', '-$1') + '.md'
+        $type | Add-Member -NotePropertyMembers @{ Namespace = $ns; RelativePath = "$ns/$fileName" } -PassThru
+    }
+}
+
+$pages = @(Get-TypePage)
+if ($ListOnly) { return $pages.RelativePath }
+
+$started = Get-Date
+$root = Initialize-CorpusOutput $OutputPath
+foreach ($page in $pages) {
+    $text = [System.Text.StringBuilder]::new()
+    [void]$text.Append("# $(ConvertFrom-DocId "T:$($page.Name)")`n`nNamespace: $($page.Namespace). Assembly: $($page.Assembly).`n`n")
+    [void]$text.Append((Format-MemberDoc $page.Element)).Append("`n`n")
+    $typeTitle = ConvertFrom-DocId "T:$($page.Name)"
+    $shortName = ($page.Name -replace '^.*\.', '') -replace '`\d+$', ''
+    foreach ($member in $page.Members) {
+        $id = $member.Attribute('name').Value
+        $title = ConvertFrom-DocId $id
+        if ($title.StartsWith("$typeTitle.", [StringComparison]::Ordinal)) { $title = $title.Substring($typeTitle.Length + 1) }
+        $kind = @{ M = 'Method'; P = 'Property'; F = 'Field'; E = 'Event' }[$id.Substring(0, 1)]
+        if ($title -like 'Constructor*') { $kind = 'Constructor'; $title = $shortName + $title.Substring('Constructor'.Length) }
+        [void]$text.Append("## $kind $title`n`n").Append((Format-MemberDoc $member)).Append("`n`n")
+    }
+    Write-CorpusFile -Root $root -RelativePath $page.RelativePath -Text $text.ToString()
+}
+Write-CorpusSummary -Root $root -SetName 'dotnet-api' -Started $started
