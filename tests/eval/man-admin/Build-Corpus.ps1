@@ -4,7 +4,7 @@ Builds the man-admin evaluation corpus: the English man pages of sections 5, 7 a
 
 .DESCRIPTION
 Every real page (not a symlink, not a '.so' redirect) under /usr/share/man/man5, man7 and man8 whose roff source is
-at most -MaxSourceChars long is rendered with groff at 80 columns, without hyphenation or justification, and written as
+at most -MaxSourceChars long is rendered with groff at 80 columns, without hyphenation or justification (as `man --nh --nj`), and written as
 <OutputPath>/man<section>/<page>.<section>.txt (e.g. man5/fstab.5.txt). The few giant reference pages above the limit
 (directive indexes, every-variable lists) are left out to keep the corpus a few MB; everything else stays as
 distractors. -ListOnly prints the relative file names without rendering (fast; used by the Pester shape test).
@@ -43,9 +43,10 @@ $pages | ForEach-Object -ThrottleLimit $ThrottleLimit -Parallel {
     . $using:common
     $env:LANG = 'C.UTF-8'
     [Console]::OutputEncoding = $OutputEncoding = [System.Text.UTF8Encoding]::new($false)
-    # -k: preconv for non-ASCII input, -t: tables; HY=0 no hyphenation, AD=l ragged right, -c no overstrike.
-    $text = Read-MaybeGzipText $_.Source |
-        groff -k -t -man -Tutf8 -rLL=80n -rHY=0 -dAD=l -P-cbou 2>$null | Out-String
+    # Ragged right, no hyphenation (as man-db's --nj --nh): groff 1.22 ignores -dAD/-rHY, so the page's own .ad/.hy
+    # requests are disabled instead. -k: preconv for non-ASCII input, -t: tables, -P-cbou: no overstrike or underline.
+    $text = ".ad l`n.nh`n.de ad`n..`n.de hy`n..`n" + (Read-MaybeGzipText $_.Source) |
+        groff -k -t -man -Tutf8 -rLL=80n -P-cbou 2>$null | Out-String
     Write-CorpusFile -Root $using:root -RelativePath $_.RelativePath -Text $text
 }
 Write-CorpusSummary -Root $root -SetName 'man-admin' -Started $started
