@@ -45,7 +45,7 @@ function Read-MaybeGzipText {
 
 function Write-CorpusSummary {
     param([Parameter(Mandatory)][string] $Root, [Parameter(Mandatory)][string] $SetName, [Parameter(Mandatory)][datetime] $Started)
-    $files = Get-ChildItem -LiteralPath $Root -Recurse -File
+    $files = @(Get-ChildItem -LiteralPath $Root -Recurse -File)
     [pscustomobject]@{
         Set     = $SetName
         Path    = $Root

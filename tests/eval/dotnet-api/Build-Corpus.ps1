@@ -19,10 +19,11 @@ param(
     # readers, SIMD intrinsics) would make the corpus large without adding questions a user asks.
     [string[]] $Namespace = @(
         'System', 'System.Buffers', 'System.Collections', 'System.Collections.Concurrent', 'System.Collections.Generic',
-        'System.Collections.Immutable', 'System.Collections.Specialized', 'System.Diagnostics', 'System.Diagnostics.Metrics',
+        'System.Collections.ObjectModel',
+        'System.Collections.Specialized', 'System.Diagnostics', 'System.Diagnostics.Metrics',
         'System.Formats.Tar', 'System.Globalization', 'System.IO', 'System.IO.Compression', 'System.IO.Pipes', 'System.Linq',
-        'System.Net', 'System.Net.Http', 'System.Net.Http.Headers', 'System.Net.Mail', 'System.Net.NetworkInformation',
-        'System.Net.Sockets', 'System.Net.WebSockets', 'System.Numerics', 'System.Security.Cryptography',
+        'System.Net', 'System.Net.Http', 'System.Net.Http.Headers', 'System.Net.Mail',
+        'System.Net.Sockets', 'System.Net.WebSockets', 'System.Security.Cryptography',
         'System.Security.Cryptography.X509Certificates', 'System.Text', 'System.Text.Json', 'System.Text.Json.Nodes',
         'System.Text.Json.Serialization', 'System.Text.RegularExpressions', 'System.Threading', 'System.Threading.Channels',
         'System.Threading.Tasks', 'System.Timers', 'System.Xml.Linq')
@@ -42,12 +43,12 @@ function Get-ReferencePath {
 
 function ConvertFrom-DocId {
     # "M:System.Collections.Generic.List`1.Add(`0)" -> "System.Collections.Generic.List<T>.Add(T)": generic arity becomes
-    # <T>/<T1,T2>, type parameters in argument lists become T/TM (method) with their index, namespaces are dropped there.
+    # <T>/<T0,T1>, type parameters in argument lists become T/TM (method) with their index, namespaces are dropped there.
     param([string] $Id)
     $name = ($Id -replace '^[A-Z]:', '') -replace '#ctor', 'Constructor'
     $head, $args = $name, $null
     if ($name -match '^(?<head>[^(]*)\((?<args>.*)\)') { $head, $args = $Matches.head, $Matches.args }
-    $head = [regex]::Replace($head, '`{1,2}(\d+)', { param($m) $n = [int]$m.Groups[1].Value; if ($n -eq 1) { '<T>' } else { '<' + ((1..$n | ForEach-Object { "T$_" }) -join ',') + '>' } })
+    $head = [regex]::Replace($head, '`{1,2}(\d+)', { param($m) $n = [int]$m.Groups[1].Value; if ($n -eq 1) { '<T>' } else { '<' + ((0..($n - 1) | ForEach-Object { "T$_" }) -join ',') + '>' } })
     if ($null -eq $args) { return $head }
     $args = $args -replace '``(\d+)', 'TM$1' -replace '`(\d+)', 'T$1'
     $args = ($args -split ',(?![^{]*\})' | ForEach-Object { $_ -replace '([A-Za-z_]\w*\.)+', '' }) -join ', '
@@ -102,32 +103,20 @@ function Format-MemberDoc {
     $lines -join "`n`n"
 }
 
-function Get-TypePage {
-    $wanted = [System.Collections.Generic.HashSet[string]]::new([string[]]$Namespace, [StringComparer]::Ordinal)
+function Get-DocumentedType {
+    # Type ids are found with a regex (fast: -ListOnly needs nothing else); the first file that documents a type wins.
     $types = [System.Collections.Generic.SortedDictionary[string, object]]::new([StringComparer]::Ordinal)
-    $members = [System.Collections.Generic.List[System.Xml.Linq.XElement]]::new()
     foreach ($file in Get-ChildItem (Get-ReferencePath) -Filter '*.xml' | Sort-Object Name -CaseSensitive) {
-        $doc = [System.Xml.Linq.XDocument]::Load($file.FullName)
-        foreach ($member in $doc.Root.Element('members').Elements('member')) {
-            $id = $member.Attribute('name').Value
-            if ($id.StartsWith('T:')) {
-                $typeName = $id.Substring(2)
-                if ($types.ContainsKey($typeName)) { continue }
-                $types[$typeName] = [pscustomobject]@{ Name = $typeName; Element = $member; Assembly = $file.BaseName; Members = [System.Collections.Generic.List[System.Xml.Linq.XElement]]::new() }
-            } else { $members.Add($member) }
+        foreach ($match in [regex]::Matches([System.IO.File]::ReadAllText($file.FullName), '<member name="T:([^"]+)"')) {
+            $name = [System.Net.WebUtility]::HtmlDecode($match.Groups[1].Value)
+            if (-not $types.ContainsKey($name)) {
+                $types[$name] = [pscustomobject]@{ Name = $name; File = $file.FullName; Assembly = $file.BaseName; Element = $null; Members = [System.Collections.Generic.List[System.Xml.Linq.XElement]]::new() }
+            }
         }
     }
-    foreach ($member in $members) {
-        # The declaring type is the longest documented type name that prefixes the member name (nested types included).
-        $path = ($member.Attribute('name').Value.Substring(2) -replace '\(.*$', '') -replace '``\d+$', ''
-        for ($cut = $path.LastIndexOf('.'); $cut -gt 0; $cut = $path.LastIndexOf('.', $cut - 1)) {
-            $owner = $path.Substring(0, $cut)
-            if ($types.ContainsKey($owner)) { $types[$owner].Members.Add($member); break }
-        }
-    }
+    $wanted = [System.Collections.Generic.HashSet[string]]::new([string[]]$Namespace, [StringComparer]::Ordinal)
     foreach ($type in $types.Values) {
-        # Namespace = the type name up to the first segment that starts with an upper-case letter after 'System'-style
-        # lower-dotted prefixes is not reliable; nested types are handled by walking up to a top-level documented type.
+        # Nested types ("Outer.Inner") live in their outermost documented type's namespace.
         $top = $type.Name
         while ($true) {
             $cut = $top.LastIndexOf('.')
@@ -141,8 +130,34 @@ function Get-TypePage {
     }
 }
 
-$pages = @(Get-TypePage)
+function Add-MemberDoc {
+    # Attaches each selected type's own <member> element and its members' elements (declaring type = the longest
+    # documented type name that prefixes the member name, so members of nested types land on the nested type).
+    param([object[]] $Pages)
+    $byName = @{}
+    foreach ($page in $Pages) { $byName[$page.Name] = $page }
+    foreach ($path in $Pages.File | Sort-Object -Unique -CaseSensitive) {
+        $doc = [System.Xml.Linq.XDocument]::Load($path)
+        foreach ($member in $doc.Root.Element('members').Elements('member')) {
+            $id = $member.Attribute('name').Value
+            if ($id.StartsWith('T:')) {
+                $page = $byName[$id.Substring(2)]
+                if ($page -and $page.File -eq $path) { $page.Element = $member }
+                continue
+            }
+            $memberPath = ($id.Substring(2) -replace '\(.*$', '') -replace '``\d+$', ''
+            for ($cut = $memberPath.LastIndexOf('.'); $cut -gt 0; $cut = $memberPath.LastIndexOf('.', $cut - 1)) {
+                $owner = $byName[$memberPath.Substring(0, $cut)]
+                if ($owner) { if ($owner.File -eq $path) { $owner.Members.Add($member) }; break }
+            }
+        }
+    }
+}
+
+$pages = @(Get-DocumentedType)
+if (-not $pages) { throw "No documented types in the namespaces '$($Namespace -join "', '")' under $(Get-ReferencePath)." }
 if ($ListOnly) { return $pages.RelativePath }
+Add-MemberDoc $pages
 
 $started = Get-Date
 $root = Initialize-CorpusOutput $OutputPath
@@ -152,13 +167,22 @@ foreach ($page in $pages) {
     [void]$text.Append((Format-MemberDoc $page.Element)).Append("`n`n")
     $typeTitle = ConvertFrom-DocId "T:$($page.Name)"
     $shortName = ($page.Name -replace '^.*\.', '') -replace '`\d+$', ''
+    # Overloads documented with the same text share one section (their signatures joined in the heading): the SDK
+    # repeats identical docs for every overload, which would only multiply near-duplicate passages.
+    $sections = [System.Collections.Generic.List[object]]::new()
     foreach ($member in $page.Members) {
         $id = $member.Attribute('name').Value
         $title = ConvertFrom-DocId $id
         if ($title.StartsWith("$typeTitle.", [StringComparison]::Ordinal)) { $title = $title.Substring($typeTitle.Length + 1) }
         $kind = @{ M = 'Method'; P = 'Property'; F = 'Field'; E = 'Event' }[$id.Substring(0, 1)]
         if ($title -like 'Constructor*') { $kind = 'Constructor'; $title = $shortName + $title.Substring('Constructor'.Length) }
-        [void]$text.Append("## $kind $title`n`n").Append((Format-MemberDoc $member)).Append("`n`n")
+        $body = Format-MemberDoc $member
+        $last = if ($sections.Count) { $sections[$sections.Count - 1] } else { $null }
+        if ($last -and $last.Kind -eq $kind -and $last.Body -eq $body) { $last.Titles.Add($title); continue }
+        $sections.Add([pscustomobject]@{ Kind = $kind; Titles = [System.Collections.Generic.List[string]]@($title); Body = $body })
+    }
+    foreach ($section in $sections) {
+        [void]$text.Append("## $($section.Kind) $($section.Titles -join ' / ')`n`n").Append($section.Body).Append("`n`n")
     }
     Write-CorpusFile -Root $root -RelativePath $page.RelativePath -Text $text.ToString()
 }
