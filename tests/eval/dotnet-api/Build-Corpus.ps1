@@ -41,46 +41,42 @@ function Get-ReferencePath {
         Select-Object -Last 1 -ExpandProperty FullName
 }
 
+$GenericArity = @{ '1' = '<T>'; '2' = '<T0,T1>'; '3' = '<T0,T1,T2>'; '4' = '<T0,T1,T2,T3>' }
+
 function ConvertFrom-DocId {
-    # "M:System.Collections.Generic.List`1.Add(`0)" -> "System.Collections.Generic.List<T>.Add(T)": generic arity becomes
-    # <T>/<T0,T1>, type parameters in argument lists become T/TM (method) with their index, namespaces are dropped there.
+    # "M:System.Collections.Generic.List`1.Add(`0)" -> "System.Collections.Generic.List<T>.Add(T0)": generic arity becomes
+    # <T>/<T0,T1>, type parameters in argument lists become T<n> (type) or TM<n> (method), argument namespaces are dropped.
     param([string] $Id)
     $name = ($Id -replace '^[A-Z]:', '') -replace '#ctor', 'Constructor'
-    $head, $args = $name, $null
-    if ($name -match '^(?<head>[^(]*)\((?<args>.*)\)') { $head, $args = $Matches.head, $Matches.args }
-    $head = [regex]::Replace($head, '`{1,2}(\d+)', { param($m) $n = [int]$m.Groups[1].Value; if ($n -eq 1) { '<T>' } else { '<' + ((0..($n - 1) | ForEach-Object { "T$_" }) -join ',') + '>' } })
-    if ($null -eq $args) { return $head }
-    $args = $args -replace '``(\d+)', 'TM$1' -replace '`(\d+)', 'T$1'
-    $args = ($args -split ',(?![^{]*\})' | ForEach-Object { $_ -replace '([A-Za-z_]\w*\.)+', '' }) -join ', '
-    "$head($($args.Replace('{', '<').Replace('}', '>')))"
-}
-
-function ConvertFrom-DocNode {
-    param([System.Xml.Linq.XNode] $Node)
-    if ($Node -is [System.Xml.Linq.XText]) { return ($Node.Value -replace '\s+', ' ') }
-    if ($Node -isnot [System.Xml.Linq.XElement]) { return '' }
-    $inner = { param($element) ($element.Nodes() | ForEach-Object { ConvertFrom-DocNode $_ }) -join '' }
-    switch ($Node.Name.LocalName) {
-        { $_ -in 'see', 'seealso' } {
-            if ($Node.Attribute('langword')) { return $Node.Attribute('langword').Value }
-            if ($Node.Value) { return & $inner $Node }
-            if ($Node.Attribute('cref')) { return ((ConvertFrom-DocId $Node.Attribute('cref').Value) -replace '^([A-Za-z_]\w*\.)+(?=[^.(]*(\(|$))', '') }
-            if ($Node.Attribute('href')) { return $Node.Attribute('href').Value }
-            return ''
-        }
-        { $_ -in 'paramref', 'typeparamref' } { return $Node.Attribute('name').Value }
-        'para' { return "`n`n" + (& $inner $Node).Trim() + "`n`n" }
-        'code' { return "`n`n" + $Node.Value.Trim() + "`n`n" }
-        'item' { return "`n- " + ((& $inner $Node).Trim() -replace '\s*\n\s*', ' ') }
-        'term' { return (& $inner $Node).Trim() + ': ' }
-        default { return & $inner $Node }
+    $head, $arguments = $name, $null
+    if ($name -match '^(?<head>[^(]*)\((?<arguments>.*)\)') { $head, $arguments = $Matches.head, $Matches.arguments }
+    if ($head.Contains('`')) {
+        foreach ($arity in $GenericArity.Keys) { $head = $head -replace "``{1,2}$arity(?!\d)", $GenericArity[$arity] }
+        $head = $head -replace '`{1,2}(\d+)', '<T$1>'
     }
+    if ($null -eq $arguments) { return $head }
+    $arguments = $arguments -replace '``(\d+)', 'TM$1' -replace '`(\d+)', 'T$1' -replace '([A-Za-z_]\w*\.)+', '' -replace ',', ', '
+    "$head($($arguments.Replace('{', '<').Replace('}', '>')))"
 }
 
 function Get-DocText {
+    # XML doc markup to plain text with regexes over the element's inner XML (a node-by-node walk in script is ~10x
+    # slower on the SDK's 30 MB of docs): cross-references become their short names, paragraphs blank lines,
+    # list items '- ' lines.
     param([System.Xml.Linq.XElement] $Element)
     if (-not $Element) { return '' }
-    ((ConvertFrom-DocNode $Element) -replace '[ \t]+', ' ' -replace ' *\n *', "`n").Trim()
+    $xml = [string]::Concat($Element.Nodes())
+    $xml = $xml -replace '<see\s+langword="([^"]*)"\s*/>', '$1'
+    $xml = $xml -replace '<see(?:also)?\s+(?:cref|href)="[^"]*"\s*>(.*?)</see(?:also)?>', '$1'
+    $xml = $xml -replace '<see(?:also)?\s+cref="(?:[A-Z]:)?(?:[^"(]*\.)?([^".(]+)(?:\([^"]*\))?"\s*/>', '$1'
+    $xml = $xml -replace '<see(?:also)?\s+href="([^"]*)"\s*/>', '$1'
+    $xml = $xml -replace '<(?:type)?paramref\s+name="([^"]*)"\s*/>', '$1'
+    $xml = $xml -replace '`{1,2}\d+', ''
+    $xml = $xml -replace '\s+', ' '
+    $xml = $xml -replace '</?(?:para|code|list|br)\b[^>]*>', "`n`n"
+    $xml = $xml -replace '<item\b[^>]*>', "`n- " -replace '</term>', ': '
+    $xml = [System.Net.WebUtility]::HtmlDecode(($xml -replace '<[^>]+>', ''))
+    ($xml -replace '[ \t]+', ' ' -replace ' *\n *', "`n" -replace '\n{3,}', "`n`n" -replace '(?m)^- \n+', '- ').Trim()
 }
 
 function Format-MemberDoc {
