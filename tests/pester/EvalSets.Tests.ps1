@@ -59,13 +59,7 @@ Describe 'Evaluation set <Name>' -ForEach $sets {
         $share | Should -BeLessOrEqual 0.2
     }
 
-    It 'has the split Update-EvalSplit assigns: half of every kind in dev, half in test' {
-        $copy = Join-Path ([System.IO.Path]::GetTempPath()) "ckllm-evalsplit-$([guid]::NewGuid().ToString('N')).csv"
-        try {
-            Copy-Item -LiteralPath $csv $copy
-            & (Join-Path $evalRoot 'Update-EvalSplit.ps1') -Path $copy
-            (Import-Csv $copy).split | Should -Be $rows.split
-        } finally { Remove-Item -LiteralPath $copy -ErrorAction Ignore }
+    It 'splits every kind evenly between dev and test' {
         foreach ($group in $rows | Group-Object kind) {
             $dev = @($group.Group | Where-Object split -eq 'dev').Count
             [math]::Abs($dev - ($group.Count - $dev)) | Should -BeLessOrEqual 1 -Because "kind $($group.Name) is split evenly"
@@ -87,6 +81,27 @@ Describe 'Evaluation set <Name>' -ForEach $sets {
             }
         }
         $missing | Should -BeNullOrEmpty
+    }
+}
+
+Describe 'Update-EvalSplit' {
+    It 'keeps existing splits and balances new rows within their kind' {
+        $csv = Join-Path ([System.IO.Path]::GetTempPath()) "ckllm-evalsplit-$([guid]::NewGuid().ToString('N')).csv"
+        try {
+            @(
+                [pscustomobject]@{ Question = 'old one'; ExpectedSource = 'a.md'; kind = 'paraphrase'; split = 'test' }
+                [pscustomobject]@{ Question = 'old two'; ExpectedSource = 'b.md'; kind = 'paraphrase'; split = 'test' }
+                [pscustomobject]@{ Question = 'new one'; ExpectedSource = 'c.md'; kind = 'paraphrase'; split = '' }
+                [pscustomobject]@{ Question = 'new two'; ExpectedSource = 'd.md'; kind = 'paraphrase'; split = '' }
+                [pscustomobject]@{ Question = 'nothing'; ExpectedSource = ''; kind = 'no-answer'; split = '' }
+                [pscustomobject]@{ Question = 'nothing else'; ExpectedSource = ''; kind = 'no-answer'; split = '' }
+            ) | Export-Csv -LiteralPath $csv -NoTypeInformation
+            & (Join-Path $evalRoot 'Update-EvalSplit.ps1') -Path $csv
+            $rows = Import-Csv $csv
+            $rows.split[0..3] | Should -Be @('test', 'test', 'dev', 'dev')
+            @($rows[4..5].split | Sort-Object) | Should -Be @('dev', 'test')
+            (Get-Content -LiteralPath $csv -TotalCount 1) | Should -BeExactly 'Question,ExpectedSource,kind,split'
+        } finally { Remove-Item -LiteralPath $csv -ErrorAction Ignore }
     }
 }
 
