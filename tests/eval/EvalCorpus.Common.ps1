@@ -54,3 +54,18 @@ function Write-CorpusSummary {
         Seconds = [math]::Round(((Get-Date) - $Started).TotalSeconds, 1)
     }
 }
+
+function Select-CorpusManifestEntry {
+    # Keeps only the entries whose RelativePath is listed in the set's manifest: the files a fresh machine of this
+    # image has, so packages installed later (which add man pages and /usr/share/doc files) do not change the corpus.
+    # An empty -ManifestPath keeps everything (builders run on other inputs, e.g. in tests).
+    param([object[]] $Entry, [AllowEmptyString()][string] $ManifestPath)
+    if (-not $ManifestPath) { return $Entry }
+    $listed = [System.Collections.Generic.HashSet[string]]::new([string[]]@(Get-Content -LiteralPath $ManifestPath), [StringComparer]::Ordinal)
+    $kept = @($Entry | Where-Object { $listed.Remove($_.RelativePath) })
+    if ($listed.Count) {
+        $sample = ($listed | Sort-Object | Select-Object -First 5) -join ', '
+        Write-Warning "$($listed.Count) file(s) of $ManifestPath are not on this machine: $sample$(if ($listed.Count -gt 5) { ', ...' })"
+    }
+    $kept
+}

@@ -137,11 +137,11 @@ Describe 'Corpus builders on generated input' {
         New-Item -ItemType SymbolicLink -Path (Join-Path $docs 'alias') -Target (Join-Path $docs 'tool') | Out-Null
 
         $script = Join-Path $evalRoot 'debian-docs/Build-Corpus.ps1'
-        $list = @(& $script -ListOnly -DocRoot $docs)
+        $list = @(& $script -ListOnly -DocRoot $docs -ManifestPath '')
         $list | Sort-Object | Should -Be @('tool/html/guide.md', 'tool/README.Debian.txt')
 
         $out = Join-Path $work 'docs-out'
-        & $script -OutputPath $out -DocRoot $docs | Out-Null
+        & $script -OutputPath $out -DocRoot $docs -ManifestPath '' | Out-Null
         $guide = Get-Content -Raw (Join-Path $out 'tool/html/guide.md')
         $guide | Should -Match '^# Tool & Guide'
         $guide | Should -Match '(?m)^## Getting started$'
@@ -149,6 +149,18 @@ Describe 'Corpus builders on generated input' {
         $guide | Should -Match '(?m)^- first step$'
         $guide | Should -Not -Match 'Other page|hidden|color'
         Get-Content -Raw (Join-Path $out 'tool/README.Debian.txt') | Should -BeExactly "Packaging notes`n`nfor Debian`n"
+    }
+
+    It 'takes only the files listed in the manifest and warns about listed files that are missing' {
+        $docs = Join-Path $work 'doc-manifest'
+        New-Item -ItemType Directory -Path (Join-Path $docs 'a'), (Join-Path $docs 'late') -Force | Out-Null
+        Set-Content -LiteralPath (Join-Path $docs 'a/README') -Value 'fresh image'
+        Set-Content -LiteralPath (Join-Path $docs 'late/README') -Value 'installed later'
+        $manifest = Join-Path $work 'manifest.txt'
+        Set-Content -LiteralPath $manifest -Value 'a/README.txt', 'gone/README.txt'
+        $list = @(& (Join-Path $evalRoot 'debian-docs/Build-Corpus.ps1') -ListOnly -DocRoot $docs -ManifestPath $manifest -WarningVariable warnings -WarningAction SilentlyContinue)
+        $list | Should -Be @('a/README.txt')
+        "$warnings" | Should -Match 'gone/README\.txt'
     }
 
     It 'man-admin renders real pages of sections 5, 7 and 8 and skips redirects, links and other sections' {
@@ -161,9 +173,9 @@ Describe 'Corpus builders on generated input' {
         New-Item -ItemType SymbolicLink -Path (Join-Path $man 'man8/alias.8.gz') -Target (Join-Path $man 'man5/demo.5.gz') | Out-Null
 
         $script = Join-Path $evalRoot 'man-admin/Build-Corpus.ps1'
-        @(& $script -ListOnly -ManRoot $man) | Should -Be @('man5/demo.5.txt')
+        @(& $script -ListOnly -ManRoot $man -ManifestPath '') | Should -Be @('man5/demo.5.txt')
         $out = Join-Path $work 'man-out'
-        & $script -OutputPath $out -ManRoot $man | Out-Null
+        & $script -OutputPath $out -ManRoot $man -ManifestPath '' | Out-Null
         $text = Get-Content -Raw (Join-Path $out 'man5/demo.5.txt')
         $text | Should -Match 'demo - a demonstration file'
         $text | Should -Match 'The demo file holds settings\.'

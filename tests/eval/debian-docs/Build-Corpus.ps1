@@ -11,12 +11,17 @@ Output: <OutputPath>/<package>/<path>, with '.gz' dropped, '.html'/'.htm' replac
 names that have no .md/.txt extension (e.g. nodejs/api/dns.md, gzip/README.txt, coreutils/README.Debian.txt).
 Files larger than -MaxSourceBytes (the single-page concatenations such as nodejs/api/all.html) are left out.
 -ListOnly prints the relative file names without converting anything (used by the Pester shape test).
+Only the files listed in corpus-files.txt beside this script are taken (the corpus of a fresh machine of this image,
+recorded when the questions were written): packages installed later add files that must not change the corpus.
+A listed file that is missing here is a warning.
 #>
 [CmdletBinding()]
 param(
     [Parameter(Mandatory, ParameterSetName = 'Build')][string] $OutputPath,
     [Parameter(Mandatory, ParameterSetName = 'List')][switch] $ListOnly,
     [string] $DocRoot = '/usr/share/doc',
+    # The files of a fresh machine of this image (see Select-CorpusManifestEntry); '' takes whatever is installed.
+    [AllowEmptyString()][string] $ManifestPath = (Join-Path $PSScriptRoot 'corpus-files.txt'),
     [long] $MaxSourceBytes = 1MB
 )
 $ErrorActionPreference = 'Stop'
@@ -65,7 +70,7 @@ function ConvertFrom-DocHtml {
     if ($title) { "# $title`n`n$text" } else { $text }
 }
 
-$docs = @(Get-DocSource)
+$docs = @(Select-CorpusManifestEntry @(Get-DocSource) $ManifestPath)
 if ($ListOnly) { return $docs.RelativePath }
 
 $started = Get-Date

@@ -8,12 +8,17 @@ at most -MaxSourceChars long is rendered with groff at 80 columns, without hyphe
 <OutputPath>/man<section>/<page>.<section>.txt (e.g. man5/fstab.5.txt). The few giant reference pages above the limit
 (directive indexes, every-variable lists) are left out to keep the corpus a few MB; everything else stays as
 distractors. -ListOnly prints the relative file names without rendering (fast; used by the Pester shape test).
+Only the files listed in corpus-files.txt beside this script are taken (the corpus of a fresh machine of this image,
+recorded when the questions were written): packages installed later add pages that must not change the corpus.
+A listed file that is missing here is a warning.
 #>
 [CmdletBinding()]
 param(
     [Parameter(Mandatory, ParameterSetName = 'Build')][string] $OutputPath,
     [Parameter(Mandatory, ParameterSetName = 'List')][switch] $ListOnly,
     [string] $ManRoot = '/usr/share/man',
+    # The files of a fresh machine of this image (see Select-CorpusManifestEntry); '' takes whatever is installed.
+    [AllowEmptyString()][string] $ManifestPath = (Join-Path $PSScriptRoot 'corpus-files.txt'),
     [int] $MaxSourceChars = 120000,
     [int] $ThrottleLimit = 2
 )
@@ -33,7 +38,7 @@ function Get-ManSource {
     }
 }
 
-$pages = @(Get-ManSource)
+$pages = @(Select-CorpusManifestEntry @(Get-ManSource) $ManifestPath)
 if ($ListOnly) { return $pages.RelativePath }
 
 $started = Get-Date
