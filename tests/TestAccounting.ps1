@@ -102,6 +102,9 @@ function Invoke-XunitTests {
     Counts an Invoke-Pester -PassThru result; Problems lists failed containers and blocks, empty files and empty runs.
 #>
 function Measure-PesterRun($Result) {
+    if ($null -eq $Result) {
+        return [pscustomobject]@{ Runner = 'Pester'; Passed = 0; Failed = 1; Skipped = 0; Discovered = 0; Executed = 0; FailedTests = @(); Problems = @('Invoke-Pester returned no result') }
+    }
     $problems = [Collections.Generic.List[string]]::new()
     foreach ($container in @($Result.Containers)) {
         $name = "$($container.Item)"
