@@ -25,7 +25,9 @@ function Read-XunitTrx([string] $TrxPath) {
     $counters = & $nodes 'Counters' | Select-Object -First 1
     if (-not $summary -or -not $counters) { throw "$TrxPath has no result summary." }
     $results = @(& $nodes 'UnitTestResult')
-    $runErrors = @(& $nodes 'RunInfo' | Where-Object { $_.GetAttribute('outcome') -in 'Error', 'Failed', 'Aborted' } | ForEach-Object { ($_.InnerText.Trim() -split "\r?\n")[0] })
+    # Run-level messages: an aborted or crashed host. xunit's own "[FAIL]" line per failed test is not one.
+    $runErrors = @(& $nodes 'RunInfo' | Where-Object { $_.GetAttribute('outcome') -in 'Error', 'Failed', 'Aborted' } |
+            ForEach-Object { ($_.InnerText.Trim() -split "\r?\n")[0] } | Where-Object { $_ -notmatch '^\[xUnit\.net [^\]]*\].*\[FAIL\]$' })
     [pscustomobject]@{
         Outcome     = $summary.GetAttribute('outcome')
         Passed      = [int]$counters.GetAttribute('passed')
