@@ -51,11 +51,13 @@ function Invoke-XunitTests {
         [Parameter(Mandatory)] [string] $ResultsDirectory,
         [string] $Configuration = 'Release',
         [string] $Filter,
-        [string] $ConsoleVerbosity = 'normal'
+        [string] $ConsoleVerbosity = 'normal',
+        # Extra MSBuild arguments for the build (e.g. -p:CkLlmStrict=true).
+        [string[]] $BuildProperties = @()
     )
     Remove-Item $ResultsDirectory -Recurse -Force -ErrorAction Ignore
     $problems = [Collections.Generic.List[string]]::new()
-    & dotnet build $Project -c $Configuration --nologo -v quiet | Out-Host
+    & dotnet build $Project -c $Configuration --nologo -v quiet @BuildProperties | Out-Host
     if ($LASTEXITCODE -ne 0) { throw "Building $Project failed with exit code $LASTEXITCODE." }
     $discovered = if ($Filter) { $null } else { Get-XunitDiscoveredTests $Project $Configuration }
     if (-not $Filter -and $null -eq $discovered) { $problems.Add('listing the tests (dotnet test --list-tests) failed') }
