@@ -37,7 +37,7 @@ Describe 'Measure-CkPerplexity' {
         $garbage = Join-Path $script:Dir 'garbage.gguf'
         [IO.File]::WriteAllBytes($garbage, [byte[]]::new(4096))
         $record = { Measure-CkPerplexity -Model $garbage -Text 'x y z' -ErrorAction Stop } |
-            Should -Throw -ErrorId 'CkPerplexity.BadModel,CkLlm.Commands.MeasureCkPerplexityCommand' -PassThru
+            Should -Throw -ErrorId 'InvalidModelFile,CkLlm.Commands.MeasureCkPerplexityCommand' -PassThru
         $record.CategoryInfo.Category | Should -Be 'InvalidData'
         $record.TargetObject | Should -Be $garbage
         $record.Exception.Message | Should -BeLike "*garbage.gguf*"
