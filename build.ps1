@@ -96,16 +96,12 @@ function Initialize-TestTools {
     $env:CKLLM_TEST_PACKAGES = $PackagesDir
 }
 
+. (Join-Path $Root 'tests/TestAccounting.ps1')
+
 function Invoke-EngineTests {
-    $results = Join-Path $BuildDir 'test-results'
-    Remove-Item $results -Recurse -Force -ErrorAction Ignore
     Write-Host '==> xunit: engine tests' -ForegroundColor Cyan
-    dotnet test (Join-Path $Root 'tests/CkLlm.Engine.Tests/CkLlm.Engine.Tests.csproj') -c $Configuration --nologo @BuildProperties `
-        --logger 'trx;LogFileName=engine.trx' --logger 'console;verbosity=normal' --results-directory $results
-    $trx = Join-Path $results 'engine.trx'
-    if (-not (Test-Path $trx)) { throw "xunit produced no results (exit code $LASTEXITCODE)." }
-    $counters = ([xml](Get-Content -Raw $trx)).TestRun.ResultSummary.Counters
-    [pscustomobject]@{ Runner = 'xunit'; Passed = [int]$counters.passed; Failed = [int]$counters.failed + [int]$counters.error; Skipped = [int]$counters.notExecuted }
+    Invoke-XunitTests -Project (Join-Path $Root 'tests/CkLlm.Engine.Tests/CkLlm.Engine.Tests.csproj') -Configuration $Configuration `
+        -ResultsDirectory (Join-Path $BuildDir 'test-results') -BuildProperties $BuildProperties
 }
 
 function Invoke-PesterTests {
@@ -114,12 +110,12 @@ function Invoke-PesterTests {
     $config = New-PesterConfiguration
     $paths = Get-ChildItem (Join-Path $Root 'tests/pester') -Filter '*.Tests.ps1' |
         Where-Object { -not $PesterFilter -or $_.Name -like $PesterFilter } | ForEach-Object FullName
+    if (-not $paths) { throw "No Pester file in tests/pester matches '$PesterFilter'." }
     $config.Run.Path = [string[]]$paths
     $config.Run.PassThru = $true
     $config.Output.Verbosity = 'Detailed'
     Write-Host '==> Pester: cmdlet tests' -ForegroundColor Cyan
-    $result = Invoke-Pester -Configuration $config
-    [pscustomobject]@{ Runner = 'Pester'; Passed = $result.PassedCount; Failed = $result.FailedCount + $result.FailedBlocksCount + $result.FailedContainersCount; Skipped = $result.SkippedCount }
+    Measure-PesterRun (Invoke-Pester -Configuration $config)
 }
 
 switch ($Task) {
@@ -131,11 +127,15 @@ switch ($Task) {
         $runs = @()
         if (-not $PesterFilter) { $runs += Invoke-EngineTests }
         $runs += Invoke-PesterTests
-        $runs | Format-Table -AutoSize | Out-String | Write-Host
+        $runs | Format-Table Runner, Passed, Failed, Skipped, Discovered, Executed -AutoSize | Out-String | Write-Host
+        foreach ($problem in $runs | ForEach-Object { $runner = $_.Runner; $_.Problems | ForEach-Object { "${runner}: $_" } }) {
+            Write-Host "Run problem, counted as failed: $problem" -ForegroundColor Red
+        }
         $passed = ($runs | Measure-Object Passed -Sum).Sum
         $failed = ($runs | Measure-Object Failed -Sum).Sum
         $skipped = ($runs | Measure-Object Skipped -Sum).Sum
-        # A plain closing line that CI reads; nothing run counts as a failure.
+        # A plain closing line that CI reads; an abnormal run (crashed host, missing results, tests that never ran) or
+        # nothing run at all counts as a failure.
         Write-Host "$passed passed, $failed failed, $skipped skipped"
         if ($failed -gt 0 -or $passed -eq 0) { exit 1 }
         exit 0

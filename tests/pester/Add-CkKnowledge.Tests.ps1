@@ -65,7 +65,11 @@ Describe 'Add-CkKnowledge' {
     }
 
     It 'refuses an overlap that is not smaller than the chunk size' {
-        { Add-CkKnowledge -Text 'x' -ChunkSize 32 -ChunkOverlap 32 -KnowledgeBase $kb -ErrorAction Stop } | Should -Throw '*ChunkOverlap*'
+        $err = { Add-CkKnowledge -Text 'x' -ChunkSize 32 -ChunkOverlap 32 -KnowledgeBase $kb -ErrorAction Stop } |
+            Should -Throw -ErrorId 'InvalidChunkOverlap,CkLlm.Commands.AddCkKnowledgeCommand' -PassThru
+        $err.CategoryInfo.Category | Should -Be 'InvalidArgument'
+        $err.Exception.Message | Should -BeLike '*ChunkOverlap (32)*ChunkSize (32)*'
+        Test-Path -LiteralPath $kb | Should -BeFalse -Because 'a refused call writes nothing'
     }
 
     It 'refuses an embedding model of another dimension than the knowledge base was built with' {
@@ -73,8 +77,9 @@ Describe 'Add-CkKnowledge' {
         $model = Join-Path $root 'embed.gguf'
         New-CkModel -Path $model -Preset Tiny | Out-Null
         Close-KbTestKnowledgeBase $kb
-        $err = { Add-CkKnowledge -Text 'x' -EmbeddingModel $model -KnowledgeBase $kb -ErrorAction Stop } | Should -Throw -PassThru
-        $err.FullyQualifiedErrorId | Should -BeLike 'EmbedderMismatch*'
+        $err = { Add-CkKnowledge -Text 'x' -EmbeddingModel $model -KnowledgeBase $kb -ErrorAction Stop } |
+            Should -Throw -ErrorId 'EmbedderMismatch,CkLlm.Commands.AddCkKnowledgeCommand' -PassThru
+        $err.CategoryInfo.Category | Should -Be 'InvalidArgument'
         $err.Exception.Message | Should -BeLike '*all-MiniLM-L6-v2/384*cannot be mixed*'
     }
 
@@ -99,16 +104,18 @@ Describe 'Add-CkKnowledge across processes' {
     It 'survives kill -9 mid-ingest: reopened, search works and no source is half-present' {
         $corpus = Join-Path $root 'corpus'
         New-KbTestCorpus $corpus 30
-        $child = Start-KbChildPwsh "Get-ChildItem '$corpus' | Add-CkKnowledge -KnowledgeBase '$kb' -ChunkSize 48 -ChunkOverlap 8 | Out-Null"
+        # The child reports each source once it is committed; after three reports it is killed hard, mid-ingest.
+        $child = Start-KbChildPwsh "Get-ChildItem '$corpus' | Add-CkKnowledge -KnowledgeBase '$kb' -ChunkSize 48 -ChunkOverlap 8 | ForEach-Object { 'COMMITTED ' + `$_.Source }"
+        $committed = [Collections.Generic.List[string]]::new()
         try {
-            $db = Join-Path $kb 'knowledge.db'
-            $deadline = [DateTime]::UtcNow.AddSeconds(120)
-            # Wait until a few sources are committed (WAL grows with each commit), then kill hard.
-            while ([DateTime]::UtcNow -lt $deadline -and -not $child.HasExited) {
-                $wal = Get-Item -LiteralPath "$db-wal" -ErrorAction Ignore
-                if ($wal -and $wal.Length -gt 200KB) { break }
-                Start-Sleep -Milliseconds 200
+            $deadline = [DateTime]::UtcNow.AddMinutes(5)
+            while ($committed.Count -lt 3 -and [DateTime]::UtcNow -lt $deadline) {
+                $line = $child.StandardOutput.ReadLineAsync()
+                $remaining = $deadline - [DateTime]::UtcNow
+                if ($remaining -le [TimeSpan]::Zero -or -not $line.Wait($remaining) -or $null -eq $line.Result) { break }
+                if ($line.Result -like 'COMMITTED *') { $committed.Add($line.Result.Substring(10)) }
             }
+            $committed.Count | Should -Be 3 -Because "the child reports committed sources ($($child.HasExited ? $child.StandardError.ReadToEnd() : 'still running'))"
             $child.HasExited | Should -BeFalse -Because 'the child must still be ingesting when it is killed'
             & kill -9 $child.Id
             $child.WaitForExit()
@@ -118,7 +125,10 @@ Describe 'Add-CkKnowledge across processes' {
         Close-KbTestKnowledgeBase $kb
         $sources = @(Get-CkKnowledge -KnowledgeBase $kb)
         $stats = Get-CkKnowledge -KnowledgeBase $kb -Statistics
-        $sources.Count | Should -BeGreaterThan 0
+        # Everything reported as committed survived the kill; the rest of the 30 had not all been added.
+        $sources.Source | Should -Contain $committed[0]
+        $sources.Source | Should -Contain $committed[2]
+        $sources.Count | Should -BeGreaterOrEqual 3
         $sources.Count | Should -BeLessThan 30
         ($sources | Measure-Object Chunks -Sum).Sum | Should -Be $stats.Chunks
         $stats.IndexedVectors | Should -Be $stats.Chunks

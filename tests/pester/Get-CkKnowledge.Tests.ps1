@@ -40,7 +40,7 @@ Describe 'Get-CkKnowledge' {
         $bad = Join-Path $root 'bad'
         New-Item -ItemType Directory $bad | Out-Null
         Set-Content (Join-Path $bad 'knowledge.db') ('x' * 8192)
-        $err = { Get-CkKnowledge -KnowledgeBase $bad } | Should -Throw -PassThru
+        $err = { Get-CkKnowledge -KnowledgeBase $bad } | Should -Throw -ErrorId 'KnowledgeBaseCorrupt,CkLlm.Commands.GetCkKnowledgeCommand' -PassThru
         $err.CategoryInfo.Category | Should -Be 'InvalidData'
         $err.Exception.Message | Should -BeLike '*damaged*'
     }

@@ -76,7 +76,7 @@ Describe 'Import-CkModel' {
         $adapted = (Invoke-CkCompletion 'Adapters change' -Model tuned -Temperature 0 -MaxTokens 12).Text
         $adapted | Should -Not -Be $plain
 
-        $err = { Import-CkModel $tiny -Name wrong -Adapter $tiny -ErrorAction Stop } | Should -Throw -PassThru
+        $err = { Import-CkModel $tiny -Name wrong -Adapter $tiny -ErrorAction Stop } | Should -Throw -ErrorId 'InvalidModelFile,CkLlm.Commands.ImportCkModelCommand' -PassThru
         $err.CategoryInfo.Category | Should -Be 'InvalidData'
         $err.Exception.Message | Should -BeLike '*not a LoRA adapter*'
     }

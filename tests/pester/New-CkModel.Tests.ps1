@@ -49,7 +49,7 @@ Describe 'New-CkModel' {
         $err[0].CategoryInfo.Category | Should -Be 'ResourceExists'
         $err[0].TargetObject | Should -Be $path
         (Get-FileHash $path).Hash | Should -Be $before
-        New-CkModel -Path $path -Seed 2 -Force | Should -Not -BeNullOrEmpty
+        (New-CkModel -Path $path -Seed 2 -Force).Path | Should -Be $path
         (Get-FileHash $path).Hash | Should -Not -Be $before
     }
 

@@ -50,7 +50,7 @@ Describe 'Remove-CkModel' {
         $model = Import-CkModel $tiny -ContextSize 256
         Remove-CkModel $model.Name -WhatIf
         $model.IsDisposed | Should -BeFalse
-        Get-CkModel | Should -Not -BeNullOrEmpty
+        (Get-CkModel).Name | Should -Be $model.Name
     }
 
     It 'reports an unknown name as ObjectNotFound' {

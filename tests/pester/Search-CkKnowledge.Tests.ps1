@@ -38,8 +38,14 @@ Describe 'Search-CkKnowledge' {
     }
 
     It 'rejects an unknown mode and a Top of zero' {
-        { Search-CkKnowledge 'x' -Mode Fuzzy -KnowledgeBase $kb } | Should -Throw
-        { Search-CkKnowledge 'x' -Top 0 -KnowledgeBase $kb } | Should -Throw
+        $mode = { Search-CkKnowledge 'x' -Mode Fuzzy -KnowledgeBase $kb } |
+            Should -Throw -ErrorId 'ParameterArgumentValidationError,CkLlm.Commands.SearchCkKnowledgeCommand' -PassThru
+        $mode.Exception.ParameterName | Should -Be 'Mode'
+        $mode.CategoryInfo.Category | Should -Be 'InvalidData'
+        $top = { Search-CkKnowledge 'x' -Top 0 -KnowledgeBase $kb } |
+            Should -Throw -ErrorId 'ParameterArgumentValidationError,CkLlm.Commands.SearchCkKnowledgeCommand' -PassThru
+        $top.Exception.ParameterName | Should -Be 'Top'
+        $top.CategoryInfo.Category | Should -Be 'InvalidData'
     }
 
     It 'uses the current knowledge base when -KnowledgeBase is omitted' {

@@ -40,7 +40,7 @@ Describe 'Start-CkFineTune' {
         $job = Start-CkFineTune -Model $script:Model -Path $script:Facts -OutputPath $out -Epochs 25 -ContextLength 32 `
             -BatchSize 1 -LearningRate 0.003 -Rank 16 -Alpha 16 -LoraTarget attn_q, attn_k, attn_v, attn_output, ffn_gate, ffn_up, ffn_down, output
         $job.PSJobTypeName | Should -Be 'CkFineTuneJob'
-        Get-Job -Id $job.Id | Should -Not -BeNullOrEmpty
+        (Get-Job -Id $job.Id).InstanceId | Should -Be $job.InstanceId
         $job | Wait-Job -Timeout 900 | Out-Null
         $job.State | Should -Be 'Completed'
         $result = $job | Receive-Job
@@ -77,8 +77,9 @@ Describe 'Start-CkFineTune' {
         $job | Wait-Job -Timeout 60 | Out-Null
         $job.State | Should -Be 'Failed'
         $job.ChildJobs.Count | Should -Be 0
-        { $job | Receive-Job -ErrorAction Stop } | Should -Throw
-        (Get-CkSession) | Should -Not -BeNullOrEmpty
+        $failure = { $job | Receive-Job -ErrorAction Stop } | Should -Throw -ErrorId 'CkFineTune.Failed' -PassThru
+        $failure.CategoryInfo.Category | Should -Be 'OperationStopped'
+        $failure.TargetObject | Should -Be $script:Model
         $state = Get-Content -Raw (Join-Path $job.CheckpointPath 'state.json') | ConvertFrom-Json
         $resumed = Start-CkFineTune @common -Epochs ($state.EpochsCompleted + 1) -Resume -Wait
         $resumed.Epochs | Should -Be ($state.EpochsCompleted + 1)

@@ -68,9 +68,29 @@ public class RagEndToEndTests(RagFixture fixture) : IClassFixture<RagFixture>
         Assert.Contains("Kilauea is a shield volcano", first.Text);
         Assert.Equal(fixture.Model.Name, answer.Model);
         Assert.True(answer.CompletionTokens > 0);
-        Assert.True(answer.GenerationMs > 0);
-        // Whatever the random model wrote, every [n] it produced is classified.
-        Assert.Equal(CitationParser.Parse(answer.Answer).Count, answer.CitedNumbers.Count + answer.UnknownCitations.Count);
+    }
+
+    [Fact]
+    public void CitedNumbersAreCheckedAgainstThePassagesInThePrompt()
+    {
+        // Only two documents contain these words, so the prompt carries exactly two passages. The grammar makes the
+        // model cite one of them, a range running past them, and a number no passage has.
+        var answer = Ask("Kilauea sourdough?", maxTokens: 40, top: 3, mode: "Keyword", grammar: "root ::= \"[1] [1-3] [9]\"");
+        Assert.Equal(FinishReason.Stop, answer.FinishReason); // the whole grammar was written
+        Assert.Equal([1, 2], answer.Citations.Select(c => c.Number));
+        Assert.Equal(["bread.md", "volcano.md"], answer.Citations.Select(c => Path.GetFileName(c.Source)).Order());
+        // Each number names the passage the prompt carried under that number.
+        foreach (var citation in answer.Citations)
+        {
+            var begin = answer.Prompt!.IndexOf($"BEGIN PASSAGE [{citation.Number}] ", StringComparison.Ordinal);
+            var end = answer.Prompt.IndexOf($"END PASSAGE [{citation.Number}] ", StringComparison.Ordinal);
+            Assert.True(begin >= 0 && end > begin, $"passage [{citation.Number}] is not delimited in the prompt");
+            Assert.Contains(citation.Text.Trim().Split('\n')[^1], answer.Prompt[begin..end]);
+        }
+        Assert.DoesNotContain("BEGIN PASSAGE [3] ", answer.Prompt);
+        Assert.Equal([1, 2], answer.CitedNumbers);
+        Assert.Equal([3, 9], answer.UnknownCitations);
+        Assert.Equal(answer.Citations.Select(c => c.Source), answer.CitedPassages.Select(c => c.Source));
     }
 
     [Fact]
@@ -79,14 +99,16 @@ public class RagEndToEndTests(RagFixture fixture) : IClassFixture<RagFixture>
         // The budget is reserved for MaxTokens; a short grammar ends generation early so the test stays fast.
         foreach (var maxTokens in new[] { 64, 200, 320 })
         {
-            var answer = Ask("How do glaciers and moraines flow in the valley?", maxTokens: maxTokens, top: 5, grammar: "root ::= \"See [1].\"");
+            // The answer cites every retrievable number: those of passages left out to fit must come back unknown.
+            var answer = Ask("How do glaciers and moraines flow in the valley?", maxTokens: maxTokens, top: 5, grammar: "root ::= \"[1-5]\"");
             Assert.True(answer.PromptTokens + maxTokens <= fixture.Model.ContextSize, $"{answer.PromptTokens} + {maxTokens} > {fixture.Model.ContextSize}");
-            Assert.True(answer.PassagesDropped + answer.PassagesTrimmed > 0, "the long document should not fit whole");
-            Assert.NotEqual(FinishReason.Cancelled, answer.FinishReason);
-            Assert.NotEmpty(answer.Citations);
-            Assert.Equal("See [1].", answer.Answer);
-            Assert.Equal([1], answer.CitedNumbers);
-            Assert.Empty(answer.UnknownCitations);
+            Assert.True(answer.PassagesDropped > 0, "the long document should not fit whole");
+            var given = answer.Citations.Count;
+            Assert.Equal(answer.PassagesRetrieved - answer.PassagesDropped, given);
+            Assert.Equal(FinishReason.Stop, answer.FinishReason);
+            Assert.Equal(Enumerable.Range(1, given), answer.CitedNumbers);
+            Assert.Equal(Enumerable.Range(given + 1, 5 - given), answer.UnknownCitations);
+            Assert.Contains(answer.PassagesRetrieved, answer.UnknownCitations);
         }
     }
 
