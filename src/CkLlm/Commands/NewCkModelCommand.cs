@@ -4,7 +4,7 @@ using CkLlm.Engine.Model.Gguf;
 
 namespace CkLlm.Commands;
 
-/// <summary>Writes a llama-architecture GGUF model from scratch (seeded random F32 weights, corpus-learned vocabulary).</summary>
+/// <summary>Writes a GGUF model from scratch (seeded random F32 weights) in the layout of a model family.</summary>
 [Cmdlet(VerbsCommon.New, "CkModel", SupportsShouldProcess = true)]
 [OutputType(typeof(GgufModelSummary))]
 public sealed class NewCkModelCommand : PSCmdlet
@@ -19,6 +19,9 @@ public sealed class NewCkModelCommand : PSCmdlet
     [Parameter]
     [ValidateSet("Tiny", "Small", "Medium", IgnoreCase = true)]
     public string Preset { get; set; } = "Tiny";
+
+    [Parameter]
+    public ModelArchitecture Architecture { get; set; } = ModelArchitecture.Llama;
 
     [Parameter]
     [ValidateNotNullOrEmpty]
@@ -58,6 +61,7 @@ public sealed class NewCkModelCommand : PSCmdlet
         var options = new ModelGenerationOptions
         {
             Preset = preset,
+            Architecture = Architecture,
             Corpus = corpus,
             Seed = Seed,
             Name = Name ?? System.IO.Path.GetFileNameWithoutExtension(path),
@@ -66,7 +70,7 @@ public sealed class NewCkModelCommand : PSCmdlet
             ? options.WithChatML()
             : options with { ChatTemplate = ChatTemplate };
 
-        var action = $"Write a {preset.Name} model (~{preset.ParameterCount:N0} parameters, seed {Seed})";
+        var action = $"Write a {preset.Name} {Architecture} model (seed {Seed})";
         if (!ShouldProcess(path, action)) return;
 
         try
