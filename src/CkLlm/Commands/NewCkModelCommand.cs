@@ -20,8 +20,10 @@ public sealed class NewCkModelCommand : PSCmdlet
     [ValidateSet("Tiny", "Small", "Medium", IgnoreCase = true)]
     public string Preset { get; set; } = "Tiny";
 
+    // A string, not the engine enum: parameter types are reflected when the module loads, before the engine's load context exists.
     [Parameter]
-    public ModelArchitecture Architecture { get; set; } = ModelArchitecture.Llama;
+    [ValidateSet("Llama", "Llama3", "Qwen2", "SmolLM", "Phi3", "Gemma2", IgnoreCase = true)]
+    public string Architecture { get; set; } = "Llama";
 
     [Parameter]
     [ValidateNotNullOrEmpty]
@@ -61,7 +63,7 @@ public sealed class NewCkModelCommand : PSCmdlet
         var options = new ModelGenerationOptions
         {
             Preset = preset,
-            Architecture = Architecture,
+            Architecture = Enum.Parse<ModelArchitecture>(Architecture, ignoreCase: true),
             Corpus = corpus,
             Seed = Seed,
             Name = Name ?? System.IO.Path.GetFileNameWithoutExtension(path),
