@@ -53,12 +53,6 @@ public sealed class ByteLevelBpeVocabulary : IGeneratedVocabulary
         return vocab;
     }
 
-    public int IdOf(string token)
-    {
-        int id = Tokens.IndexOf(token);
-        return id >= 0 ? id : throw new ArgumentException($"Token '{token}' is not in the vocabulary.", nameof(token));
-    }
-
     public void AddTo(GgufWriter writer)
     {
         writer.Add("tokenizer.ggml.model", "gpt2")
