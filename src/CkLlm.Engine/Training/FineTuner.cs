@@ -188,6 +188,7 @@ public static unsafe class FineTuner
         if (o.Quantization is not null && o.Method == FineTuneMethod.Lora && !o.Merge)
             throw new ArgumentException("Quantization applies to a written model (Full, or LoRA with Merge), not to an adapter.");
         if (o.Texts.Count == 0 && o.Pairs.Count == 0) throw new ArgumentException("There is nothing to train on: give texts or prompt/response pairs.");
+        TrainingSupport.Check(o.ModelPath);
     }
 
     private static (List<TrainingWindow> Train, List<TrainingWindow> Validation) Split(List<TrainingWindow> windows, double split, int seed)
@@ -220,7 +221,7 @@ public static unsafe class FineTuner
 
     private static List<IntPtr> FullParameters(LlamaGraphModel model)
     {
-        var tensors = model.File.Tensors().ToList();
+        var tensors = model.File.Tensors().Where(model.Graph.IsTrainable).ToList();
         var notF32 = tensors.Where(t => Ggml.TypeOf(t) != (int)GgmlType.F32).Select(Ggml.NameOf).ToList();
         if (notF32.Count > 0)
             throw new NotSupportedException($"Full fine-tuning needs an all-F32 model; '{notF32[0]}' and {notF32.Count - 1} more tensors are quantized or F16. Use LoRA (optionally with -Merge) instead.");

@@ -33,7 +33,7 @@ internal sealed record LlamaHyperParameters(
         var arch = file.GetString("general.architecture")
                    ?? throw new GgufFormatException(file.Path, "general.architecture is missing.");
         if (!RopeModes.TryGetValue(arch, out var ropeMode))
-            throw new NotSupportedException($"Fine-tuning supports the architectures {string.Join(", ", RopeModes.Keys)}; '{file.Path}' is '{arch}'.");
+            throw new ModelNotTrainableException(file.Path, arch, $"is not one the training graph implements (trainable: {string.Join(", ", RopeModes.Keys)}).");
         int Required(string key) => checked((int)(file.GetInteger($"{arch}.{key}")
                                                   ?? throw new GgufFormatException(file.Path, $"{arch}.{key} is missing.")));
         int d = Required("embedding_length"), heads = Required("attention.head_count");
@@ -41,13 +41,15 @@ internal sealed record LlamaHyperParameters(
         if (heads <= 0 || headsKv <= 0 || d % heads != 0 || heads % headsKv != 0)
             throw new GgufFormatException(file.Path, $"inconsistent head counts ({heads} heads, {headsKv} KV heads, width {d}).");
         int headDim = (int)(file.GetInteger($"{arch}.attention.key_length") ?? d / heads);
-        if (headDim * heads != d) throw new NotSupportedException("Attention key length different from width/heads is not supported.");
+        if (headDim * heads != d)
+            throw new ModelNotTrainableException(file.Path, arch, $"has an attention key length ({headDim}) different from width/heads ({d}/{heads}), which the training graph does not support.");
 
         float freqScale = 1f;
         var scaling = file.GetString($"{arch}.rope.scaling.type");
         if (scaling is not null && scaling != "none")
         {
-            if (scaling != "linear") throw new NotSupportedException($"RoPE scaling '{scaling}' is not supported for fine-tuning.");
+            if (scaling != "linear")
+                throw new ModelNotTrainableException(file.Path, arch, $"uses RoPE scaling '{scaling}'; the training graph supports none, linear and llama3 frequency factors (rope_freqs).");
             var factor = file.GetReal($"{arch}.rope.scaling.factor") ?? 1;
             if (factor > 0) freqScale = (float)(1 / factor);
         }
@@ -83,8 +85,9 @@ public static class LoraTargets
 
 /// <summary>
 /// Builds the llama forward graph from raw ggml ops over whole windows (no KV cache, so nothing is written in place
-/// and ggml's autodiff can run through every layer): token embedding, RMSNorm, RoPE, grouped-query causal attention,
-/// SwiGLU, output norm and output projection (tied to the embedding when the file has no output tensor).
+/// and ggml's autodiff can run through every layer): token embedding, RMSNorm, RoPE (with llama3 frequency factors
+/// from rope_freqs.weight when present), grouped-query causal attention with optional q/k/v biases (qwen2), SwiGLU,
+/// output norm and output projection (tied to the embedding when the file has no output tensor).
 /// </summary>
 internal sealed class LlamaGraph
 {
@@ -95,6 +98,9 @@ internal sealed class LlamaGraph
     public IntPtr Output { get; }
     public IntPtr OutputNorm { get; }
 
+    /// <summary>rope_freqs.weight (llama3 RoPE scaling: one divisor per rotated pair), or zero.</summary>
+    public IntPtr RopeFactors { get; }
+
     public LlamaGraph(GgufModelFile file)
     {
         _file = file;
@@ -102,6 +108,9 @@ internal sealed class LlamaGraph
         TokenEmbedding = file.RequireTensor("token_embd.weight");
         Output = file.Tensor("output.weight") is var o && o != IntPtr.Zero ? o : TokenEmbedding;
         OutputNorm = file.RequireTensor("output_norm.weight");
+        RopeFactors = file.Tensor("rope_freqs.weight");
+        if (RopeFactors != IntPtr.Zero && Ggml.ggml_nelements(RopeFactors) != Hyper.RopeDimensions / 2)
+            throw new GgufFormatException(file.Path, $"rope_freqs.weight has {Ggml.ggml_nelements(RopeFactors)} values, expected {Hyper.RopeDimensions / 2} (half the rotated dimensions).");
         for (int b = 0; b < Hyper.BlockCount; b++)
             foreach (var name in new[] { "attn_norm", "ffn_norm" }.Concat(LoraTargets.Default))
                 file.RequireTensor($"blk.{b}.{name}.weight");
@@ -109,6 +118,12 @@ internal sealed class LlamaGraph
 
     /// <summary>True when the file has its own output.weight (not tied to token_embd).</summary>
     public bool HasOutputTensor => Output != TokenEmbedding;
+
+    /// <summary>
+    /// False for tensors that are constants of the architecture rather than weights (rope_freqs: ggml has no gradient
+    /// for frequency factors, and changing them would change the positions the model was trained for).
+    /// </summary>
+    public bool IsTrainable(IntPtr tensor) => tensor != RopeFactors;
 
     public IntPtr Weight(int block, string name) =>
         block == LoraTargets.OutputBlock ? Output : _file.RequireTensor($"blk.{block}.{name}.weight");
@@ -143,7 +158,7 @@ internal sealed class LlamaGraph
             return bias == IntPtr.Zero ? y : Ggml.ggml_add(ctx, y, bias);
         }
 
-        IntPtr Rope(IntPtr x) => Ggml.ggml_rope_ext(ctx, x, positions, IntPtr.Zero, h.RopeDimensions, h.RopeMode, h.ContextLength,
+        IntPtr Rope(IntPtr x) => Ggml.ggml_rope_ext(ctx, x, positions, RopeFactors, h.RopeDimensions, h.RopeMode, h.ContextLength,
             h.RopeFreqBase, h.RopeFreqScale, 0f, 1f, 32f, 1f);
 
         // [hd, heads, n] -> [hd, length, H, sequences]; KV heads are repeated so head j reads KV head j / repeat, as

@@ -17,6 +17,8 @@ internal sealed unsafe class LlamaGraphModel : IDisposable
 
     public LlamaGraphModel(string path, int threads = 0)
     {
+        // Refuse architectures the graph does not implement before ggml sees the file.
+        TrainingSupport.Check(path);
         Ggml.Initialize();
         _backend = Ggml.ggml_backend_cpu_init();
         if (_backend == IntPtr.Zero) throw new InvalidOperationException("ggml could not create its CPU backend.");

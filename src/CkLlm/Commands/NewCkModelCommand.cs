@@ -4,7 +4,7 @@ using CkLlm.Engine.Model.Gguf;
 
 namespace CkLlm.Commands;
 
-/// <summary>Writes a llama-architecture GGUF model from scratch (seeded random F32 weights, corpus-learned vocabulary).</summary>
+/// <summary>Writes a GGUF model from scratch (seeded random F32 weights) in the layout of a model family.</summary>
 [Cmdlet(VerbsCommon.New, "CkModel", SupportsShouldProcess = true)]
 [OutputType(typeof(GgufModelSummary))]
 public sealed class NewCkModelCommand : CkCmdlet
@@ -19,6 +19,11 @@ public sealed class NewCkModelCommand : CkCmdlet
     [Parameter]
     [ValidateSet("Tiny", "Small", "Medium", IgnoreCase = true)]
     public string Preset { get; set; } = "Tiny";
+
+    // A string, not the engine enum: parameter types are reflected when the module loads, before the engine's load context exists.
+    [Parameter]
+    [ValidateSet("Llama", "Llama3", "Qwen2", "SmolLM", "Phi3", "Gemma2", IgnoreCase = true)]
+    public string Architecture { get; set; } = "Llama";
 
     [Parameter]
     [ValidateNotNullOrEmpty]
@@ -55,6 +60,7 @@ public sealed class NewCkModelCommand : CkCmdlet
         var options = new ModelGenerationOptions
         {
             Preset = preset,
+            Architecture = Enum.Parse<ModelArchitecture>(Architecture, ignoreCase: true),
             Corpus = corpus,
             Seed = Seed,
             Name = Name ?? System.IO.Path.GetFileNameWithoutExtension(path),
@@ -63,7 +69,7 @@ public sealed class NewCkModelCommand : CkCmdlet
             ? options.WithChatML()
             : options with { ChatTemplate = ChatTemplate };
 
-        var action = $"Write a {preset.Name} model (~{preset.ParameterCount:N0} parameters, seed {Seed})";
+        var action = $"Write a {preset.Name} {Architecture} model (seed {Seed})";
         if (!ShouldProcess(path, action)) return;
 
         try

@@ -142,6 +142,23 @@ public sealed class StartCkFineTuneCommand : CkCmdlet
 
     protected override void EndProcessing() => Run();
 
+    /// <summary>An architecture the training graph does not implement is refused here, before any worker or native call.</summary>
+    private void RefuseUntrainableModel(string model)
+    {
+        try
+        {
+            CkLlm.Engine.Training.TrainingSupport.Check(model);
+        }
+        catch (CkLlm.Engine.Training.ModelNotTrainableException e)
+        {
+            ThrowTerminatingError(new ErrorRecord(e, "CkFineTune.ArchitectureNotTrainable", ErrorCategory.InvalidArgument, Model));
+        }
+        catch (CkLlm.Engine.Model.Gguf.GgufFormatException e)
+        {
+            ThrowTerminatingError(new ErrorRecord(e, "CkFineTune.InvalidModel", ErrorCategory.InvalidData, Model));
+        }
+    }
+
     private void Run()
     {
         var model = GetUnresolvedProviderPathFromPSPath(Model);
@@ -151,6 +168,7 @@ public sealed class StartCkFineTuneCommand : CkCmdlet
             ThrowTerminatingError(new ErrorRecord(new FileNotFoundException($"Model file '{model}' does not exist.", model),
                 "CkFineTune.ModelNotFound", ErrorCategory.ObjectNotFound, Model));
         }
+        RefuseUntrainableModel(model);
         if (_texts.Count == 0 && _pairs.Count == 0)
         {
             ThrowTerminatingError(new ErrorRecord(new ArgumentException("There is nothing to train on."),

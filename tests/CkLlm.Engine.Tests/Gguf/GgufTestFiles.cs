@@ -5,14 +5,17 @@ using CkLlm.Engine.Model.Gguf;
 namespace CkLlm.Engine.Tests.Gguf;
 
 /// <summary>A generated Tiny model shared by a test class, plus helpers to derive good and bad variants of it.</summary>
-public sealed class TinyModelFixture : IDisposable
+public class TinyModelFixture : IDisposable
 {
-    public TinyModelFixture()
+    public TinyModelFixture() : this(new ModelGenerationOptions { Preset = ModelPreset.Tiny, Seed = 1 }) { }
+
+    /// <summary>For fixtures of other architectures (xunit needs one public constructor per fixture type).</summary>
+    protected TinyModelFixture(ModelGenerationOptions options)
     {
         Directory = Path.Combine(Path.GetTempPath(), $"ckllm-gguf-{Guid.NewGuid():N}");
         System.IO.Directory.CreateDirectory(Directory);
         ModelPath = Path.Combine(Directory, "tiny.gguf");
-        ModelGenerator.Generate(ModelPath, new ModelGenerationOptions { Preset = ModelPreset.Tiny, Seed = 1 });
+        ModelGenerator.Generate(ModelPath, options);
         Bytes = File.ReadAllBytes(ModelPath);
         File_ = GgufReader.Read(ModelPath);
     }

@@ -6,12 +6,15 @@ public sealed record ModelGenerationOptions
 {
     public ModelPreset Preset { get; init; } = ModelPreset.Tiny;
 
+    /// <summary>The model family whose layout, tokenizer and chat template are written (sizes come from <see cref="Preset"/>).</summary>
+    public ModelArchitecture Architecture { get; init; } = ModelArchitecture.Llama;
+
     /// <summary>Text the vocabulary is learned from; empty uses <see cref="SentencePieceVocabulary.DefaultCorpus"/>.</summary>
     public string Corpus { get; init; } = "";
 
     public int Seed { get; init; } = 42;
 
-    /// <summary>A Jinja chat template to embed (tokenizer.chat_template), or null for none.</summary>
+    /// <summary>A Jinja chat template to embed (tokenizer.chat_template); null keeps the architecture's own (none for Llama).</summary>
     public string? ChatTemplate { get; init; }
 
     public string Name { get; init; } = "ckllm-generated";
@@ -21,7 +24,7 @@ public sealed record ModelGenerationOptions
     /// </summary>
     public IReadOnlyList<string> ControlTokens { get; init; } = [];
 
-    /// <summary>The token that ends a turn (tokenizer.ggml.eot_token_id), or null; must be one of <see cref="ControlTokens"/>.</summary>
+    /// <summary>The token that ends a turn (tokenizer.ggml.eot_token_id); null keeps the architecture's own. Must be a control token.</summary>
     public string? EndOfTurnToken { get; init; }
 
     /// <summary>These options plus the ChatML template and its two control tokens.</summary>
@@ -44,11 +47,27 @@ public static class ChatTemplates
     public const string ChatMLEndOfTurn = "<|im_end|>";
 
     public static IReadOnlyList<string> ChatMLTokens { get; } = ["<|im_start|>", "<|im_end|>"];
+
+    /// <summary>A Llama 3 instruct template (header tokens, <c>&lt;|eot_id|&gt;</c> after each turn); llama.cpp recognises it as "llama3".</summary>
+    public const string Llama3 =
+        "{{- bos_token }}{%- for message in messages %}{{- '<|start_header_id|>' + message['role'] + '<|end_header_id|>\n\n' + message['content'] | trim + '<|eot_id|>' }}" +
+        "{%- endfor %}{%- if add_generation_prompt %}{{- '<|start_header_id|>assistant<|end_header_id|>\n\n' }}{%- endif %}";
+
+    /// <summary>A Phi-3 instruct template (<c>&lt;|user|&gt;</c> ... <c>&lt;|end|&gt;</c>); llama.cpp recognises it as "phi3".</summary>
+    public const string Phi3 =
+        "{% for message in messages %}{{'<|' + message['role'] + '|>' + '\n' + message['content'] + '<|end|>' + '\n'}}{% endfor %}" +
+        "{% if add_generation_prompt %}{{ '<|assistant|>\n' }}{% endif %}";
+
+    /// <summary>A Gemma template (<c>&lt;start_of_turn&gt;</c> markers); llama.cpp recognises it as "gemma".</summary>
+    public const string Gemma =
+        "{{ bos_token }}{% for message in messages %}{{ '<start_of_turn>' + message['role'] + '\n' + message['content'] | trim + '<end_of_turn>\n' }}{% endfor %}" +
+        "{% if add_generation_prompt %}{{'<start_of_turn>model\n'}}{% endif %}";
 }
 
 /// <summary>
-/// Writes a llama-architecture GGUF from scratch: F32 weights from a seeded normal(0, 0.02) initialisation and a
-/// vocabulary learned from a corpus. Same options and seed, same bytes.
+/// Writes a GGUF model from scratch in the layout of a model family (<see cref="ModelShape"/>): F32 weights from a
+/// seeded normal(0, 0.02) initialisation, norms at one, and the family's tokenizer (a SentencePiece vocabulary learned
+/// from a corpus, or cl100k byte-level BPE). Same options and seed, same bytes.
 /// </summary>
 public static class ModelGenerator
 {
@@ -59,62 +78,89 @@ public static class ModelGenerator
     public static void Generate(string path, ModelGenerationOptions options, IProgress<double>? progress = null, CancellationToken cancellationToken = default)
     {
         var p = options.Preset;
+        var shape = ModelShape.For(options.Architecture);
         if (p.EmbeddingLength % p.HeadCount != 0 || p.HeadCount % p.HeadCountKv != 0)
             throw new ArgumentException($"Preset '{p.Name}' has inconsistent head counts.");
-        var vocab = SentencePieceVocabulary.Build(options.Corpus, p.VocabularySize, options.ControlTokens);
+        var controls = shape.ControlTokens.Concat(options.ControlTokens).Distinct(StringComparer.Ordinal).ToList();
+        IGeneratedVocabulary vocab = shape.Vocabulary == VocabularyKind.Cl100kBpe
+            ? ByteLevelBpeVocabulary.FromCl100k(controls, shape.PreTokenizer)
+            : SentencePieceVocabulary.Build(options.Corpus, p.VocabularySize, controls);
         progress?.Report(0.1);
         var random = new Random(options.Seed);
-        int d = p.EmbeddingLength, kv = p.HeadCountKv * p.HeadDimension, ff = p.FeedForwardLength, nv = vocab.Count;
+        int d = p.EmbeddingLength, hd = p.HeadDimension, kv = p.HeadCountKv * hd, ff = p.FeedForwardLength, nv = vocab.Count;
+        string arch = shape.GgufArchitecture;
 
         var w = new GgufWriter()
-            .Add("general.architecture", "llama")
+            .Add("general.architecture", arch)
             .Add("general.name", options.Name)
             .Add("general.file_type", 0u) // ALL_F32
-            .Add("llama.context_length", (uint)p.ContextLength)
-            .Add("llama.embedding_length", (uint)d)
-            .Add("llama.block_count", (uint)p.BlockCount)
-            .Add("llama.feed_forward_length", (uint)ff)
-            .Add("llama.attention.head_count", (uint)p.HeadCount)
-            .Add("llama.attention.head_count_kv", (uint)p.HeadCountKv)
-            .Add("llama.attention.layer_norm_rms_epsilon", 1e-5f)
-            .Add("llama.rope.dimension_count", (uint)p.HeadDimension)
-            .Add("llama.rope.freq_base", 10000f)
-            .Add("llama.vocab_size", (uint)nv)
-            .Add("tokenizer.ggml.model", "llama")
-            .Add("tokenizer.ggml.tokens", vocab.Tokens)
-            .Add("tokenizer.ggml.scores", vocab.Scores)
-            .Add("tokenizer.ggml.token_type", vocab.TokenTypes)
-            .Add("tokenizer.ggml.bos_token_id", (uint)SentencePieceVocabulary.BosId)
-            .Add("tokenizer.ggml.eos_token_id", (uint)SentencePieceVocabulary.EosId)
-            .Add("tokenizer.ggml.unknown_token_id", (uint)SentencePieceVocabulary.UnknownId)
-            .Add("tokenizer.ggml.add_bos_token", true)
+            .Add($"{arch}.context_length", (uint)p.ContextLength)
+            .Add($"{arch}.embedding_length", (uint)d)
+            .Add($"{arch}.block_count", (uint)p.BlockCount)
+            .Add($"{arch}.feed_forward_length", (uint)ff)
+            .Add($"{arch}.attention.head_count", (uint)p.HeadCount)
+            .Add($"{arch}.attention.head_count_kv", (uint)p.HeadCountKv)
+            .Add($"{arch}.attention.layer_norm_rms_epsilon", shape.RmsEpsilon)
+            .Add($"{arch}.rope.dimension_count", (uint)hd)
+            .Add($"{arch}.rope.freq_base", shape.RopeFreqBase)
+            .Add($"{arch}.vocab_size", (uint)nv);
+        if (shape.AttentionLogitSoftcap is float attnCap) w.Add($"{arch}.attn_logit_softcapping", attnCap);
+        if (shape.FinalLogitSoftcap is float finalCap) w.Add($"{arch}.final_logit_softcapping", finalCap);
+        if (shape.SlidingWindow) w.Add($"{arch}.attention.sliding_window", (uint)Math.Max(1, p.ContextLength / 4));
+
+        vocab.AddTo(w);
+        w.Add("tokenizer.ggml.bos_token_id", (uint)vocab.IdOf(shape.BosToken))
+            .Add("tokenizer.ggml.eos_token_id", (uint)vocab.IdOf(shape.EosToken));
+        if (shape.UnknownToken is not null) w.Add("tokenizer.ggml.unknown_token_id", (uint)vocab.IdOf(shape.UnknownToken));
+        w.Add("tokenizer.ggml.add_bos_token", shape.AddBos)
             .Add("tokenizer.ggml.add_eos_token", false);
-        if (options.ChatTemplate is not null) w.Add("tokenizer.chat_template", options.ChatTemplate);
-        if (options.EndOfTurnToken is not null)
+        var template = options.ChatTemplate ?? shape.ChatTemplate;
+        if (template is not null) w.Add("tokenizer.chat_template", template);
+        var endOfTurn = options.EndOfTurnToken ?? shape.EndOfTurnToken;
+        if (endOfTurn is not null)
         {
-            int eot = vocab.Tokens.IndexOf(options.EndOfTurnToken);
-            if (eot < 0) throw new ArgumentException($"End-of-turn token '{options.EndOfTurnToken}' is not among the control tokens.");
-            w.Add("tokenizer.ggml.eot_token_id", (uint)eot);
+            if (!controls.Contains(endOfTurn)) throw new ArgumentException($"End-of-turn token '{endOfTurn}' is not among the control tokens.");
+            w.Add("tokenizer.ggml.eot_token_id", (uint)vocab.IdOf(endOfTurn));
         }
 
         w.AddTensor("token_embd.weight", [d, nv], Normal(random, d * nv));
+        if (shape.RopeScaling is { } scaling) w.AddTensor("rope_freqs.weight", [hd / 2], scaling.FrequencyFactors(hd, shape.RopeFreqBase));
         for (int b = 0; b < p.BlockCount; b++)
         {
             cancellationToken.ThrowIfCancellationRequested();
             progress?.Report(0.1 + 0.7 * b / p.BlockCount);
             var prefix = $"blk.{b}.";
             w.AddTensor(prefix + "attn_norm.weight", [d], Ones(d));
-            w.AddTensor(prefix + "attn_q.weight", [d, d], Normal(random, d * d));
-            w.AddTensor(prefix + "attn_k.weight", [d, kv], Normal(random, d * kv));
-            w.AddTensor(prefix + "attn_v.weight", [d, kv], Normal(random, d * kv));
+            if (shape.FusedQkv)
+                w.AddTensor(prefix + "attn_qkv.weight", [d, d + 2 * kv], Normal(random, d * (d + 2 * kv)));
+            else
+            {
+                w.AddTensor(prefix + "attn_q.weight", [d, d], Normal(random, d * d));
+                w.AddTensor(prefix + "attn_k.weight", [d, kv], Normal(random, d * kv));
+                w.AddTensor(prefix + "attn_v.weight", [d, kv], Normal(random, d * kv));
+            }
+            if (shape.AttentionBiases)
+            {
+                // Larger than the weights' spread so a graph that dropped them would visibly differ.
+                w.AddTensor(prefix + "attn_q.bias", [d], Normal(random, d, 0.5f));
+                w.AddTensor(prefix + "attn_k.bias", [kv], Normal(random, kv, 0.5f));
+                w.AddTensor(prefix + "attn_v.bias", [kv], Normal(random, kv, 0.5f));
+            }
             w.AddTensor(prefix + "attn_output.weight", [d, d], Normal(random, d * d));
+            if (shape.PostNorms) w.AddTensor(prefix + "post_attention_norm.weight", [d], Ones(d));
             w.AddTensor(prefix + "ffn_norm.weight", [d], Ones(d));
-            w.AddTensor(prefix + "ffn_gate.weight", [d, ff], Normal(random, d * ff));
-            w.AddTensor(prefix + "ffn_up.weight", [d, ff], Normal(random, d * ff));
+            if (shape.FusedGateUp)
+                w.AddTensor(prefix + "ffn_up.weight", [d, 2 * ff], Normal(random, d * 2 * ff));
+            else
+            {
+                w.AddTensor(prefix + "ffn_gate.weight", [d, ff], Normal(random, d * ff));
+                w.AddTensor(prefix + "ffn_up.weight", [d, ff], Normal(random, d * ff));
+            }
             w.AddTensor(prefix + "ffn_down.weight", [ff, d], Normal(random, ff * d));
+            if (shape.PostNorms) w.AddTensor(prefix + "post_ffw_norm.weight", [d], Ones(d));
         }
         w.AddTensor("output_norm.weight", [d], Ones(d));
-        w.AddTensor("output.weight", [d, nv], Normal(random, d * nv));
+        if (!shape.TiedEmbeddings) w.AddTensor("output.weight", [d, nv], Normal(random, d * nv));
         cancellationToken.ThrowIfCancellationRequested();
         progress?.Report(0.8);
         w.WriteTo(path, cancellationToken);

@@ -1,4 +1,5 @@
 using System.Text;
+using CkLlm.Engine.Model.Gguf;
 
 namespace CkLlm.Engine.Model.Generation;
 
@@ -7,7 +8,7 @@ namespace CkLlm.Engine.Model.Generation;
 /// tokens, then pieces with scores. Pieces are learned with byte-pair merges over a corpus, so every piece can be
 /// reached by merging two shorter pieces, which is how llama.cpp's SPM tokenizer builds tokens.
 /// </summary>
-public sealed class SentencePieceVocabulary
+public sealed class SentencePieceVocabulary : IGeneratedVocabulary
 {
     public const string WordBoundary = "\u2581"; // ▁
     public const int UnknownId = 0, BosId = 1, EosId = 2;
@@ -20,6 +21,16 @@ public sealed class SentencePieceVocabulary
     public List<int> TokenTypes { get; } = new();
 
     public int Count => Tokens.Count;
+
+    IReadOnlyList<string> IGeneratedVocabulary.Tokens => Tokens;
+
+    public void AddTo(GgufWriter writer)
+    {
+        writer.Add("tokenizer.ggml.model", "llama")
+            .Add("tokenizer.ggml.tokens", Tokens)
+            .Add("tokenizer.ggml.scores", Scores)
+            .Add("tokenizer.ggml.token_type", TokenTypes);
+    }
 
     /// <summary>The default training text when no corpus is given.</summary>
     public const string DefaultCorpus =

@@ -149,8 +149,8 @@ public static class GgufValidator
                 throw Bad($"tensor '{tensor.Name}' belongs to block {m.Groups[1].Value}, but block_count is {blockCount}.");
         }
 
-        if (arch == "llama")
-            ValidateLlama(file, embedding, blockCount, headCount ?? throw Bad($"{headKey} must be a single UInt32 for llama."), vocabularySize, Bad);
+        if (TensorLayouts.ContainsKey(arch))
+            ValidateTensorSet(file, arch, embedding, blockCount, headCount ?? throw Bad($"{headKey} must be a single UInt32 for {arch}."), vocabularySize, Bad);
 
         return new GgufModelSummary(
             path, arch, file.GetStringOrNull("general.name"), file.Tensors.Sum(t => t.ElementCount),
@@ -251,75 +251,148 @@ public static class GgufValidator
         return tokens.Count;
     }
 
-    /// <summary>The tensor set llama-model.cpp loads for LLM_ARCH_LLAMA (dense FFN; MoE blocks are only checked loosely).</summary>
-    private static void ValidateLlama(GgufFile file, uint embedding, uint blockCount, uint headCount, int vocab, Func<string, GgufFormatException> bad)
+    /// <summary>Sizes a block's tensors are checked against, from the hyper-parameters.</summary>
+    private sealed record TensorDims(long Embedding, long Q, long K, long V, long FeedForward, long RopeHalf, bool Moe);
+
+    /// <summary>One tensor llama-model.cpp creates: its name (blk.N. prefix added for block tensors), shape and whether it must exist.</summary>
+    private readonly record struct ExpectedTensor(string Name, long[] Shape, bool Required);
+
+    /// <summary>
+    /// The tensor sets llama-model.cpp (c0c7e147 and the bundled build) loads for the dense architectures the project
+    /// generates and trains: global tensors and per-block tensors. A file with a missing, misshapen or extra tensor is
+    /// refused here with the tensor's name instead of failing inside llama.cpp.
+    /// </summary>
+    private static readonly Dictionary<string, (Func<TensorDims, ExpectedTensor[]> Global, Func<TensorDims, ExpectedTensor[]> Block)> TensorLayouts = new(StringComparer.Ordinal)
     {
-        uint headCountKv = file.GetUInt32OrNull("llama.attention.head_count_kv") ?? headCount;
+        ["llama"] = (d => [.. CommonGlobal(d), new("rope_freqs.weight", [d.RopeHalf], false)], LlamaBlock),
+        // Qwen2.5 ties output to token_embd in its small sizes; q/k/v biases are part of every real file.
+        ["qwen2"] = (CommonGlobal, d => [.. LlamaBlock(d).Where(t => t.Name != "rope_freqs.weight")]),
+        ["phi3"] = (d => [.. CommonGlobal(d, outputRequired: true), new("rope_factors_long.weight", [d.RopeHalf], false), new("rope_factors_short.weight", [d.RopeHalf], false)],
+            d =>
+            [
+                new("attn_norm.weight", [d.Embedding], true),
+                // Fused projections; llama.cpp also accepts separate q/k/v when attn_qkv is absent.
+                new("attn_qkv.weight", [d.Embedding, d.Q + d.K + d.V], false),
+                new("attn_q.weight", [d.Embedding, d.Q], false),
+                new("attn_k.weight", [d.Embedding, d.K], false),
+                new("attn_v.weight", [d.Embedding, d.V], false),
+                new("attn_output.weight", [d.Q, d.Embedding], true),
+                new("ffn_norm.weight", [d.Embedding], true),
+                new("ffn_up.weight", [d.Embedding, 2 * d.FeedForward], true),
+                new("ffn_down.weight", [d.FeedForward, d.Embedding], true),
+            ]),
+        ["gemma2"] = (CommonGlobal, d =>
+            [
+                new("attn_norm.weight", [d.Embedding], true),
+                new("attn_q.weight", [d.Embedding, d.Q], true),
+                new("attn_k.weight", [d.Embedding, d.K], true),
+                new("attn_v.weight", [d.Embedding, d.V], true),
+                new("attn_output.weight", [d.Q, d.Embedding], true),
+                new("post_attention_norm.weight", [d.Embedding], true),
+                new("ffn_norm.weight", [d.Embedding], true),
+                new("ffn_gate.weight", [d.Embedding, d.FeedForward], true),
+                new("ffn_up.weight", [d.Embedding, d.FeedForward], true),
+                new("ffn_down.weight", [d.FeedForward, d.Embedding], true),
+                new("post_ffw_norm.weight", [d.Embedding], true),
+            ]),
+    };
+
+    private static ExpectedTensor[] CommonGlobal(TensorDims d) => CommonGlobal(d, outputRequired: false);
+
+    // Without output.weight llama.cpp ties the output projection to token_embd (its shape is checked by the caller).
+    private static ExpectedTensor[] CommonGlobal(TensorDims d, bool outputRequired) =>
+    [
+        new("output_norm.weight", [d.Embedding], true),
+        new("output.weight", [d.Embedding, -1], outputRequired),
+    ];
+
+    /// <summary>LLM_ARCH_LLAMA's block (dense FFN; MoE blocks are only checked loosely).</summary>
+    private static ExpectedTensor[] LlamaBlock(TensorDims d)
+    {
+        var tensors = new List<ExpectedTensor>
+        {
+            new("attn_norm.weight", [d.Embedding], true),
+            new("attn_q.weight", [d.Embedding, d.Q], true),
+            new("attn_k.weight", [d.Embedding, d.K], true),
+            new("attn_v.weight", [d.Embedding, d.V], true),
+            new("attn_output.weight", [d.Q, d.Embedding], true),
+            new("attn_q.bias", [d.Q], false),
+            new("attn_k.bias", [d.K], false),
+            new("attn_v.bias", [d.V], false),
+            new("attn_output.bias", [d.Embedding], false),
+            new("ffn_norm.weight", [d.Embedding], true),
+            new("rope_freqs.weight", [d.RopeHalf], false),
+        };
+        if (!d.Moe)
+        {
+            tensors.Add(new("ffn_gate.weight", [d.Embedding, d.FeedForward], true));
+            tensors.Add(new("ffn_down.weight", [d.FeedForward, d.Embedding], true));
+            tensors.Add(new("ffn_up.weight", [d.Embedding, d.FeedForward], true));
+            tensors.Add(new("ffn_gate.bias", [d.FeedForward], false));
+            tensors.Add(new("ffn_down.bias", [d.Embedding], false));
+            tensors.Add(new("ffn_up.bias", [d.FeedForward], false));
+        }
+        return [.. tensors];
+    }
+
+    /// <summary>Hyper-parameters and the exact tensor set of one of <see cref="TensorLayouts"/>' architectures.</summary>
+    private static void ValidateTensorSet(GgufFile file, string arch, uint embedding, uint blockCount, uint headCount, int vocab, Func<string, GgufFormatException> bad)
+    {
+        uint headCountKv = file.GetUInt32OrNull($"{arch}.attention.head_count_kv") ?? headCount;
         if (headCountKv == 0 || headCount % headCountKv != 0)
-            throw bad($"llama.attention.head_count_kv = {headCountKv} does not divide head_count = {headCount}.");
-        uint headDimK = file.GetUInt32OrNull("llama.attention.key_length") ?? (embedding % headCount == 0 ? embedding / headCount : 0);
-        uint headDimV = file.GetUInt32OrNull("llama.attention.value_length") ?? headDimK;
-        if (headDimK == 0 || headDimV == 0) throw bad($"llama.embedding_length {embedding} is not a multiple of head_count {headCount}.");
-        if (!file.TryGetValue("llama.attention.layer_norm_rms_epsilon", out var eps) || eps.Value is not float)
-            throw bad("hyper-parameter llama.attention.layer_norm_rms_epsilon (Float32) is missing.");
-        if (file.GetUInt32OrNull("llama.rope.dimension_count") is uint rope && (rope == 0 || rope > headDimK))
-            throw bad($"llama.rope.dimension_count = {rope} exceeds the head dimension {headDimK}.");
-        bool moe = file.TryGetUnsigned("llama.expert_count", out var experts) && experts > 0;
+            throw bad($"{arch}.attention.head_count_kv = {headCountKv} does not divide head_count = {headCount}.");
+        uint headDimK = file.GetUInt32OrNull($"{arch}.attention.key_length") ?? (embedding % headCount == 0 ? embedding / headCount : 0);
+        uint headDimV = file.GetUInt32OrNull($"{arch}.attention.value_length") ?? headDimK;
+        if (headDimK == 0 || headDimV == 0) throw bad($"{arch}.embedding_length {embedding} is not a multiple of head_count {headCount}.");
+        if (!file.TryGetValue($"{arch}.attention.layer_norm_rms_epsilon", out var eps) || eps.Value is not float)
+            throw bad($"hyper-parameter {arch}.attention.layer_norm_rms_epsilon (Float32) is missing.");
+        uint rope = file.GetUInt32OrNull($"{arch}.rope.dimension_count") ?? headDimK;
+        if (rope == 0 || rope > headDimK)
+            throw bad($"{arch}.rope.dimension_count = {rope} exceeds the head dimension {headDimK}.");
+        bool moe = arch == "llama" && file.TryGetUnsigned("llama.expert_count", out var experts) && experts > 0;
         uint ff = 0;
         if (!moe)
         {
-            if (!file.TryGetValue("llama.feed_forward_length", out var ffValue) || ffValue.Value is not uint f || f == 0)
-                throw bad("hyper-parameter llama.feed_forward_length (UInt32 > 0) is missing.");
+            if (!file.TryGetValue($"{arch}.feed_forward_length", out var ffValue) || ffValue.Value is not uint f || f == 0)
+                throw bad($"hyper-parameter {arch}.feed_forward_length (UInt32 > 0) is missing.");
             ff = f;
         }
 
-        long d = embedding, q = (long)headDimK * headCount, k = (long)headDimK * headCountKv, v = (long)headDimV * headCountKv;
+        var dims = new TensorDims(embedding, (long)headDimK * headCount, (long)headDimK * headCountKv, (long)headDimV * headCountKv, ff, rope / 2, moe);
+        var (global, block) = TensorLayouts[arch];
         var expected = new Dictionary<string, (long[] Shape, bool Required)>(StringComparer.Ordinal)
         {
-            ["token_embd.weight"] = ([d, vocab], true),
-            ["output_norm.weight"] = ([d], true),
-            ["output.weight"] = ([d, vocab], false), // absent: llama.cpp ties it to token_embd
-            ["rope_freqs.weight"] = ([headDimK / 2], false),
+            ["token_embd.weight"] = ([embedding, vocab], true),
         };
+        foreach (var t in global(dims)) expected[t.Name] = (t.Shape.Select(x => x < 0 ? vocab : x).ToArray(), t.Required);
+        var blockTensors = block(dims);
         for (int b = 0; b < blockCount; b++)
-        {
-            var p = $"blk.{b}.";
-            expected[p + "attn_norm.weight"] = ([d], true);
-            expected[p + "attn_q.weight"] = ([d, q], true);
-            expected[p + "attn_k.weight"] = ([d, k], true);
-            expected[p + "attn_v.weight"] = ([d, v], true);
-            expected[p + "attn_output.weight"] = ([q, d], true);
-            expected[p + "attn_q.bias"] = ([q], false);
-            expected[p + "attn_k.bias"] = ([k], false);
-            expected[p + "attn_v.bias"] = ([v], false);
-            expected[p + "attn_output.bias"] = ([d], false);
-            expected[p + "ffn_norm.weight"] = ([d], true);
-            expected[p + "rope_freqs.weight"] = ([headDimK / 2], false);
-            if (moe) continue;
-            expected[p + "ffn_gate.weight"] = ([d, ff], true);
-            expected[p + "ffn_down.weight"] = ([ff, d], true);
-            expected[p + "ffn_up.weight"] = ([d, ff], true);
-            expected[p + "ffn_gate.bias"] = ([ff], false);
-            expected[p + "ffn_down.bias"] = ([d], false);
-            expected[p + "ffn_up.bias"] = ([ff], false);
-        }
+            foreach (var t in blockTensors)
+                expected[$"blk.{b}.{t.Name}"] = (t.Shape, t.Required);
 
         foreach (var (name, (shape, required)) in expected)
         {
             var tensor = file.FindTensor(name);
             if (tensor is null)
             {
-                if (required) throw bad($"tensor {name} is missing (llama block_count {blockCount} needs it).");
+                if (required) throw bad($"tensor {name} is missing ({arch} block_count {blockCount} needs it).");
                 continue;
             }
             if (!tensor.Shape.SequenceEqual(shape))
                 throw bad($"tensor {name} has shape [{string.Join(", ", tensor.Shape)}], expected [{string.Join(", ", shape)}] from the hyper-parameters.");
         }
+        if (arch == "phi3")
+            for (int b = 0; b < blockCount; b++)
+            {
+                bool fused = file.FindTensor($"blk.{b}.attn_qkv.weight") is not null;
+                bool separate = new[] { "attn_q", "attn_k", "attn_v" }.All(n => file.FindTensor($"blk.{b}.{n}.weight") is not null);
+                if (fused == separate) throw bad($"block {b} of a phi3 model needs either attn_qkv.weight or attn_q/attn_k/attn_v.weight, not {(fused ? "both" : "neither")}.");
+            }
         if (!moe)
         {
             // llama.cpp refuses files with tensors it did not load ("wrong number of tensors").
             var extra = file.Tensors.FirstOrDefault(t => !expected.ContainsKey(t.Name));
-            if (extra is not null) throw bad($"tensor '{extra.Name}' is not part of a llama model.");
+            if (extra is not null) throw bad($"tensor '{extra.Name}' is not part of a {arch} model.");
         }
     }
 }
