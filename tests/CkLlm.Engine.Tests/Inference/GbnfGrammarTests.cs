@@ -117,4 +117,17 @@ public class GbnfGrammarTests(LoadedTestModels models) : IClassFixture<LoadedTes
             NativeGrammarProbe.Check(models.Plain, grammar);
         }
     }
+
+    [Theory]
+    [InlineData("""{"type":7}""")]
+    [InlineData("""{"type":["string",3]}""")]
+    [InlineData("""{"type":"object","properties":{"a":{}},"required":"a"}""")]
+    [InlineData("""{"type":"object","properties":{"a":{}},"required":[1]}""")]
+    [InlineData("""{"properties":[1]}""")]
+    public void ASchemaKeywordOfTheWrongKindIsAnArgumentError(string schema)
+    {
+        // These used to escape as InvalidOperationException from System.Text.Json (found by Grammar.Fuzz.Tests.ps1).
+        var error = Assert.ThrowsAny<ArgumentException>(() => JsonSchemaGrammar.ToGbnf(schema));
+        Assert.Contains("at 'root", error.Message + error.InnerException?.Message, StringComparison.Ordinal);
+    }
 }
