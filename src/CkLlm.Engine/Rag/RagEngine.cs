@@ -26,6 +26,8 @@ public interface IRagGenerator
     (string Prompt, string Format) FormatChat(string system, string user);
     /// <summary>Generates for the chat in <paramref name="request"/> (System + Prompt).</summary>
     IEnumerable<CompletionChunk> Stream(CompletionRequest request, CancellationToken cancellationToken);
+    /// <summary>Breaks the text of this model's control tokens in retrieved text (default: every known template family).</summary>
+    ControlTokenDefuser Defuser => ControlTokenDefuser.Generic;
 }
 
 /// <summary>A loaded llama.cpp model as the RAG generator: its own chat template and tokenizer.</summary>
@@ -45,6 +47,9 @@ public sealed class ModelRagGenerator(LoadedModel model) : IRagGenerator
 
     public IEnumerable<CompletionChunk> Stream(CompletionRequest request, CancellationToken cancellationToken) =>
         CompletionEngine.Stream(model, request, cancellationToken);
+
+    /// <summary>Knows the model's own special tokens from its vocabulary, besides every template family's.</summary>
+    public ControlTokenDefuser Defuser => ModelControlTokens.DefuserFor(model);
 }
 
 /// <summary>
@@ -121,7 +126,7 @@ public static class RagEngine
         ArgumentNullException.ThrowIfNull(request);
         ArgumentNullException.ThrowIfNull(passages);
         ArgumentNullException.ThrowIfNull(generator);
-        var builder = new RagPromptBuilder(request.System, request.Template, RagPromptBuilder.NewBoundary(passages));
+        var builder = new RagPromptBuilder(request.System, request.Template, RagPromptBuilder.NewBoundary(passages), generator.Defuser);
         var fitted = PassageFitter.Fit(passages,
             included => generator.FormatChat(builder.System, builder.BuildUser(request.Question, included)).Prompt,
             generator.CountTokens, generator.ContextSize, request.Generation.MaxTokens, request.SafetyMargin);
