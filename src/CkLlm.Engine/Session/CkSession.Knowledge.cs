@@ -26,11 +26,13 @@ public sealed partial class CkSession
     /// Returns the open knowledge base for <paramref name="directory"/> (or the current/default one), opening or
     /// creating it on first use, and makes it current. An explicit embedding model different from the one the
     /// cached instance uses reopens it, which then fails with <see cref="EmbedderMismatchException"/> if it differs
-    /// from what the knowledge base was built with.
+    /// from what the knowledge base was built with. With <paramref name="mustExist"/> (every read-only caller) a path
+    /// holding no knowledge base gives <see cref="KnowledgeBaseNotFoundException"/> and nothing is created.
     /// </summary>
-    public KnowledgeBase OpenKnowledgeBase(string? directory, KnowledgeBaseOptions? options = null)
+    public KnowledgeBase OpenKnowledgeBase(string? directory, KnowledgeBaseOptions? options = null, bool mustExist = false)
     {
         var path = Path.GetFullPath(directory ?? CurrentKnowledgeBase ?? DefaultKnowledgeBaseDirectory);
+        if (mustExist && !KnowledgeBaseNotFoundException.Exists(path)) throw new KnowledgeBaseNotFoundException(path);
         lock (_knowledgeGate)
         {
             if (_knowledgeBases.TryGetValue(path, out var kb) && options?.EmbeddingModel is null && !ChunkingDiffers(options))

@@ -1,6 +1,7 @@
 using System.Collections;
 using System.Management.Automation;
 using CkLlm.Engine.Knowledge;
+using CkLlm.Engine.Knowledge.Ingestion;
 
 namespace CkLlm.Commands;
 
@@ -18,12 +19,21 @@ public abstract class KnowledgeCommandBase : PSCmdlet, IDisposable
 
     protected override void StopProcessing() => _cancellation.Cancel();
 
+    /// <summary>Only Add-CkKnowledge creates a knowledge base; every other cmdlet needs an existing one, so a mistyped
+    /// -KnowledgeBase is an ObjectNotFound error instead of a new empty directory.</summary>
+    protected virtual bool CreatesKnowledgeBase => false;
+
     protected KnowledgeBase OpenKnowledgeBase(KnowledgeBaseOptions? options = null)
     {
         var directory = KnowledgeBase is null ? null : SessionState.Path.GetUnresolvedProviderPathFromPSPath(KnowledgeBase);
         try
         {
-            return SessionHost.Session.OpenKnowledgeBase(directory, options);
+            return SessionHost.Session.OpenKnowledgeBase(directory, options, mustExist: !CreatesKnowledgeBase);
+        }
+        catch (KnowledgeBaseNotFoundException ex)
+        {
+            ThrowTerminatingError(ToErrorRecord(ex, ex.Directory));
+            throw; // unreachable
         }
         catch (Exception ex) when (ex is KnowledgeBaseException or IOException or UnauthorizedAccessException or FileNotFoundException)
         {
@@ -37,6 +47,9 @@ public abstract class KnowledgeCommandBase : PSCmdlet, IDisposable
     {
         var (id, category) = ex switch
         {
+            KnowledgeBaseNotFoundException => ("KnowledgeBaseNotFound", ErrorCategory.ObjectNotFound),
+            MassRemovalException => ("PruneLimitExceeded", ErrorCategory.LimitsExceeded),
+            DocumentTooLargeException => ("FileTooLarge", ErrorCategory.LimitsExceeded),
             KnowledgeBaseBusyException => ("KnowledgeBaseBusy", ErrorCategory.ResourceBusy),
             KnowledgeBaseCorruptException => ("KnowledgeBaseCorrupt", ErrorCategory.InvalidData),
             EmbedderMismatchException => ("EmbedderMismatch", ErrorCategory.InvalidArgument),
