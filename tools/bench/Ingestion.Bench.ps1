@@ -20,7 +20,6 @@ param(
     [switch] $NoDocs
 )
 $ErrorActionPreference = 'Stop'
-$root = Resolve-Path (Join-Path $PSScriptRoot '../..')
 $project = Join-Path $PSScriptRoot 'IngestionBench/IngestionBench.csproj'
 
 $pages = @'
@@ -84,7 +83,6 @@ Remove-Item -Recurse -Force (Join-Path $WorkDirectory 'kb-*') -ErrorAction Ignor
 if ($NoDocs) { return $results }
 $ratio = { param($pair) [Math]::Round($pair[1].ChunksPerSecond / $pair[0].ChunksPerSecond, 2) }
 $lines = @(
-    '<!-- ingestion:begin -->'
     '## Ingestion scaling'
     ''
     "Written by tools/bench/Ingestion.Bench.ps1 on $(Get-Date -Format 'yyyy-MM-dd') ($($results.ProcessorCount) cores, run with nice -n 10 on a shared machine)."
@@ -99,16 +97,7 @@ foreach ($r in $results.EndToEnd) { $lines += "| end to end (embed + store) | $(
 $lines += @(
     ''
     "Large file / small files, chunks/s: read + chunk $(& $ratio $results.FrontEnd)x, end to end $(& $ratio $results.EndToEnd)x."
-    '<!-- ingestion:end -->'
 )
-$docs = Join-Path $root 'docs/benchmarks.md'
-$content = Get-Content $docs -Raw
-$section = $lines -join "`n"
-if ($content -match '(?s)<!-- ingestion:begin -->.*<!-- ingestion:end -->') {
-    $content = [regex]::Replace($content, '(?s)<!-- ingestion:begin -->.*<!-- ingestion:end -->', { $section })
-} else {
-    $content = $content.TrimEnd() + "`n`n" + $section + "`n"
-}
-Set-Content -LiteralPath $docs -Value $content -NoNewline
-Write-Host "Ingestion section written to $docs"
+. (Join-Path $PSScriptRoot 'BenchDocs.ps1')
+Set-BenchmarkSection 'ingestion' $lines
 $results

@@ -1,27 +1,9 @@
-using System.Globalization;
-using System.Net;
-using System.Text;
-using System.Text.Json;
-using System.Text.RegularExpressions;
-using DocumentFormat.OpenXml.Packaging;
-using DocumentFormat.OpenXml.Wordprocessing;
-using Markdig;
-using Markdig.Syntax;
-using UglyToad.PdfPig;
-using UglyToad.PdfPig.DocumentLayoutAnalysis.TextExtractor;
-
 namespace CkLlm.Engine.Knowledge.Ingestion.Readers;
 
-
 /// <summary>CSV (or TSV with a tab separator): one record section per row, the header row naming the fields.</summary>
-public sealed class CsvDocumentReader(string separator, string extension) : IDocumentReader
+public sealed class CsvDocumentReader(string separator, string extension) : DocumentReaderBase("Csv", true, extension)
 {
-    public string Format => "Csv";
-    public IReadOnlyCollection<string> Extensions { get; } = [extension];
-    public bool IsText => true;
-    public bool Recognizes(ReadOnlySpan<byte> head) => false;
-
-    public IEnumerable<DocumentSection> Read(DocumentFile file, CancellationToken cancellationToken) => ReadCsv(file.ReadAllText(), separator[0]).Sections;
+    public override IEnumerable<DocumentSection> Read(DocumentFile file, CancellationToken cancellationToken) => ReadCsv(file.ReadAllText(), separator[0]).Sections;
 
     internal static ReadDocument ReadCsv(string text, char separator)
     {

@@ -1,27 +1,13 @@
-using System.Globalization;
-using System.Net;
 using System.Text;
-using System.Text.Json;
-using System.Text.RegularExpressions;
 using DocumentFormat.OpenXml.Packaging;
 using DocumentFormat.OpenXml.Wordprocessing;
-using Markdig;
-using Markdig.Syntax;
-using UglyToad.PdfPig;
-using UglyToad.PdfPig.DocumentLayoutAnalysis.TextExtractor;
 
 namespace CkLlm.Engine.Knowledge.Ingestion.Readers;
 
-
 /// <summary>Docx documents.</summary>
-public sealed class DocxDocumentReader : IDocumentReader
+public sealed class DocxDocumentReader() : DocumentReaderBase("Docx", false, ".docx")
 {
-    public string Format => "Docx";
-    public IReadOnlyCollection<string> Extensions { get; } = [".docx"];
-    public bool IsText => false;
-    public bool Recognizes(ReadOnlySpan<byte> head) => false;
-
-    public IEnumerable<DocumentSection> Read(DocumentFile file, CancellationToken cancellationToken) => ReadDocx(file.ReadAllBytes()).Sections;
+    public override IEnumerable<DocumentSection> Read(DocumentFile file, CancellationToken cancellationToken) => ReadDocx(file.ReadAllBytes()).Sections;
 
     internal static ReadDocument ReadDocx(byte[] content)
     {

@@ -1,27 +1,12 @@
-using System.Globalization;
 using System.Net;
-using System.Text;
-using System.Text.Json;
 using System.Text.RegularExpressions;
-using DocumentFormat.OpenXml.Packaging;
-using DocumentFormat.OpenXml.Wordprocessing;
-using Markdig;
-using Markdig.Syntax;
-using UglyToad.PdfPig;
-using UglyToad.PdfPig.DocumentLayoutAnalysis.TextExtractor;
 
 namespace CkLlm.Engine.Knowledge.Ingestion.Readers;
 
-
 /// <summary>Html documents.</summary>
-public sealed partial class HtmlDocumentReader : IDocumentReader
+public sealed partial class HtmlDocumentReader() : DocumentReaderBase("Html", true, ".html", ".htm", ".xhtml")
 {
-    public string Format => "Html";
-    public IReadOnlyCollection<string> Extensions { get; } = [".html", ".htm", ".xhtml"];
-    public bool IsText => true;
-    public bool Recognizes(ReadOnlySpan<byte> head) => false;
-
-    public IEnumerable<DocumentSection> Read(DocumentFile file, CancellationToken cancellationToken) => ReadHtml(file.ReadAllText()).Sections;
+    public override IEnumerable<DocumentSection> Read(DocumentFile file, CancellationToken cancellationToken) => ReadHtml(file.ReadAllText()).Sections;
 
     [GeneratedRegex(@"<(script|style)\b[^>]*>.*?</\1\s*>|<!--.*?-->|<[^>]*>", RegexOptions.Singleline | RegexOptions.IgnoreCase)]
     private static partial Regex HtmlMarkup();

@@ -1,27 +1,11 @@
-using System.Globalization;
-using System.Net;
-using System.Text;
 using System.Text.Json;
-using System.Text.RegularExpressions;
-using DocumentFormat.OpenXml.Packaging;
-using DocumentFormat.OpenXml.Wordprocessing;
-using Markdig;
-using Markdig.Syntax;
-using UglyToad.PdfPig;
-using UglyToad.PdfPig.DocumentLayoutAnalysis.TextExtractor;
 
 namespace CkLlm.Engine.Knowledge.Ingestion.Readers;
 
-
 /// <summary>Json documents.</summary>
-public sealed class JsonDocumentReader : IDocumentReader
+public sealed class JsonDocumentReader() : DocumentReaderBase("Json", true, ".json")
 {
-    public string Format => "Json";
-    public IReadOnlyCollection<string> Extensions { get; } = [".json"];
-    public bool IsText => true;
-    public bool Recognizes(ReadOnlySpan<byte> head) => false;
-
-    public IEnumerable<DocumentSection> Read(DocumentFile file, CancellationToken cancellationToken) => ReadJson(file.ReadAllText()).Sections;
+    public override IEnumerable<DocumentSection> Read(DocumentFile file, CancellationToken cancellationToken) => ReadJson(file.ReadAllText()).Sections;
 
     internal static ReadDocument ReadJson(string text)
     {

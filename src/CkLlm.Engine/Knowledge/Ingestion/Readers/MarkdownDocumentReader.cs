@@ -1,27 +1,13 @@
-using System.Globalization;
-using System.Net;
 using System.Text;
-using System.Text.Json;
-using System.Text.RegularExpressions;
-using DocumentFormat.OpenXml.Packaging;
-using DocumentFormat.OpenXml.Wordprocessing;
 using Markdig;
 using Markdig.Syntax;
-using UglyToad.PdfPig;
-using UglyToad.PdfPig.DocumentLayoutAnalysis.TextExtractor;
 
 namespace CkLlm.Engine.Knowledge.Ingestion.Readers;
 
-
 /// <summary>Markdown documents.</summary>
-public sealed class MarkdownDocumentReader : IDocumentReader
+public sealed class MarkdownDocumentReader() : DocumentReaderBase("Markdown", true, ".md", ".markdown", ".mdx")
 {
-    public string Format => "Markdown";
-    public IReadOnlyCollection<string> Extensions { get; } = [".md", ".markdown", ".mdx"];
-    public bool IsText => true;
-    public bool Recognizes(ReadOnlySpan<byte> head) => false;
-
-    public IEnumerable<DocumentSection> Read(DocumentFile file, CancellationToken cancellationToken) => ReadMarkdown(file.ReadAllText()).Sections;
+    public override IEnumerable<DocumentSection> Read(DocumentFile file, CancellationToken cancellationToken) => ReadMarkdown(file.ReadAllText()).Sections;
 
     internal static ReadDocument ReadMarkdown(string text)
     {
