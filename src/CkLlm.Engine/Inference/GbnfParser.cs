@@ -1,24 +1,6 @@
 using System.Globalization;
-using System.Text;
 
 namespace CkLlm.Engine.Inference;
-
-/// <summary>A GBNF grammar that llama.cpp would reject, or that could make it recurse without end.</summary>
-public sealed class GrammarException : ArgumentException
-{
-    public GrammarException(string message, int line = 0, int column = 0)
-        : base(line > 0 ? $"GBNF grammar parse error at line {line}, column {column}: {message}" : $"GBNF grammar error: {message}")
-    {
-        Line = line;
-        Column = column;
-    }
-
-    /// <summary>1-based line of the error, 0 when the error is about the grammar as a whole.</summary>
-    public int Line { get; }
-
-    /// <summary>1-based column of the error, 0 when the error is about the grammar as a whole.</summary>
-    public int Column { get; }
-}
 
 /// <summary>
 /// Parses GBNF the way llama.cpp's grammar parser reads it (rules <c>name ::= alternatives</c>, literals with
@@ -27,7 +9,7 @@ public sealed class GrammarException : ArgumentException
 /// in ways that only hide mistakes: duplicate rules, empty or reversed character classes, invalid code points,
 /// <c>{m,n}</c> with n &lt; m, NUL characters, and token references (<c>&lt;[id]&gt;</c>) are errors here.
 /// </summary>
-internal sealed class GbnfParser
+internal sealed partial class GbnfParser
 {
     /// <summary>llama.cpp refuses larger repetition counts ("exceeds sane defaults").</summary>
     public const int MaxRepetitions = 2000;
@@ -332,70 +314,6 @@ internal sealed class GbnfParser
         if (max < 0) loop.Add(GbnfSymbol.Rule(rest));
         Rules[rest] = [loop, []];
         sequence.Add(GbnfSymbol.Rule(rest));
-    }
-
-    /// <summary>One character of a literal or class; returns its code point.</summary>
-    private int ParseChar(bool inClass)
-    {
-        int start = _pos;
-        char c = Current;
-        if (c == '\\')
-        {
-            char e = Peek(1);
-            _pos += 2;
-            int value = e switch
-            {
-                'x' => ParseHex(2, start),
-                'u' => ParseHex(4, start),
-                'U' => ParseHex(8, start),
-                't' => '\t',
-                'r' => '\r',
-                'n' => '\n',
-                '\\' or '"' or '[' or ']' => e,
-                '\0' when start + 1 >= _text.Length => throw Error(inClass ? "unterminated character class" : "unterminated string literal", start),
-                _ => throw Error($"unknown escape '\\{e}'", start),
-            };
-            if (value > 0x10FFFF || value is >= 0xD800 and <= 0xDFFF)
-                throw Error($"escape {_text[start.._pos]} is not a valid Unicode code point", start);
-            return value;
-        }
-        if (char.IsHighSurrogate(c) && char.IsLowSurrogate(Peek(1)))
-        {
-            _pos += 2;
-            return char.ConvertToUtf32(c, _text[_pos - 1]);
-        }
-        if (char.IsSurrogate(c)) throw Error("an unpaired UTF-16 surrogate is not a character", start);
-        _pos++;
-        return c;
-    }
-
-    private int ParseHex(int digits, int escapeStart)
-    {
-        long value = 0;
-        for (int i = 0; i < digits; i++)
-        {
-            int d = Current switch
-            {
-                >= '0' and <= '9' => Current - '0',
-                >= 'a' and <= 'f' => Current - 'a' + 10,
-                >= 'A' and <= 'F' => Current - 'A' + 10,
-                _ => -1,
-            };
-            if (d < 0) throw Error($"expecting {digits} hex digits in the escape", escapeStart);
-            value = value * 16 + d;
-            _pos++;
-        }
-        return value > int.MaxValue ? int.MaxValue : (int)value;
-    }
-
-    private static string Describe(int codePoint) =>
-        codePoint is >= 0x20 and < 0x7F ? ((char)codePoint).ToString() : $"U+{codePoint:X4}";
-
-    public override string ToString()
-    {
-        var text = new StringBuilder();
-        for (int i = 0; i < Names.Count; i++) text.Append(Names[i]).Append(": ").Append(Rules[i]?.Count ?? -1).Append('\n');
-        return text.ToString();
     }
 }
 
