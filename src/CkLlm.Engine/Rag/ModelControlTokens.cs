@@ -1,4 +1,5 @@
 using System.Runtime.CompilerServices;
+using CkLlm.Engine.Inference;
 using CkLlm.Engine.Model;
 using LLama.Native;
 
@@ -11,10 +12,15 @@ namespace CkLlm.Engine.Rag;
 internal static class ModelControlTokens
 {
     private const LLamaTokenAttr Special = LLamaTokenAttr.Control | LLamaTokenAttr.UserDefined | LLamaTokenAttr.Unknown;
-    private static readonly ConditionalWeakTable<LoadedModel, ControlTokenDefuser> Defusers = new();
+    private static readonly ConditionalWeakTable<LoadedModel, IReadOnlyCollection<string>> TextsByModel = new();
+    private static readonly ConditionalWeakTable<IChatModel, ControlTokenDefuser> Defusers = new();
 
     /// <summary>A defuser knowing the model's own special tokens as well as every template family's.</summary>
-    public static ControlTokenDefuser DefuserFor(LoadedModel model) => Defusers.GetValue(model, m => new ControlTokenDefuser(Read(m)));
+    public static ControlTokenDefuser DefuserFor(IChatModel model) =>
+        Defusers.GetValue(model, m => m.SpecialTokenTexts.Count == 0 ? ControlTokenDefuser.Generic : new ControlTokenDefuser(m.SpecialTokenTexts));
+
+    /// <summary>The special-token texts of a llama.cpp model (cached).</summary>
+    public static IReadOnlyCollection<string> Texts(LoadedModel model) => TextsByModel.GetValue(model, Read);
 
     /// <summary>Token ids the model treats as special (for tests that count them in a tokenized prompt).</summary>
     public static IReadOnlySet<int> SpecialIds(LoadedModel model)

@@ -23,8 +23,7 @@ public sealed class SyncCkKnowledgeCommand : KnowledgeCommandBase
         try
         {
             var missing = kb.GetMissingSources();
-            if (PruneGuard.Check(missing, kb.GetSources().Count, Force) is { } refused)
-                WriteError(ToErrorRecord(refused, kb.Directory));
+            if (PruneGuard.Check(missing, kb.GetSources().Count, Force) is { } refused) WriteEngineError(refused, kb.Directory);
             else
             {
                 var confirmed = missing.Where(s => ShouldProcess($"{s.Source} (file no longer exists)", "Remove knowledge source")).ToList();
@@ -41,20 +40,16 @@ public sealed class SyncCkKnowledgeCommand : KnowledgeCommandBase
                     { CurrentOperation = source.Source, PercentComplete = files.Count == 0 ? 100 : done * 100 / files.Count });
                     if (!kb.HasChanged(source)) continue;
                     if (!ShouldProcess(source.Source, "Update changed knowledge source")) continue;
-                    try
+                    TryEngine(() =>
                     {
-                        var updated = kb.AddFile(source.Source, source.Metadata, cancellationToken: Cancellation);
-                        if (updated.Warning is { } warning) WriteWarning(warning);
-                        WriteObject(updated);
-                    }
-                    catch (DocumentTooLargeException ex)
-                    {
-                        WriteWarning(ex.Message);
-                    }
-                    catch (UnreadableDocumentException ex)
-                    {
-                        WriteError(ToErrorRecord(ex, source.Source));
-                    }
+                        try
+                        {
+                            var updated = kb.AddFile(source.Source, source.Metadata, cancellationToken: Cancellation);
+                            if (updated.Warning is { } warning) WriteWarning(warning);
+                            WriteObject(updated);
+                        }
+                        catch (DocumentTooLargeException ex) { WriteWarning(ex.Message); }
+                    }, source.Source);
                 }
             }
         }
@@ -62,9 +57,9 @@ public sealed class SyncCkKnowledgeCommand : KnowledgeCommandBase
         {
             // Ctrl+C: everything committed so far stays.
         }
-        catch (KnowledgeBaseException ex)
+        catch (Exception ex) when (EngineErrors.IsEngineError(ex))
         {
-            ThrowTerminatingError(ToErrorRecord(ex, kb.Directory));
+            WriteEngineError(ex, kb.Directory);
         }
         finally
         {

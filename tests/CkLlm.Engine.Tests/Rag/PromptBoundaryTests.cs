@@ -64,7 +64,7 @@ public class PromptBoundaryTests(AllFamiliesModel fixture) : IClassFixture<AllFa
 
     private static RagPrompt Build(LoadedModel model, params RagPassage[] passages) =>
         RagEngine.BuildPrompt(new RagRequest { Question = "Who is Alice?", Generation = new CompletionRequest { MaxTokens = 32 } },
-            passages, new ModelRagGenerator(model));
+            passages, model);
 
     [Theory]
     [MemberData(nameof(FamilyNames))]
@@ -98,7 +98,7 @@ public class PromptBoundaryTests(AllFamiliesModel fixture) : IClassFixture<AllFa
     public void TheModelsOwnSpecialTokensAreDefusedEvenWithoutAFamilyPattern()
     {
         Assert.Equal("x<AI>y @@SEP@@", ControlTokenDefuser.Generic.Defuse("x<AI>y @@SEP@@"));
-        var defuser = new ModelRagGenerator(fixture.Model).Defuser;
+        var defuser = ModelControlTokens.DefuserFor(fixture.Model);
         Assert.Equal("x< AI>y @ @SEP@@", defuser.Defuse("x<AI>y @@SEP@@"));
     }
 
