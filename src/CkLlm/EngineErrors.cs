@@ -1,5 +1,6 @@
 using System.Management.Automation;
 using CkLlm.Engine.Knowledge;
+using CkLlm.Engine.Knowledge.Ingestion;
 using CkLlm.Engine.Model.Gguf;
 using CkLlm.Engine.Rag;
 using CkLlm.Engine.Session;
@@ -19,6 +20,9 @@ internal static class EngineErrors
     /// <summary>Most specific type first: the first entry the exception is an instance of wins.</summary>
     private static readonly (Type Type, EngineErrorKind Kind)[] Table =
     [
+        (typeof(KnowledgeBaseNotFoundException), new("KnowledgeBaseNotFound", ErrorCategory.ObjectNotFound, true)),
+        (typeof(MassRemovalException), new("PruneLimitExceeded", ErrorCategory.LimitsExceeded, false)),
+        (typeof(DocumentTooLargeException), new("FileTooLarge", ErrorCategory.LimitsExceeded, false)),
         (typeof(KnowledgeBaseBusyException), new("KnowledgeBaseBusy", ErrorCategory.ResourceBusy, true)),
         (typeof(KnowledgeBaseCorruptException), new("KnowledgeBaseCorrupt", ErrorCategory.InvalidData, true)),
         (typeof(EmbedderMismatchException), new("EmbedderMismatch", ErrorCategory.InvalidArgument, true)),

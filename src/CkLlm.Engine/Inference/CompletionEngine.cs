@@ -26,6 +26,12 @@ public static class CompletionEngine
         Validate(request);
         var (promptText, chatFormat, extraStops) = ChatFormatter.Format(model, request);
         var grammar = request.JsonSchema is { Length: > 0 } ? JsonSchemaGrammar.ToGbnf(request.JsonSchema) : request.Grammar;
+        if (!string.IsNullOrWhiteSpace(grammar))
+        {
+            // Checked before LLamaSharp sees it: a grammar llama.cpp rejects would crash the process (see GbnfGrammar).
+            GbnfGrammar.Validate(grammar);
+            NativeGrammarProbe.Check(model, grammar);
+        }
         return WorkerThread.Enumerate(Run(model, request, promptText, chatFormat, extraStops, grammar, cancellationToken), "CkLlm completion");
     }
 

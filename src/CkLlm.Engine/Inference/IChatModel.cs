@@ -26,6 +26,10 @@ public interface IChatModel : IDisposable
     /// relies on it). A backend without a tokenizer returns a documented upper estimate.</summary>
     int CountTokens(string prompt);
 
+    /// <summary>Texts the model's tokenizer turns into special (control) tokens when it parses a prompt; RAG breaks them in
+    /// retrieved text (see <see cref="Rag.ControlTokenDefuser"/>). Default: none beyond the known template families.</summary>
+    IReadOnlyCollection<string> SpecialTokenTexts => [];
+
     /// <summary>The prompt text of <paramref name="request"/> (a chat goes through the model's chat format).</summary>
     /// <exception cref="ArgumentException">A chat message without a role or content.</exception>
     FormattedPrompt Format(CompletionRequest request);

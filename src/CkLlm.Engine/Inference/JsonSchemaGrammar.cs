@@ -97,6 +97,13 @@ public static class JsonSchemaGrammar
         /// <summary>Returns a rule name (or literal expression) matching the schema; defines rules as needed.</summary>
         public string Visit(JsonElement schema, string hint)
         {
+            // A keyword holding the wrong kind of JSON value ("required": "a", "type": [3]) is the schema's fault.
+            try { return VisitSchema(schema, hint); }
+            catch (InvalidOperationException e) { throw new ArgumentException($"The JSON schema at '{hint}' is malformed: {e.Message}", e); }
+        }
+
+        private string VisitSchema(JsonElement schema, string hint)
+        {
             if (schema.ValueKind == JsonValueKind.True) return Primitive("value");
             if (schema.ValueKind != JsonValueKind.Object)
                 throw new ArgumentException($"Schema at '{hint}' must be an object.");
@@ -131,6 +138,8 @@ public static class JsonSchemaGrammar
                 if (schema.TryGetProperty("items", out _)) return VisitArray(schema, hint);
                 return Primitive("value");
             }
+            if (type.ValueKind is not (JsonValueKind.String or JsonValueKind.Array))
+                throw new ArgumentException($"'type' at '{hint}' must be a type name or an array of type names.");
             if (type.ValueKind == JsonValueKind.Array)
             {
                 var alternatives = type.EnumerateArray().Select(t => VisitType(schema, t.GetString() ?? "", hint)).ToList();
@@ -182,7 +191,9 @@ public static class JsonSchemaGrammar
         {
             Primitive("ws");
             var required = new HashSet<string>(StringComparer.Ordinal);
-            if (schema.TryGetProperty("required", out var requiredList))
+            if (schema.TryGetProperty("required", out var requiredList) && requiredList.ValueKind != JsonValueKind.Array)
+                throw new ArgumentException($"'required' at '{hint}' must be an array of property names.");
+            if (schema.TryGetProperty("required", out requiredList))
                 foreach (var name in requiredList.EnumerateArray()) required.Add(name.GetString() ?? "");
 
             var pairs = new List<(string Pair, bool Required)>();

@@ -146,23 +146,24 @@ public sealed class KnowledgeBase : IDisposable
 
     // ---------------------------------------------------------------- ingestion
 
-    /// <summary>Adds or updates a file (Markdown, text/code, HTML, PDF, DOCX, JSON, CSV). Unchanged content is skipped
-    /// unless <paramref name="force"/>. Throws <see cref="UnreadableDocumentException"/> for binary or malformed files.</summary>
+    /// <summary>Adds or updates a file (Markdown, text/code, HTML, PDF, DOCX, JSON, CSV, or any format registered in
+    /// <see cref="DocumentReaderRegistry.Default"/>). Unchanged content is skipped unless <paramref name="force"/>.
+    /// The file is streamed (hash, encoding check, then plain text in blocks), so memory does not grow with its size
+    /// beyond the chunks themselves, and cancellation is honoured inside it.</summary>
+    /// <exception cref="UnreadableDocumentException">Binary or malformed content.</exception>
+    /// <exception cref="DocumentTooLargeException">Larger than <paramref name="maxFileSize"/> (0 = no limit).</exception>
     public IngestResult AddFile(string path, IReadOnlyDictionary<string, string>? metadata = null,
-        IProgress<IngestProgress>? progress = null, bool force = false, CancellationToken cancellationToken = default)
+        IProgress<IngestProgress>? progress = null, bool force = false, CancellationToken cancellationToken = default,
+        long maxFileSize = DocumentFile.DefaultMaxFileSize)
     {
         path = Path.GetFullPath(path);
-        byte[] content;
-        try { content = File.ReadAllBytes(path); }
-        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
-        {
-            throw new UnreadableDocumentException(path, ex.Message, ex);
-        }
-        var hash = Hash(content);
-        if (!force && GetSource(path) is { } existing && existing.ContentHash == hash && SameMetadata(existing.Metadata, metadata))
+        var file = DocumentFile.Open(path, maxFileSize, cancellationToken);
+        if (!force && GetSource(path) is { } existing && existing.ContentHash == file.Hash && SameMetadata(existing.Metadata, metadata))
             return new IngestResult { Source = path, Status = IngestStatus.Skipped, Chunks = existing.Chunks, SourceId = existing.Id };
-        var doc = DocumentReader.Read(path, content);
-        return Ingest(path, SourceKind.File, doc.Format, hash, content.LongLength, metadata, doc.Sections, progress, cancellationToken);
+        var reader = DocumentReaderRegistry.Default.Find(path, file.Head);
+        var sections = DocumentReader.ReadSections(file, reader, cancellationToken);
+        var result = Ingest(path, SourceKind.File, reader.Format, file.Hash, file.Length, metadata, sections, progress, cancellationToken);
+        return file.EncodingWarning is null ? result : result.WithWarning(file.EncodingWarning);
     }
 
     /// <summary>Adds text under a source name (default "text:" + content hash); same name and content is skipped.</summary>
@@ -199,14 +200,14 @@ public sealed class KnowledgeBase : IDisposable
     }
 
     /// <summary>Chunks a document exactly as ingestion would (for tests and benchmarks).</summary>
-    internal IReadOnlyList<DocumentChunk> ChunkSections(IEnumerable<DocumentSection> sections) => sections.SelectMany(_chunker.Chunk).ToList();
+    internal IReadOnlyList<DocumentChunk> ChunkSections(IEnumerable<DocumentSection> sections) => sections.SelectMany(s => _chunker.Chunk(s)).ToList();
 
     private IngestResult Ingest(string source, SourceKind kind, string format, string hash, long size,
-        IReadOnlyDictionary<string, string>? metadata, IReadOnlyList<DocumentSection> sections,
+        IReadOnlyDictionary<string, string>? metadata, IEnumerable<DocumentSection> sections,
         IProgress<IngestProgress>? progress, CancellationToken cancellationToken)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
-        var chunks = sections.SelectMany(_chunker.Chunk).Where(c => !string.IsNullOrWhiteSpace(c.Text)).ToList();
+        var chunks = sections.SelectMany(s => _chunker.Chunk(s, cancellationToken)).Where(c => !string.IsNullOrWhiteSpace(c.Text)).ToList();
         var vectors = new List<float[]>(chunks.Count);
         int batch = Math.Max(1, _options.EmbeddingBatchSize);
         progress?.Report(new IngestProgress(source, 0, chunks.Count));
@@ -279,7 +280,7 @@ public sealed class KnowledgeBase : IDisposable
     public bool HasChanged(KnowledgeSource source)
     {
         if (source.Kind != SourceKind.File || !File.Exists(source.Source)) return false;
-        try { return Hash(File.ReadAllBytes(source.Source)) != source.ContentHash; }
+        try { return DocumentFile.HashFile(source.Source) != source.ContentHash; }
         catch (Exception ex) when (ex is IOException or UnauthorizedAccessException) { return false; }
     }
 

@@ -151,6 +151,11 @@ public sealed class IngestResult
     public int Chunks { get; init; }
     public long SourceId { get; init; }
     public string? Error { get; init; }
+    /// <summary>Something the user should know about how the source was read (e.g. a legacy encoding was used).</summary>
+    public string? Warning { get; init; }
+
+    internal IngestResult WithWarning(string warning) =>
+        new() { Source = Source, Status = Status, Chunks = Chunks, SourceId = SourceId, Error = Error, Warning = warning };
 
     public override string ToString() => $"{Status} {Source} ({Chunks} chunks)";
 }

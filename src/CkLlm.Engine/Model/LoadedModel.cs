@@ -201,6 +201,9 @@ public sealed class LoadedModel : IChatModel
     /// <summary>The model's own chat template through llama.cpp, or the documented fallback (see <see cref="ChatFormatter"/>).</summary>
     public FormattedPrompt Format(CompletionRequest request) => ChatFormatter.Format(this, request);
 
+    /// <summary>Read from the vocabulary: every token marked control, user-defined or unknown.</summary>
+    public IReadOnlyCollection<string> SpecialTokenTexts => Rag.ModelControlTokens.Texts(this);
+
     /// <summary>Decodes on a dedicated worker thread (see <see cref="CompletionEngine"/>).</summary>
     public IEnumerable<CompletionChunk> Stream(CompletionRequest request, CancellationToken cancellationToken = default) =>
         CompletionEngine.Stream(this, request, cancellationToken);

@@ -87,7 +87,7 @@ public static class RagEngine
         ArgumentNullException.ThrowIfNull(request);
         ArgumentNullException.ThrowIfNull(passages);
         ArgumentNullException.ThrowIfNull(model);
-        var builder = new RagPromptBuilder(request.System, request.Template, RagPromptBuilder.NewBoundary(passages));
+        var builder = new RagPromptBuilder(request.System, request.Template, RagPromptBuilder.NewBoundary(passages), ModelControlTokens.DefuserFor(model));
         var fitted = PassageFitter.Fit(passages,
             included => FormatChat(model, builder.System, builder.BuildUser(request.Question, included)).Text,
             model.CountTokens, model.ContextSize, request.Generation.MaxTokens, request.SafetyMargin);

@@ -9,9 +9,11 @@ public sealed record PromptPassage(int Number, RagPassage Passage, string Text, 
 /// <summary>
 /// Builds the system and user messages of a RAG prompt. Retrieved text is untrusted: each passage sits between a BEGIN
 /// and an END line carrying a per-request random boundary the document author cannot know, the context is introduced
-/// as data (not instructions), and text that looks like chat-template control tokens (<c>&lt;|im_end|&gt;</c>,
-/// <c>[INST]</c>, <c>&lt;s&gt;</c>, ...) is defused so it cannot close the user turn. This lowers, but cannot remove,
-/// the risk that a passage steers the model: a model may still follow instructions it reads.
+/// as data (not instructions), and every piece of retrieved text that reaches the prompt (passage bodies, record
+/// fields, source names, headings) goes through a <see cref="ControlTokenDefuser"/>, so text that looks like a
+/// chat-template control token (<c>&lt;|im_end|&gt;</c>, <c>[INST]</c>, <c>&lt;start_of_turn&gt;</c>, or any special
+/// token of the model's own vocabulary) can never become one. This lowers, but cannot remove, the risk that a
+/// passage steers the model: a model may still follow instructions it reads.
 /// </summary>
 public sealed partial class RagPromptBuilder
 {
@@ -27,8 +29,9 @@ public sealed partial class RagPromptBuilder
     public const string ContextPlaceholder = "{context}";
     public const string QuestionPlaceholder = "{question}";
 
-    public RagPromptBuilder(string? system = null, string? template = null, string? boundary = null)
+    public RagPromptBuilder(string? system = null, string? template = null, string? boundary = null, ControlTokenDefuser? defuser = null)
     {
+        Defuser = defuser ?? ControlTokenDefuser.Generic;
         if (template is not null)
         {
             if (!template.Contains(ContextPlaceholder, StringComparison.Ordinal) || !template.Contains(QuestionPlaceholder, StringComparison.Ordinal))
@@ -43,6 +46,9 @@ public sealed partial class RagPromptBuilder
 
     public string System { get; }
     public string Template { get; }
+
+    /// <summary>What breaks control-token text in retrieved text (the generic families unless a model's was given).</summary>
+    public ControlTokenDefuser Defuser { get; }
 
     /// <summary>The random marker on every BEGIN/END line of this prompt.</summary>
     public string Boundary { get; }
@@ -68,7 +74,7 @@ public sealed partial class RagPromptBuilder
         {
             text.Append('\n').Append("BEGIN PASSAGE [").Append(passage.Number).Append("] ").Append(Boundary).Append('\n')
                 .Append(Label(passage)).Append('\n')
-                .Append(Defuse(passage.Text.Trim('\n', '\r'))).Append('\n')
+                .Append(Defuser.Defuse(passage.Text.Trim('\n', '\r'))).Append('\n')
                 .Append("END PASSAGE [").Append(passage.Number).Append("] ").Append(Boundary).Append('\n');
         }
         return text.ToString().TrimEnd('\n');
@@ -83,35 +89,26 @@ public sealed partial class RagPromptBuilder
         return PlaceholderPattern().Replace(Template, m => m.Value == ContextPlaceholder ? context : question);
     }
 
-    /// <summary>"Source: docs/a.md | Section: Install > Linux | Lines: 12-30 | trimmed".</summary>
-    public static string Label(PromptPassage passage)
+    /// <summary>"Source: docs/a.md | Section: Install > Linux | Lines: 12-30 | trimmed". Source and heading come from
+    /// documents (a file name, a Markdown heading) and are defused like passage text.</summary>
+    public string Label(PromptPassage passage)
     {
         var p = passage.Passage;
-        var label = new StringBuilder("Source: ").Append(OneLine(p.Source));
-        if (!string.IsNullOrWhiteSpace(p.Heading)) label.Append(" | Section: ").Append(OneLine(p.Heading));
+        var label = new StringBuilder("Source: ").Append(Defuser.Defuse(OneLine(p.Source)));
+        if (!string.IsNullOrWhiteSpace(p.Heading)) label.Append(" | Section: ").Append(Defuser.Defuse(OneLine(p.Heading)));
         if (p.Page is { } page) label.Append(" | Page: ").Append(page);
         else if (p.LineStart is { } start) label.Append(" | Lines: ").Append(p.LineEnd is { } end && end != start ? $"{start}-{end}" : $"{start}");
         if (passage.Trimmed) label.Append(" | trimmed to fit");
         return label.ToString();
     }
 
-    /// <summary>
-    /// Breaks text that chat templates treat as control tokens (ChatML &lt;|...|&gt;, Llama &lt;s&gt; [INST] &lt;&lt;SYS&gt;&gt;,
-    /// Gemma &lt;start_of_turn&gt;) by inserting a space, so the tokenizer reads it as plain text.
-    /// </summary>
-    public static string Defuse(string text)
-    {
-        var defused = ControlTokenPattern().Replace(text, m => m.Value.Length > 1 ? m.Value[0] + " " + m.Value[1..] : m.Value);
-        return defused;
-    }
+    /// <summary>Breaks control-token text of every known chat-template family (see <see cref="ControlTokenDefuser"/>).</summary>
+    public static string Defuse(string text) => ControlTokenDefuser.Generic.Defuse(text);
 
     private static string OneLine(string text) => WhitespacePattern().Replace(text, " ").Trim();
 
     [GeneratedRegex(@"\{(context|question)\}")]
     private static partial Regex PlaceholderPattern();
-
-    [GeneratedRegex(@"<\|[^<>|\r\n]{0,64}\|>|</?s>|\[/?INST\]|<</?SYS>>|</?(start_of_turn|end_of_turn|bos|eos|pad|unk)>", RegexOptions.IgnoreCase)]
-    private static partial Regex ControlTokenPattern();
 
     [GeneratedRegex(@"\s+")]
     private static partial Regex WhitespacePattern();

@@ -37,30 +37,33 @@ public sealed partial class CkSession
     /// is; options that differ from the ones the cached instance was opened with reopen it (an explicit embedding model
     /// always does, which then fails with <see cref="EmbedderMismatchException"/> if it differs from the recorded one).
     /// </summary>
-    /// <remarks>Without a lease the instance may be closed by another thread at any time; use <see cref="LeaseKnowledgeBase"/>.</remarks>
-    public KnowledgeBase OpenKnowledgeBase(string? directory, KnowledgeBaseOptions? options = null)
+    /// <remarks>Without a lease the instance may be closed by another thread at any time; use <see cref="LeaseKnowledgeBase"/>.
+    /// With <paramref name="mustExist"/> (every read-only caller) a path holding no knowledge base gives
+    /// <see cref="KnowledgeBaseNotFoundException"/> and nothing is created.</remarks>
+    public KnowledgeBase OpenKnowledgeBase(string? directory, KnowledgeBaseOptions? options = null, bool mustExist = false)
     {
-        lock (_knowledgeGate) return OpenLocked(directory, options);
+        lock (_knowledgeGate) return OpenLocked(directory, options, mustExist);
     }
 
     /// <summary>
     /// Like <see cref="OpenKnowledgeBase"/>, and holds the returned instance open until the lease is disposed: closing
     /// or reopening it meanwhile only retires it, and the last lease to end disposes it.
     /// </summary>
-    public KnowledgeBaseLease LeaseKnowledgeBase(string? directory, KnowledgeBaseOptions? options = null)
+    public KnowledgeBaseLease LeaseKnowledgeBase(string? directory, KnowledgeBaseOptions? options = null, bool mustExist = false)
     {
         lock (_knowledgeGate)
         {
-            var kb = OpenLocked(directory, options);
+            var kb = OpenLocked(directory, options, mustExist);
             _knowledgeUses[kb] = _knowledgeUses.GetValueOrDefault(kb) + 1;
             return new KnowledgeBaseLease(kb, ReleaseKnowledgeBase);
         }
     }
 
-    private KnowledgeBase OpenLocked(string? directory, KnowledgeBaseOptions? options)
+    private KnowledgeBase OpenLocked(string? directory, KnowledgeBaseOptions? options, bool mustExist)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
         var path = Path.GetFullPath(directory ?? _currentKnowledgeBase ?? DefaultKnowledgeBaseDirectory);
+        if (mustExist && !KnowledgeBaseNotFoundException.Exists(path)) throw new KnowledgeBaseNotFoundException(path);
         if (_knowledgeBases.TryGetValue(path, out var cached) && (options is null || SameOptions(cached.Options, options)))
         {
             _currentKnowledgeBase = path;

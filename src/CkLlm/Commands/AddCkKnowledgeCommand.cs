@@ -2,6 +2,7 @@ using System.Collections;
 using System.Diagnostics;
 using System.Management.Automation;
 using CkLlm.Engine.Knowledge;
+using CkLlm.Engine.Knowledge.Ingestion;
 
 namespace CkLlm.Commands;
 
@@ -82,9 +83,17 @@ public sealed class AddCkKnowledgeCommand : KnowledgeCommandBase
     [Parameter]
     public SwitchParameter Prune { get; set; }
 
-    /// <summary>Re-embed files even when their content is unchanged.</summary>
+    /// <summary>Re-embed files even when their content is unchanged; include hidden files and folders of a directory;
+    /// let -Prune remove more than half of the sources.</summary>
     [Parameter]
     public SwitchParameter Force { get; set; }
+
+    /// <summary>Files larger than this many bytes are skipped with a warning (0: no limit).</summary>
+    [Parameter]
+    [ValidateRange(0, long.MaxValue)]
+    public long MaxFileSize { get; set; } = DocumentFile.DefaultMaxFileSize;
+
+    protected override bool CreatesKnowledgeBase => true;
 
     protected override void BeginProcessing()
     {
@@ -137,8 +146,13 @@ public sealed class AddCkKnowledgeCommand : KnowledgeCommandBase
         }
         if (Prune && _kb is not null)
         {
-            var missing = _kb.GetMissingSources().Where(s => ShouldProcess($"{s.Source} (file no longer exists)", "Remove knowledge source")).ToList();
-            if (missing.Count > 0) TryEngine(() => WriteObject(_kb.Remove(missing, Cancellation), enumerateCollection: true), _kb.Directory);
+            var missing = _kb.GetMissingSources();
+            if (PruneGuard.Check(missing, _kb.GetSources().Count, Force) is { } refused) WriteEngineError(refused, _kb.Directory);
+            else
+            {
+                var confirmed = missing.Where(s => ShouldProcess($"{s.Source} (file no longer exists)", "Remove knowledge source")).ToList();
+                if (confirmed.Count > 0) TryEngine(() => WriteObject(_kb.Remove(confirmed, Cancellation), enumerateCollection: true), _kb.Directory);
+            }
         }
         WriteProgress(new ProgressRecord(1, "Add-CkKnowledge", "Done") { RecordType = ProgressRecordType.Completed });
         Flush();
@@ -160,7 +174,7 @@ public sealed class AddCkKnowledgeCommand : KnowledgeCommandBase
         {
             if (!_seenFiles.Add(file)) continue;
             if (!ShouldProcess(file, $"Add to knowledge base {_kb!.Directory}")) continue;
-            Run(file, () => _kb!.AddFile(file, ToDictionary(Metadata), Progress(), Force, Cancellation));
+            Run(file, () => _kb!.AddFile(file, ToDictionary(Metadata), Progress(), Force, Cancellation, MaxFileSize));
         }
     }
 
@@ -182,15 +196,53 @@ public sealed class AddCkKnowledgeCommand : KnowledgeCommandBase
         var files = new List<string>();
         foreach (var root in roots)
         {
-            if (Directory.Exists(root))
-            {
-                var option = Recurse ? SearchOption.AllDirectories : SearchOption.TopDirectoryOnly;
-                files.AddRange(Directory.EnumerateFiles(root, "*", option).Order(StringComparer.Ordinal));
-            }
+            if (Directory.Exists(root)) files.AddRange(WalkDirectory(root));
             else files.Add(root);
         }
         return files;
     }
+
+    /// <summary>
+    /// The files of a directory (and with -Recurse its subdirectories), sorted. Skipped: hidden entries (a name starting
+    /// with '.' or the Hidden attribute) unless -Force, '.git' always, the knowledge base's own directory, and linked
+    /// directories (no loops). A directory that cannot be listed is a non-terminating error; the walk goes on.
+    /// </summary>
+    private List<string> WalkDirectory(string root)
+    {
+        var files = new List<string>();
+        var pending = new Stack<string>();
+        pending.Push(root);
+        while (pending.Count > 0)
+        {
+            var directory = pending.Pop();
+            List<FileSystemInfo> entries;
+            try { entries = [.. new DirectoryInfo(directory).EnumerateFileSystemInfos()]; }
+            catch (Exception ex) when (ex is UnauthorizedAccessException or IOException or System.Security.SecurityException)
+            {
+                WriteError(new ErrorRecord(ex, "DirectoryUnreadable", ErrorCategory.ReadError, directory));
+                continue;
+            }
+            foreach (var entry in entries.OrderByDescending(e => e.Name, StringComparer.Ordinal))
+            {
+                if (entry.Name == ".git" || (!Force && IsHidden(entry))) continue;
+                if (entry is DirectoryInfo sub)
+                {
+                    if (!Recurse || sub.LinkTarget is not null || IsKnowledgeBaseDirectory(sub.FullName)) continue;
+                    pending.Push(sub.FullName);
+                }
+                else files.Add(entry.FullName);
+            }
+        }
+        files.Sort(StringComparer.Ordinal);
+        return files;
+    }
+
+    private static bool IsHidden(FileSystemInfo entry) =>
+        entry.Name.StartsWith('.') || entry.Attributes.HasFlag(FileAttributes.Hidden);
+
+    private bool IsKnowledgeBaseDirectory(string directory) =>
+        string.Equals(System.IO.Path.TrimEndingDirectorySeparator(directory), System.IO.Path.TrimEndingDirectorySeparator(_kb!.Directory), StringComparison.Ordinal)
+        || File.Exists(System.IO.Path.Combine(directory, Engine.Knowledge.KnowledgeBase.DatabaseFileName));
 
     private void CollectRecord(PSObject? input)
     {
@@ -255,6 +307,7 @@ public sealed class AddCkKnowledgeCommand : KnowledgeCommandBase
         try
         {
             var result = action();
+            if (result.Warning is { } warning) WriteWarning(warning);
             _files++;
             if (result.Status != IngestStatus.Skipped) _chunks += result.Chunks;
             WriteObject(result);
@@ -263,6 +316,10 @@ public sealed class AddCkKnowledgeCommand : KnowledgeCommandBase
         {
             Flush();
             throw new PipelineStoppedException();
+        }
+        catch (DocumentTooLargeException ex)
+        {
+            WriteWarning(ex.Message);
         }
         catch (Exception ex) when (EngineErrors.Find(ex) is { } kind)
         {

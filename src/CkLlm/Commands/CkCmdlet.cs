@@ -88,17 +88,23 @@ public abstract class CkCmdlet : PSCmdlet, IDisposable
     /// <summary>
     /// Opens the knowledge base in <paramref name="directory"/> (a PowerShell path; null: the session's current one)
     /// and holds it open until the command ends, so another runspace cannot close it mid-search.
-    /// Failing to open is terminating: nothing in the command can work without it.
+    /// Failing to open is terminating: nothing in the command can work without it. With <paramref name="mustExist"/>
+    /// a path without a knowledge base is a KnowledgeBaseNotFound error and nothing is created.
     /// </summary>
-    protected KnowledgeBase OpenKnowledgeBase(string? directory, KnowledgeBaseOptions? options = null)
+    protected KnowledgeBase OpenKnowledgeBase(string? directory, KnowledgeBaseOptions? options = null, bool mustExist = false)
     {
         var path = directory is null ? null : ResolvePath(directory);
         try
         {
-            var lease = SessionHost.Session.LeaseKnowledgeBase(path, options);
+            var lease = SessionHost.Session.LeaseKnowledgeBase(path, options, mustExist);
             if (_leased.Add(lease.KnowledgeBase)) _leases.Add(lease);
             else lease.Dispose(); // this command already holds it
             return lease.KnowledgeBase;
+        }
+        catch (KnowledgeBaseNotFoundException e)
+        {
+            ThrowTerminatingError(EngineErrors.ToErrorRecord(e, e.Directory));
+            throw; // unreachable: ThrowTerminatingError always throws
         }
         catch (Exception e) when (EngineErrors.IsEngineError(e))
         {

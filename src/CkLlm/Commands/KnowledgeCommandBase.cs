@@ -11,5 +11,10 @@ public abstract class KnowledgeCommandBase : CkCmdlet
     [ValidateNotNullOrEmpty]
     public string? KnowledgeBase { get; set; }
 
-    protected KnowledgeBase OpenKnowledgeBase(KnowledgeBaseOptions? options = null) => OpenKnowledgeBase(KnowledgeBase, options);
+    /// <summary>Only Add-CkKnowledge creates a knowledge base; every other cmdlet needs an existing one, so a mistyped
+    /// -KnowledgeBase is an ObjectNotFound error instead of a new empty directory.</summary>
+    protected virtual bool CreatesKnowledgeBase => false;
+
+    protected KnowledgeBase OpenKnowledgeBase(KnowledgeBaseOptions? options = null) =>
+        OpenKnowledgeBase(KnowledgeBase, options, mustExist: !CreatesKnowledgeBase);
 }

@@ -1,10 +1,11 @@
 using System.Management.Automation;
 using CkLlm.Engine.Knowledge;
+using CkLlm.Engine.Knowledge.Ingestion;
 
 namespace CkLlm.Commands;
 
 /// <summary>Brings file sources up to date: re-reads changed files and removes sources whose files are gone.</summary>
-[Cmdlet(VerbsData.Sync, "CkKnowledge", SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.Medium)]
+[Cmdlet(VerbsData.Sync, "CkKnowledge", SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.High)]
 [OutputType(typeof(IngestResult))]
 public sealed class SyncCkKnowledgeCommand : KnowledgeCommandBase
 {
@@ -12,13 +13,22 @@ public sealed class SyncCkKnowledgeCommand : KnowledgeCommandBase
     [Parameter]
     public SwitchParameter PruneOnly { get; set; }
 
+    /// <summary>Remove missing sources even when they are more than half of the knowledge base.</summary>
+    [Parameter]
+    public SwitchParameter Force { get; set; }
+
     protected override void EndProcessing()
     {
         var kb = OpenKnowledgeBase();
         try
         {
-            var missing = kb.GetMissingSources().Where(s => ShouldProcess($"{s.Source} (file no longer exists)", "Remove knowledge source")).ToList();
-            if (missing.Count > 0) WriteObject(kb.Remove(missing, Cancellation), enumerateCollection: true);
+            var missing = kb.GetMissingSources();
+            if (PruneGuard.Check(missing, kb.GetSources().Count, Force) is { } refused) WriteEngineError(refused, kb.Directory);
+            else
+            {
+                var confirmed = missing.Where(s => ShouldProcess($"{s.Source} (file no longer exists)", "Remove knowledge source")).ToList();
+                if (confirmed.Count > 0) WriteObject(kb.Remove(confirmed, Cancellation), enumerateCollection: true);
+            }
             if (!PruneOnly)
             {
                 var files = kb.GetSources().Where(s => s.Kind == SourceKind.File && File.Exists(s.Source)).ToList();
@@ -30,7 +40,16 @@ public sealed class SyncCkKnowledgeCommand : KnowledgeCommandBase
                     { CurrentOperation = source.Source, PercentComplete = files.Count == 0 ? 100 : done * 100 / files.Count });
                     if (!kb.HasChanged(source)) continue;
                     if (!ShouldProcess(source.Source, "Update changed knowledge source")) continue;
-                    TryEngine(() => WriteObject(kb.AddFile(source.Source, source.Metadata, cancellationToken: Cancellation)), source.Source);
+                    TryEngine(() =>
+                    {
+                        try
+                        {
+                            var updated = kb.AddFile(source.Source, source.Metadata, cancellationToken: Cancellation);
+                            if (updated.Warning is { } warning) WriteWarning(warning);
+                            WriteObject(updated);
+                        }
+                        catch (DocumentTooLargeException ex) { WriteWarning(ex.Message); }
+                    }, source.Source);
                 }
             }
         }

@@ -1,7 +1,7 @@
 namespace CkLlm.Engine.Knowledge.Ingestion;
 
 /// <summary>A contiguous piece of a document that shares one heading path (or page, or record).</summary>
-internal sealed record DocumentSection(string Text, int? StartLine, int? Page, string? Heading,
+public sealed record DocumentSection(string Text, int? StartLine, int? Page, string? Heading,
     IReadOnlyDictionary<string, string>? Metadata = null)
 {
     /// <summary>A record is embedded whole (it is never split across chunks unless it exceeds the window).</summary>

@@ -1,9 +1,13 @@
+using System.Collections.Concurrent;
+
 namespace CkLlm.Engine.Knowledge.Ingestion;
 
 /// <summary>
 /// Splits sections into windows of at most <c>chunkSize</c> tokens of the embedder's own tokenizer, with overlap.
 /// Works on whitespace-separated words (their token counts are cached, and BERT-style tokenizers never merge
-/// across whitespace, so the sum is exact) and prefers to end a chunk at a line break.
+/// across whitespace, so the sum is exact) and prefers to end a chunk at a line break. Linear in the section's
+/// length (line numbers are counted forward from the previous chunk, never from the start), and thread-safe: one
+/// chunker serves every ingestion running on the knowledge base at once.
 /// </summary>
 internal sealed class TextChunker
 {
@@ -11,7 +15,8 @@ internal sealed class TextChunker
     private readonly int _chunkSize;
     private readonly int _overlap;
     private readonly int _hardLimit;
-    private readonly Dictionary<string, int> _wordTokens = new(StringComparer.Ordinal);
+    private const int MaxCachedWords = 200_000;
+    private readonly ConcurrentDictionary<string, int> _wordTokens = new(StringComparer.Ordinal);
 
     public TextChunker(Func<string, int> countTokens, int chunkSize, int overlap, int hardLimit)
     {
@@ -24,20 +29,29 @@ internal sealed class TextChunker
         _overlap = Math.Min(overlap, _chunkSize / 2);
     }
 
-    public IEnumerable<DocumentChunk> Chunk(DocumentSection section)
+    /// <remarks>Cancellation is checked for every chunk (and every 4,096 words while counting tokens), so a huge
+    /// section stops promptly.</remarks>
+    public IEnumerable<DocumentChunk> Chunk(DocumentSection section, CancellationToken cancellationToken = default)
     {
         var text = section.Text;
         var words = SplitWords(text);
         if (words.Count == 0) yield break;
 
         var tokens = new int[words.Count];
-        for (int i = 0; i < words.Count; i++) tokens[i] = WordTokens(text.Substring(words[i].Start, words[i].Length));
+        for (int i = 0; i < words.Count; i++)
+        {
+            if ((i & 4095) == 0) cancellationToken.ThrowIfCancellationRequested();
+            tokens[i] = WordTokens(text.Substring(words[i].Start, words[i].Length));
+        }
+        // Chunk starts only move forward: line numbers are carried from the previous chunk's start.
+        int countedTo = 0, linesBefore = 0;
 
         // Records stay whole when they fit the model window.
         int limit = section.IsRecord ? _hardLimit : _chunkSize;
         int first = 0;
         while (first < words.Count)
         {
+            cancellationToken.ThrowIfCancellationRequested();
             int sum = 0, last = first;
             while (last < words.Count && (sum + tokens[last] <= limit || last == first))
             {
@@ -60,7 +74,9 @@ internal sealed class TextChunker
             int chunkTokens = 0;
             for (int i = first; i < last; i++) chunkTokens += tokens[i];
 
-            int? lineStart = section.StartLine is { } l ? l + CountNewlines(text, 0, startChar) : null;
+            linesBefore += CountNewlines(text, countedTo, startChar);
+            countedTo = startChar;
+            int? lineStart = section.StartLine is { } l ? l + linesBefore : null;
             int? lineEnd = lineStart is { } ls ? ls + CountNewlines(text, startChar, endChar) : null;
             yield return new DocumentChunk(chunkText, lineStart, lineEnd, section.Page, section.Heading, section.Metadata, chunkTokens);
 
@@ -80,7 +96,8 @@ internal sealed class TextChunker
     {
         if (_wordTokens.TryGetValue(word, out var n)) return n;
         n = Math.Max(1, _countTokens(word));
-        if (_wordTokens.Count < 200_000) _wordTokens[word] = n;
+        // The bound is approximate under concurrency (a few extra entries at most); the value is the same either way.
+        if (_wordTokens.Count < MaxCachedWords) _wordTokens.TryAdd(word, n);
         return n;
     }
 
