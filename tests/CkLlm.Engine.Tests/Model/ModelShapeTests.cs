@@ -153,7 +153,7 @@ public class ModelShapeTests(ShapeModels models) : IClassFixture<ShapeModels>
             {
                 Question = "What does the storm loaf contain?", Top = 2, Mode = "Keyword",
                 Generation = new CompletionRequest { MaxTokens = 4, Temperature = 0 },
-            }, new KnowledgeRagRetriever(kb), new ModelRagGenerator(model));
+            }, new KnowledgeRagRetriever(kb), model);
             Assert.False(answer.NoKnowledge, shape.Architecture.ToString());
             Assert.Contains(answer.Citations, c => c.Source.EndsWith("bread.md", StringComparison.Ordinal));
             Assert.Contains("storm loaf contains caraway", answer.Prompt);
