@@ -55,7 +55,7 @@ public sealed class InvokeCkRagCommand : GenerationCommandBase
         }
         var model = ResolveModel(Model);
         if (model is null) return;
-        var knowledgeBase = OpenKnowledgeBase(KnowledgeBase);
+        var knowledgeBase = OpenKnowledgeBase(KnowledgeBase, mustExist: true);
         var request = new RagRequest
         {
             Question = Question,

@@ -138,9 +138,11 @@ public sealed class DocumentFile
     {
         using var stream = _open();
         using var sha = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
-        var buffer = new byte[BufferSize];
+        // Buffers sized to the file: most documents are small, and a fresh 1 MB pair per file dominated their cost.
+        var size = (int)Math.Clamp(stream.CanSeek ? stream.Length : BufferSize, 1, BufferSize);
+        var buffer = new byte[size];
         var utf8 = new UTF8Encoding(false, throwOnInvalidBytes: true).GetDecoder();
-        var chars = new char[Encoding.UTF8.GetMaxCharCount(BufferSize)];
+        var chars = new char[Encoding.UTF8.GetMaxCharCount(size)];
         long offset = 0, invalidAt = -1;
         Encoding? byBom = null;
         int read;
