@@ -173,11 +173,31 @@ internal sealed unsafe class ReusedGraphSteps : ITrainingSteps
         {
             Ggml.ggml_backend_sched_reset(sched);
             _allocated = IntPtr.Zero;
+            ForgetAllocation(graph);
             if (!Ggml.ggml_backend_sched_alloc_graph(sched, graph)) throw new OutOfMemoryException("Cannot allocate the training graph.");
             _allocated = graph;
         }
         int status = Ggml.ggml_backend_sched_graph_compute(sched, graph);
         if (status != 0) throw new InvalidOperationException($"ggml graph compute failed with status {status}.");
+    }
+
+    /// <summary>
+    /// Clears the data pointers the scheduler gave this graph's computed nodes (and views) last time. The allocator
+    /// treats a tensor with data as allocated, so without this a graph allocated again after another one (whose
+    /// compute buffer may have been re-allocated, or which shares the forward nodes) would compute into stale
+    /// memory. Parameters, weights and inputs (op NONE, static buffers) keep theirs; views get re-initialised from
+    /// their source. (ggml_opt does the same by duplicating the graph before every allocation.)
+    /// </summary>
+    private static void ForgetAllocation(IntPtr graph)
+    {
+        int nodes = Ggml.ggml_graph_n_nodes(graph);
+        for (int i = 0; i < nodes; i++)
+        {
+            var t = (GgmlTensor*)Ggml.ggml_graph_node(graph, i);
+            if (t->Op == 0) continue;
+            t->Data = IntPtr.Zero;
+            t->Buffer = IntPtr.Zero;
+        }
     }
 
     private ShapeGraph Shape(EncodedBatch batch, int microBatches)

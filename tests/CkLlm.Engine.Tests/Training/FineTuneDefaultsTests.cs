@@ -1,4 +1,3 @@
-using CkLlm.Engine.Model.Generation;
 using CkLlm.Engine.Training;
 using Xunit.Abstractions;
 
@@ -37,18 +36,19 @@ public class FineTuneDefaultsTests(TrainingFixture fixture, ITestOutputHelper ou
     {
         var flat = new LossPlateau(5);
         Assert.DoesNotContain(true, new[] { 3.0, 2.5, 2.0, 1.5, 1.0 }.Select(flat.Add));
-        Assert.Contains(true, Enumerable.Repeat(1.0, 10).Select(flat.Add));
+        Assert.Contains(true, Enumerable.Repeat(1.0, 60).Select(flat.Add));
         var learned = new LossPlateau(1000);
         Assert.Contains(true, Enumerable.Range(0, 40).Select(i => 1.0 / (i + 1) / (i + 1)).Select(learned.Add));
         Assert.DoesNotContain(true, Enumerable.Repeat(1.0, 50).Select(new LossPlateau(0).Add));
     }
 
     [Fact]
-    public void DefaultsInfuseAShortDocumentIntoAGeneratedSmallModel()
+    public void DefaultsInfuseAShortDocumentIntoAGeneratedModel()
     {
-        var model = fixture.NewPath("small.gguf");
-        ModelGenerator.Generate(model, new ModelGenerationOptions { Preset = ModelPreset.Small, Seed = 5, Corpus = TrainingFixture.Facts });
-        var adapter = fixture.NewPath("small-defaults.gguf");
+        // The fast version on the Tiny preset; the bench (FineTune.Bench.ps1) proves the same on Small and on a
+        // pretrained model through the cmdlet.
+        var model = fixture.TinyModel;
+        var adapter = fixture.NewPath("tiny-defaults.gguf");
         var result = FineTuner.Run(new FineTuneOptions { ModelPath = model, OutputPath = adapter, Texts = [TrainingFixture.Facts], MeasurePerplexity = false });
         var report = InfusionCheck.Measure(model, null, result.AdapterPath, TrainingFixture.Facts, TrainingFixture.KeyFacts, TrainingFixture.Paraphrases);
         output.WriteLine($"{result.Steps} steps in {result.Duration.TotalSeconds:F0} s (stopped early: {result.StoppedEarly}), lr {result.LearningRate}, " +

@@ -96,7 +96,7 @@ public class FineTunerTests(TrainingFixture fixture, ITestOutputHelper output)
         Assert.True(File.Exists(resumed.AdapterPath));
 
         // A checkpoint made for another configuration is refused instead of silently mixed in.
-        Assert.Throws<InvalidOperationException>(() => FineTuner.Run(options with { Resume = true, Rank = 4 }));
+        Assert.Throws<InvalidOperationException>(() => FineTuner.Run(options with { Resume = true, Rank = 4, Overwrite = true }));
     }
 
     [Fact]

@@ -48,6 +48,24 @@ public class TrainingStepsTests(TrainingFixture fixture, ITestOutputHelper outpu
     }
 
     [Fact]
+    public void AGraphAllocatedAgainAfterALargerOneComputesTheSameLoss()
+    {
+        // The scheduler's compute buffer grows for the larger batch; the small batch's graph must not keep pointers
+        // into the buffer it had before.
+        var windows = TrainingData.Build(fixture.TinyModel, [TrainingFixture.Facts], [], 32);
+        using var model = new LlamaGraphModel(fixture.TinyModel);
+        using var lora = new LoraWeights(model.Graph, model.Backend, 4, 8, LoraTargets.Default, seed: 0);
+        using var steps = new ReusedGraphSteps(model, lora, lora.Parameters.ToList());
+        var small = windows.Take(1).ToList();
+        var first = steps.Evaluate(small).Loss;
+        var large = steps.Evaluate(windows.Take(8).ToList()).Loss;
+        var again = steps.Evaluate(small).Loss;
+        output.WriteLine($"small {first:F6}, large {large:F6}, small again {again:F6}");
+        Assert.True(first > 1, $"loss {first}");
+        Assert.Equal(first, again, 5);
+    }
+
+    [Fact]
     public void AccumulatingTwoBatchesOfTwoTrainsLikeOneBatchOfFour()
     {
         var single = FineTuner.Run(Options("batch4.gguf"));
