@@ -16,19 +16,18 @@ public sealed class SearchCkKnowledgeCommand : KnowledgeCommandBase
     public string Query { get; set; } = "";
 
     [Parameter]
-    [ValidateRange(1, 1000)]
-    public int Top { get; set; } = 5;
+    [ValidateRange(RetrievalParameters.MinTop, RetrievalParameters.MaxTop)]
+    public int Top { get; set; } = RetrievalParameters.DefaultTop;
 
-    // A string, not the engine's SearchMode enum: a value-type field of an engine type would make PowerShell's type
-    // scan at Import-Module load the engine before the module's AssemblyLoadContext resolver exists.
     [Parameter]
-    [ValidateSet("Hybrid", "Vector", "Keyword", IgnoreCase = true)]
-    public string Mode { get; set; } = "Hybrid";
+    [ValidateSet(typeof(SearchModeValues), IgnoreCase = true)]
+    public string Mode { get; set; } = RetrievalParameters.DefaultMode;
 
     [Parameter]
     public Hashtable? Filter { get; set; }
 
     [Parameter]
+    [ValidateMinScore]
     public double MinScore { get; set; }
 
     [Parameter]
@@ -38,19 +37,12 @@ public sealed class SearchCkKnowledgeCommand : KnowledgeCommandBase
     protected override void ProcessRecord()
     {
         var kb = OpenKnowledgeBase();
-        IReadOnlyList<KnowledgeHit> hits;
-        try
+        IReadOnlyList<KnowledgeHit> hits = [];
+        var searched = TryEngine(() => hits = kb.Search(Query, new SearchOptions
         {
-            hits = kb.Search(Query, new SearchOptions
-            {
-                Top = Top, Mode = Enum.Parse<SearchMode>(Mode, ignoreCase: true), Filter = ToDictionary(Filter), MinScore = MinScore, MaxPerSource = MaxPerSource,
-            });
-        }
-        catch (Exception ex) when (ex is KnowledgeBaseException or ArgumentException or IOException)
-        {
-            WriteError(ToErrorRecord(ex, Query));
-            return;
-        }
+            Top = Top, Mode = Enum.Parse<SearchMode>(Mode, ignoreCase: true), Filter = ToDictionary(Filter), MinScore = MinScore, MaxPerSource = MaxPerSource,
+        }), Query);
+        if (!searched) return;
         foreach (var hit in hits)
         {
             var obj = PSObject.AsPSObject(hit);
