@@ -43,9 +43,11 @@ internal sealed record FineTunePlan(
     /// (LoRA tolerates about 3-10x more than full fine-tuning because only the low-rank update moves).</summary>
     public static float DefaultLearningRate(FineTuneMethod method, long modelParameters) => (method, modelParameters) switch
     {
+        (FineTuneMethod.Lora, < 10_000_000) => 1e-2f,
         (FineTuneMethod.Lora, < 100_000_000) => 3e-3f,
         (FineTuneMethod.Lora, < 1_000_000_000) => 1e-3f,
         (FineTuneMethod.Lora, _) => 3e-4f,
+        (_, < 10_000_000) => 3e-3f,
         (_, < 100_000_000) => 1e-3f,
         (_, < 1_000_000_000) => 1e-4f,
         _ => 3e-5f,

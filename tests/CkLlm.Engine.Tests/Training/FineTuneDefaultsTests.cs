@@ -17,7 +17,7 @@ public class FineTuneDefaultsTests(TrainingFixture fixture, ITestOutputHelper ou
         Assert.Equal(tiny.TotalSteps, tiny.Epochs * tiny.StepsPerEpoch);
         Assert.True(tiny.PlateauPatience > 0);
         Assert.Contains(LoraTargets.Output, tiny.LoraTargets);
-        Assert.Equal(3e-3f, tiny.LearningRate);
+        Assert.Equal(1e-2f, tiny.LearningRate);
 
         var large = FineTunePlan.Resolve(defaults, trainWindows: 40_000, modelParameters: 3_000_000_000, outputUntied: false);
         Assert.Equal(FineTunePlan.MaximumDefaultSteps, large.TotalSteps);
