@@ -50,8 +50,11 @@ function New-GeneratedModel([string] $Path, [string] $PresetName, [string] $Corp
     $options.Preset
 }
 
+# Debian's python3-torch installs for the system interpreter, not for a python3 earlier on PATH (pyenv shims).
+$python = if (Test-Path /usr/bin/python3) { '/usr/bin/python3' } else { 'python3' }
+
 function Install-PyTorch {
-    & python3 -c 'import torch' 2>$null
+    & $python -c 'import torch' 2>$null
     if ($LASTEXITCODE -eq 0) { return }
     Write-Host '==> installing python3-torch (Debian) for the PyTorch peer' -ForegroundColor Cyan
     $env:DEBIAN_FRONTEND = 'noninteractive'
@@ -96,7 +99,7 @@ try {
             Install-PyTorch
             foreach ($row in $results.Throughput) {
                 Write-Host "==> PyTorch peer $($row.Method)" -ForegroundColor Cyan
-                $json = & python3 (Join-Path $PSScriptRoot 'finetune_peer.py') --width $presetInfo.EmbeddingLength --blocks $presetInfo.BlockCount `
+                $json = & $python (Join-Path $PSScriptRoot 'finetune_peer.py') --width $presetInfo.EmbeddingLength --blocks $presetInfo.BlockCount `
                     --heads $presetInfo.HeadCount --kv-heads $presetInfo.HeadCountKv --feed-forward $presetInfo.FeedForwardLength `
                     --vocabulary $presetInfo.VocabularySize --context $ContextLength --batch $BatchSize --threads $Threads --method $row.Method --steps $Steps
                 if ($LASTEXITCODE) { throw "PyTorch peer failed for $($row.Method)" }

@@ -60,9 +60,12 @@ internal sealed record FineTunePlan(
 }
 
 /// <summary>Watches the per-step training loss for a plateau: an exponential moving average that has not improved
-/// by 1% for <c>patience</c> steps, or that fell below <see cref="FineTunePlan.LearnedLoss"/>.</summary>
-internal sealed class LossPlateau(int patience)
+/// by 1% for <c>patience</c> steps once <c>minimumSteps</c> have run (small models sit on plateaus early and then
+/// break through), or that fell below <see cref="FineTunePlan.LearnedLoss"/> at any time.</summary>
+internal sealed class LossPlateau(int patience, int minimumSteps = 0)
 {
+    private int _steps;
+
     private double _average = double.NaN, _best = double.PositiveInfinity;
     private int _sinceBest;
 
@@ -72,9 +75,10 @@ internal sealed class LossPlateau(int patience)
     public bool Add(double loss)
     {
         if (!Enabled || !double.IsFinite(loss)) return false;
+        _steps++;
         _average = double.IsNaN(_average) ? loss : 0.8 * _average + 0.2 * loss;
         if (_average < _best * 0.99) { _best = _average; _sinceBest = 0; }
         else _sinceBest++;
-        return _average < FineTunePlan.LearnedLoss || _sinceBest >= patience;
+        return _average < FineTunePlan.LearnedLoss || (_sinceBest >= patience && _steps >= minimumSteps);
     }
 }

@@ -42,7 +42,7 @@ public static unsafe class FineTuner
         int batchesPerEpoch = (train.Count + options.BatchSize - 1) / options.BatchSize;
         using ITrainingSteps steps = options.RebuildGraphs ? new RebuiltGraphSteps(model, lora) : new ReusedGraphSteps(model, lora, parameters);
         using var metrics = new FineTuneMetricsWriter(options.EffectiveMetricsPath, append: options.Resume);
-        var plateau = new LossPlateau(plan.PlateauPatience);
+        var plateau = new LossPlateau(plan.PlateauPatience, minimumSteps: plan.TotalSteps / 2);
         float[]? best = null;
         long tokensTrained = 0;
         double trainSeconds = 0;
