@@ -14,13 +14,17 @@ AfterAll {
 }
 
 Describe 'Start-CkFineTune metrics' {
-    It 'writes every step to <OutputPath>.metrics.csv, draws <OutputPath>.loss.png, and the job carries the same numbers' {
+    It 'writes every step to the .metrics.csv beside the output, draws the .loss.png, and the job carries the same numbers' {
         $out = Join-Path $script:Dir 'watched.gguf'
         $job = Start-CkFineTune -Model $script:Model -Path $script:Facts -OutputPath $out -Epochs 4 -ContextLength 32 -BatchSize 2 `
             -ValidationSplit 0.2 -SkipPerplexity
         $job | Wait-Job -Timeout 900 | Out-Null
         $job.State | Should -Be 'Completed'
+        # Progress records show the live loss of every step (read before Receive-Job, which drains them).
+        $steps = @($job.Progress | Where-Object StatusDescription -match '^step (\d+)/')
         $result = $job | Receive-Job
+        $steps.Count | Should -BeGreaterOrEqual $result.Steps
+        $steps[-1].StatusDescription | Should -Match ('loss {0:F3}' -f $result.History[-1].Loss)
 
         $result.MetricsPath | Should -Be "$out.metrics.csv"
         $rows = @(Import-Csv -LiteralPath $result.MetricsPath)
@@ -45,10 +49,6 @@ Describe 'Start-CkFineTune metrics' {
         $bytes.Length | Should -BeGreaterThan 5000
         [BitConverter]::ToString($bytes, 0, 8) | Should -Be '89-50-4E-47-0D-0A-1A-0A'
 
-        # Progress records show the live loss of every step.
-        $steps = @($job.Progress | Where-Object StatusDescription -match '^step (\d+)/')
-        $steps.Count | Should -BeGreaterOrEqual $result.Steps
-        $steps[-1].StatusDescription | Should -Match ('loss {0:F3}' -f $result.History[-1].Loss)
         $job.LastProgress.Phase | Should -Be 'epoch'
         $job.LastProgress.Loss | Should -Be $result.TrainLoss[-1]
     }
