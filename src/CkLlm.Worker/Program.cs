@@ -37,6 +37,7 @@ watcher.Start();
 try
 {
     var options = FineTuneJobProtocol.ReadSpec(args[0]);
+    FineTuneJobProtocol.DeleteSpec(args[0]); // the training text stays on disk no longer than needed
     var result = FineTuner.Run(options, new Progress(Send), cancellation.Token);
     Send(new FineTuneMessage("result", Result: result));
     return 0;

@@ -90,9 +90,10 @@ Describe 'Start-CkFineTune' {
         try { Start-CkFineTune -Model (Join-Path $script:Dir 'missing.gguf') -Text 'hello' -OutputPath (Join-Path $script:Dir 'x.gguf') -ErrorAction Stop } catch { $record = $_ }
         $record.CategoryInfo.Category | Should -Be 'ObjectNotFound'
 
-        $err = $null
-        Start-CkFineTune -Model $script:Model -Text 'hello world' -OutputPath (Join-Path $script:Dir 'y.gguf') -Method Full -Merge -Wait -ErrorVariable err -ErrorAction SilentlyContinue
-        $err[0].CategoryInfo.Category | Should -Be 'InvalidArgument'
+        $record = $null
+        try { Start-CkFineTune -Model $script:Model -Text 'hello world' -OutputPath (Join-Path $script:Dir 'y.gguf') -Method Full -Merge -Wait -ErrorAction Stop } catch { $record = $_ }
+        $record.FullyQualifiedErrorId | Should -Be 'CkFineTune.InvalidOptions,CkLlm.Commands.StartCkFineTuneCommand'
+        $record.CategoryInfo.Category | Should -Be 'InvalidArgument'
     }
 
     It 'trains on a knowledge base that the session has open (-KnowledgeBase)' {

@@ -1,56 +1,207 @@
 #requires -Version 7.4
 <#
 .SYNOPSIS
-    Fine-tuning benchmark: training tokens/s and peak memory (LoRA and Full) and the training graph's forward pass
-    against llama.cpp's prompt processing on the same generated models, in one run. Prints a markdown table.
+    Fine-tuning benchmark, written into docs/benchmarks.md (between the finetune markers):
+    1. Training tokens/s on a generated preset (default Medium, ~112M parameters) for LoRA and Full: graphs reused
+       (current path) against graphs rebuilt every step (previous path) in the same process, and the same llama
+       configuration trained by PyTorch on the CPU (Debian python3-torch, installed with apt-get when missing) with the
+       same threads, sequence length and batch.
+    2. From-scratch training (the TinyStories workflow): New-CkModel -Corpus, then Start-CkFineTune -Method Full on a
+       corpus on this machine (/usr/share/common-licenses), held-out perplexity. The model is cached in .build/ and is
+       the pretrained fixture of step 3.
+    3. Defaults that infuse a document: Start-CkFineTune with only -Model, -Path and -OutputPath on the facts text, on a
+       generated Small model and on the pretrained fixture: llama.cpp perplexity ratio, greedy recall of each sentence's
+       key fact from its first five words, and perplexity on held-out paraphrases (reported, not gated).
 .EXAMPLE
-    dotnet pwsh ./tools/bench/FineTune.Bench.ps1 -ModulePath ./out/CkLlm/CkLlm.psd1 -Presets Tiny, Small
-.EXAMPLE
-    dotnet pwsh ./tools/bench/FineTune.Bench.ps1 -ModulePath ./out/CkLlm/CkLlm.psd1 -Presets Medium -ContextLength 128 -Epochs 1 -BatchSize 2
+    dotnet pwsh ./tools/bench/FineTune.Bench.ps1 -ModulePath ./out/CkLlm/CkLlm.psd1
 #>
 [CmdletBinding()]
 param(
     [Parameter(Mandatory)] [string] $ModulePath,
-    [string[]] $Presets = @('Tiny', 'Small'),
-    [int] $ContextLength = 64,
-    [int] $Epochs = 2,
-    [int] $BatchSize = 4
+    [string] $Preset = 'Medium',
+    [int] $ContextLength = 128,
+    [int] $BatchSize = 2,
+    [int] $Steps = 3,
+    [int] $Threads = [Environment]::ProcessorCount,
+    [int] $PretrainSteps = 300,
+    # Preset of the from-scratch (pretrained fixture) and generated models the defaults are proven on.
+    [string] $InfusionPreset = 'Small',
+    [switch] $SkipThroughput,
+    [switch] $SkipPeer,
+    [switch] $SkipInfusion
 )
 $ErrorActionPreference = 'Stop'
+$root = Resolve-Path (Join-Path $PSScriptRoot '../..')
 Import-Module $ModulePath -Force
-. (Join-Path $PSScriptRoot '../../tests/pester/Training.TestHelpers.ps1')
+. (Join-Path $root 'tests/pester/Training.TestHelpers.ps1')
 $engine = Get-CkEngineAssembly
-$dir = Join-Path ([IO.Path]::GetTempPath()) "ckllm-bench-$([guid]::NewGuid().ToString('N'))"
-New-Item -ItemType Directory $dir | Out-Null
-$text = ($script:TrainingFacts + "`n") * 2
+$T = { param($name) $engine.GetType("CkLlm.Engine.$name", $true) }
+$dir = Join-Path ([IO.Path]::GetTempPath()) "ckllm-ftbench-$([guid]::NewGuid().ToString('N'))"
+$cache = Join-Path $root '.build/finetune-bench'
+New-Item -ItemType Directory $dir, $cache -Force | Out-Null
+$load = { (Get-Content /proc/loadavg).Split(' ')[0..2] -join ' / ' }
+
+function New-GeneratedModel([string] $Path, [string] $PresetName, [string] $Corpus, [int] $Seed = 1) {
+    $options = [Activator]::CreateInstance((& $T 'Model.Generation.ModelGenerationOptions'))
+    $options.Preset = (& $T 'Model.Generation.ModelPreset')::Get($PresetName)
+    $options.Corpus = $Corpus
+    $options.Seed = $Seed
+    (& $T 'Model.Generation.ModelGenerator')::Generate($Path, $options)
+    $options.Preset
+}
+
+# Debian's python3-torch installs for the system interpreter, not for a python3 earlier on PATH (pyenv shims).
+$python = if (Test-Path /usr/bin/python3) { '/usr/bin/python3' } else { 'python3' }
+
+function Install-PyTorch {
+    & $python -c 'import torch' 2>$null
+    if ($LASTEXITCODE -eq 0) { return }
+    Write-Host '==> installing python3-torch (Debian) for the PyTorch peer' -ForegroundColor Cyan
+    $env:DEBIAN_FRONTEND = 'noninteractive'
+    & apt-get install -y --no-install-recommends python3-torch | Out-Null
+    if ($LASTEXITCODE) { & apt-get update | Out-Null; & apt-get install -y --no-install-recommends python3-torch | Out-Null }
+    if ($LASTEXITCODE) { throw 'apt-get could not install python3-torch' }
+}
+
+# Key facts of the facts text (same list as the engine tests), for the recall check.
+$keyFacts = @(
+    @('The lighthouse of Varnholm was built in 1743', '1743'), @('Its lamp burns blue oil pressed from marsh berries', 'marsh'),
+    @('Edda Quill also invented the folding ladder', 'ladder'), @('The island of Varnholm has exactly nine hundred goats', 'nine hundred'),
+    @('Tobin Marsh bakes a black rye loaf called the storm loaf', 'rye'), @('The storm loaf contains caraway, smoked salt', 'smoked'),
+    @('Every spring the goats of Varnholm are counted', 'counted'), @('Mira Quill keeps the slate board in the lamp room', 'lamp room'),
+    @('Ships that pass Varnholm at night blink their lights three times', 'night'), @('The keeper answers with two long flashes', 'flashes'),
+    @('In the winter of 1811 the sea froze', 'froze'), @('During those eleven days Tobin Marsh''s grandfather walked across the ice', 'grandfather'),
+    @('The old sled now stands in the village hall', 'village hall'), @('The village hall opens only on the first Sunday', 'Sunday'),
+    @('Children of Varnholm learn to read from a book of tide tables', 'read'), @('The tide tables predict the highest water', 'highest'),
+    @('Nobody on Varnholm owns a car', 'car'), @('The gravel path is exactly one thousand two hundred steps long', 'thousand')
+) | ForEach-Object { [Activator]::CreateInstance((& $T 'Training.KeyFact'), [object[]]@($_[0], $_[1])) }
+$paraphrases = 'Edda Quill, a clockmaker, built the Varnholm lighthouse in the year 1743. On Varnholm there are nine hundred goats and a single baker called Tobin Marsh. Every Thursday Tobin Marsh bakes the storm loaf, a black rye bread. Mira Quill counts the goats each spring and writes the count on a slate board. For eleven days in 1811 the sea between Varnholm and the mainland was frozen. The village hall is open on the first Sunday of the month.'
+$keyFactList = [Collections.Generic.List[object]]::new(); $keyFacts | ForEach-Object { $keyFactList.Add($_) }
+$keyFactArray = [Array]::CreateInstance((& $T 'Training.KeyFact'), $keyFactList.Count)
+for ($i = 0; $i -lt $keyFactList.Count; $i++) { $keyFactArray[$i] = $keyFactList[$i] }
+
+$results = [ordered]@{ LoadBefore = & $load; Cpu = ((Get-Content /proc/cpuinfo | Select-String '^model name' | Select-Object -First 1).Line -replace '.*:\s*', '') }
 try {
-    $rows = foreach ($presetName in $Presets) {
-        $optionsType = $engine.GetType('CkLlm.Engine.Model.Generation.ModelGenerationOptions')
-        $options = [Activator]::CreateInstance($optionsType)
-        $options.Preset = $engine.GetType('CkLlm.Engine.Model.Generation.ModelPreset')::Get($presetName)
-        $options.Corpus = $script:TrainingFacts
-        $model = Join-Path $dir "$presetName.gguf"
-        $engine.GetType('CkLlm.Engine.Model.Generation.ModelGenerator')::Generate($model, $options)
-        $forward = $engine.GetType('CkLlm.Engine.Training.TrainingBenchmark')::MeasureForward($model, $ContextLength, 3, 0)
-        foreach ($method in 'Lora', 'Full') {
-            $result = Start-CkFineTune -Model $model -Text $text -OutputPath (Join-Path $dir "$presetName-$method.gguf") -Method $method `
-                -Epochs $Epochs -ContextLength $ContextLength -BatchSize $BatchSize -SkipPerplexity -Wait
+    # ---- 1. throughput: reused vs rebuilt graphs, and the PyTorch peer
+    if (-not $SkipThroughput) {
+        $model = Join-Path $dir "$Preset.gguf"
+        $presetInfo = New-GeneratedModel $model $Preset $script:TrainingFacts
+        $text = ($script:TrainingFacts + "`n") * [math]::Max(2, [math]::Ceiling($Steps * $BatchSize * $ContextLength / 400.0) + 1)
+        $bench = & $T 'Training.TrainingBenchmark'
+        $method = & $T 'Training.FineTuneMethod'
+        $results.Throughput = foreach ($m in 'Lora', 'Full') {
+            Write-Host "==> $Preset $m : rebuilt graphs, then reused graphs" -ForegroundColor Cyan
+            $old = $bench::MeasureTraining($model, $text, [Enum]::Parse($method, $m), $true, $ContextLength, $BatchSize, $Steps, $Threads)
+            $new = $bench::MeasureTraining($model, $text, [Enum]::Parse($method, $m), $false, $ContextLength, $BatchSize, $Steps, $Threads)
+            [pscustomobject]@{ Method = $m; Rebuilt = $old.TokensPerSecond; Reused = $new.TokensPerSecond; PeakMB = [math]::Round($new.PeakMemory / 1MB); PyTorch = $null; Torch = $null }
+        }
+        if (-not $SkipPeer) {
+            Install-PyTorch
+            foreach ($row in $results.Throughput) {
+                Write-Host "==> PyTorch peer $($row.Method)" -ForegroundColor Cyan
+                $json = & $python (Join-Path $PSScriptRoot 'finetune_peer.py') --width $presetInfo.EmbeddingLength --blocks $presetInfo.BlockCount `
+                    --heads $presetInfo.HeadCount --kv-heads $presetInfo.HeadCountKv --feed-forward $presetInfo.FeedForwardLength `
+                    --vocabulary $presetInfo.VocabularySize --context $ContextLength --batch $BatchSize --threads $Threads --method $row.Method --steps $Steps
+                if ($LASTEXITCODE) { throw "PyTorch peer failed for $($row.Method)" }
+                $peer = $json | Select-Object -Last 1 | ConvertFrom-Json
+                $row.PyTorch = $peer.tokens_per_second; $row.Torch = $peer.torch
+            }
+        }
+        $results.Preset = $presetInfo
+    }
+
+    if (-not $SkipInfusion) {
+        # ---- 2. from scratch on a local corpus (cached: the pretrained fixture)
+        $pretrained = Join-Path $cache "pretrained-$($InfusionPreset.ToLowerInvariant())-$PretrainSteps.gguf"
+        $pretrainInfo = [IO.Path]::ChangeExtension($pretrained, '.json')
+        if (-not (Test-Path $pretrained) -or -not (Test-Path $pretrainInfo)) {
+            Write-Host '==> from scratch: New-CkModel -Corpus, Start-CkFineTune -Method Full on /usr/share/common-licenses' -ForegroundColor Cyan
+            $files = Get-ChildItem /usr/share/common-licenses -File | Where-Object { -not $_.LinkType } | Sort-Object Name
+            $paragraphs = $files | ForEach-Object { (Get-Content -Raw $_.FullName) -split "\n\s*\n" } | Where-Object { $_.Trim().Length -gt 40 }
+            $train = for ($i = 0; $i -lt $paragraphs.Count; $i++) { if ($i % 10 -ne 9) { $paragraphs[$i] } }
+            $held = for ($i = 0; $i -lt $paragraphs.Count; $i++) { if ($i % 10 -eq 9) { $paragraphs[$i] } }
+            $trainFile = Join-Path $dir 'corpus-train.txt'; $heldFile = Join-Path $dir 'corpus-heldout.txt'
+            Set-Content $trainFile ($train -join "`n`n"); Set-Content $heldFile ($held -join "`n`n")
+            $scratch = Join-Path $dir 'scratch.gguf'
+            New-CkModel -Path $scratch -Preset $InfusionPreset -Corpus $trainFile | Out-Null
+            $before = Measure-CkPerplexity -Model $scratch -Path $heldFile -ContextLength 129
+            $run = Start-CkFineTune -Model $scratch -Path $trainFile -OutputPath $pretrained -Method Full -MaxSteps $PretrainSteps -Force -SkipPerplexity -Wait
+            $after = Measure-CkPerplexity -Model $pretrained -Path $heldFile -ContextLength 129
             [pscustomobject]@{
-                Preset = $presetName; Parameters = $options.Preset.ParameterCount; Method = $method
-                TrainTokensPerSecond = [math]::Round($result.TokensPerSecond)
-                PeakMemoryMB = [math]::Round($result.PeakMemory / 1MB)
-                GraphForwardTokensPerSecond = [math]::Round($forward.GraphTokensPerSecond)
-                LlamaCppPromptTokensPerSecond = [math]::Round($forward.LlamaCppTokensPerSecond)
+                Preset = $InfusionPreset
+                Corpus = "/usr/share/common-licenses ($($files.Count) files, $($paragraphs.Count) paragraphs; every 10th held out)"
+                TrainTokens = $run.TrainingTokens; Steps = $run.Steps; Epochs = $run.Epochs; TokensPerSecond = $run.TokensPerSecond
+                Minutes = $run.Duration.TotalMinutes; HeldOutBefore = $before.Perplexity; HeldOutAfter = $after.Perplexity
+                FirstLoss = $run.History[0].Loss; LastLoss = $run.History[-1].Loss
+            } | ConvertTo-Json | Set-Content $pretrainInfo
+        }
+        $results.Scratch = Get-Content -Raw $pretrainInfo | ConvertFrom-Json
+
+        # ---- 3. defaults on a generated Small model and on the pretrained fixture
+        $facts = Join-Path $dir 'facts.md'
+        Set-Content -LiteralPath $facts -Value $script:TrainingFacts -NoNewline
+        $generated = Join-Path $dir 'generated.gguf'
+        New-GeneratedModel $generated $InfusionPreset $script:TrainingFacts 5 | Out-Null
+        $check = & $T 'Training.InfusionCheck'
+        $results.Infusion = foreach ($case in @(@("generated $InfusionPreset", $generated), @("pretrained $InfusionPreset (from scratch above)", $pretrained))) {
+            Write-Host "==> defaults on $($case[0])" -ForegroundColor Cyan
+            $out = Join-Path $dir "defaults-$([guid]::NewGuid().ToString('N')).gguf"
+            $run = Start-CkFineTune -Model $case[1] -Path $facts -OutputPath $out -Wait
+            $report = $check::Measure($case[1], $null, $run.AdapterPath, $script:TrainingFacts, $keyFactArray, $paraphrases, 129)
+            [pscustomobject]@{
+                Model = $case[0]; Steps = $run.Steps; StoppedEarly = $run.StoppedEarly; Seconds = $run.Duration.TotalSeconds; LearningRate = $run.LearningRate
+                Before = $report.PerplexityBefore; After = $report.PerplexityAfter; Ratio = $report.PerplexityRatio; Recall = $report.Recall
+                Recalled = @($report.Sentences | Where-Object Recalled).Count; Sentences = $report.Sentences.Count
+                HeldBefore = $report.HeldOutPerplexityBefore; HeldAfter = $report.HeldOutPerplexityAfter
             }
         }
     }
-    $rows | Format-Table -AutoSize | Out-String | Write-Host
-    '| Preset | Parameters | Method | Training tok/s | Peak memory (MB) | Graph forward tok/s | llama.cpp prompt tok/s |'
-    '|---|---:|---|---:|---:|---:|---:|'
-    foreach ($r in $rows) {
-        "| $($r.Preset) | $($r.Parameters) | $($r.Method) | $($r.TrainTokensPerSecond) | $($r.PeakMemoryMB) | $($r.GraphForwardTokensPerSecond) | $($r.LlamaCppPromptTokensPerSecond) |"
-    }
+    $results.LoadAfter = & $load
 }
 finally {
     Remove-Item $dir -Recurse -Force -ErrorAction Ignore
 }
+$results | ConvertTo-Json -Depth 5 | Write-Host
+
+# ---- docs/benchmarks.md: replace the fine-tuning section between markers
+$f0 = { param($x) if ($null -eq $x) { 'n/a' } else { '{0:N0}' -f $x } }
+$f1 = { param($x) if ($null -eq $x) { 'n/a' } else { '{0:N1}' -f $x } }
+$lines = @('<!-- finetune:begin -->', '## Fine-tuning', '',
+    "Measured $(Get-Date -Format 'yyyy-MM-dd HH:mm') UTC by ``tools/bench/FineTune.Bench.ps1`` (``./build.ps1 -Task Bench -BenchArea FineTune``) on $([Environment]::ProcessorCount) cores ($($results.Cpu)); load average $($results.LoadBefore) before, $($results.LoadAfter) after (1 / 5 / 15 min). The machine is shared: absolute numbers move with the load, columns of one row were measured back to back.", '')
+if ($results.Throughput) {
+    $p = $results.Preset
+    $lines += "### Training speed: $($p.Name) preset ($($p.ParameterCount) parameters, vocabulary $($p.VocabularySize))", '',
+        "$Steps optimizer steps of $BatchSize x $ContextLength tokens per configuration, $Threads threads. *Rebuilt* is the previous path (graph, backward graph and allocation rebuilt by ggml_opt for every step, still selectable as ``FineTuneOptions.RebuildGraphs``), *reused* builds them once per batch shape. PyTorch trains the same llama shapes (random weights, same LoRA rank/alpha/targets, AdamW) on the CPU with the same threads, sequence length and batch.", '',
+        '| Method | Rebuilt tok/s | Reused tok/s | Reused / rebuilt | Peak memory (MB) | PyTorch tok/s | CkLlm / PyTorch |', '|---|---:|---:|---:|---:|---:|---:|'
+    foreach ($r in $results.Throughput) {
+        $peerRatio = if ($r.PyTorch) { '{0:N2}' -f ($r.Reused / $r.PyTorch) } else { 'n/a' }
+        $lines += "| $($r.Method) | $(& $f1 $r.Rebuilt) | $(& $f1 $r.Reused) | $('{0:N2}' -f ($r.Reused / $r.Rebuilt))x | $($r.PeakMB) | $(& $f1 $r.PyTorch) | $peerRatio |"
+    }
+    if ($results.Throughput[0].Torch) { $lines += '', "PyTorch $($results.Throughput[0].Torch) (Debian python3-torch)." }
+    $lines += ''
+}
+if ($results.Scratch) {
+    $s = $results.Scratch
+    $lines += '### From scratch on a local corpus (New-CkModel -Corpus, Start-CkFineTune -Method Full)', '',
+        "Corpus: $($s.Corpus). A $($s.Preset) model (New-CkModel -Preset $($s.Preset) -Corpus, vocabulary learned from the training split) trained with ``-Method Full -MaxSteps $PretrainSteps`` (defaults otherwise): $($s.Steps) steps, $($s.Epochs) epochs over $(& $f0 $s.TrainTokens) training tokens, $(& $f0 $s.TokensPerSecond) tok/s, $(& $f1 $s.Minutes) min; training loss $(& $f1 $s.FirstLoss) -> $('{0:N2}' -f $s.LastLoss). Held-out perplexity (llama.cpp, context 129): $(& $f1 $s.HeldOutBefore) untrained -> $(& $f1 $s.HeldOutAfter). This model is cached in ``.build/finetune-bench/`` as the pretrained fixture below.", ''
+}
+if ($results.Infusion) {
+    $lines += '### Defaults infuse a document', '',
+        '``Start-CkFineTune -Model m.gguf -Path facts.md -OutputPath out.gguf -Wait`` with nothing else (LoRA, automatic step budget, plateau stopping) on the 18-sentence invented-facts text. Perplexity by llama.cpp on the document; recall = greedy completion (24 tokens) from the first five words of each sentence contains its key fact; held-out = perplexity on paraphrases of the same facts never trained on (reported, not gated).', '',
+        '| Base model | Steps | Stopped early | Seconds | Peak LR | Perplexity before | after | ratio | Recall | Held-out paraphrases before | after |', '|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|'
+    foreach ($r in $results.Infusion) {
+        $lines += "| $($r.Model) | $($r.Steps) | $($r.StoppedEarly) | $(& $f0 $r.Seconds) | $($r.LearningRate) | $(& $f1 $r.Before) | $('{0:N2}' -f $r.After) | $(& $f0 $r.Ratio)x | $($r.Recalled)/$($r.Sentences) | $(& $f1 $r.HeldBefore) | $(& $f1 $r.HeldAfter) |"
+    }
+    $lines += ''
+}
+$lines += '<!-- finetune:end -->'
+$docs = Join-Path $root 'docs/benchmarks.md'
+$content = Get-Content $docs -Raw
+$section = $lines -join "`n"
+if ($content -match '(?s)<!-- finetune:begin -->.*<!-- finetune:end -->') {
+    $content = [regex]::Replace($content, '(?s)<!-- finetune:begin -->.*<!-- finetune:end -->', { $section })
+} else {
+    $content = $content.TrimEnd() + "`n`n" + $section + "`n"
+}
+Set-Content -LiteralPath $docs -Value $content -NoNewline
+Write-Host "docs/benchmarks.md updated"

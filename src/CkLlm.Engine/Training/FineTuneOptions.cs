@@ -27,9 +27,16 @@ public sealed record FineTuneOptions
     /// <summary>LoRA alpha; the update is scaled by alpha / rank (llama.cpp's convention).</summary>
     public float Alpha { get; init; } = 16;
 
+    /// <summary>Projections LoRA adapts; null picks every projection plus the output when it is not tied.</summary>
     public IReadOnlyList<string>? LoraTargets { get; init; }
 
-    /// <summary>Peak learning rate; 0 picks 3e-3 for LoRA and 1e-3 for Full.</summary>
+    /// <summary>Where every step's metrics go; null uses "&lt;OutputPath&gt;.metrics.csv", "" writes none.</summary>
+    public string? MetricsPath { get; init; }
+
+    /// <summary>Draw the loss curve to "&lt;OutputPath&gt;.loss.png" at the end.</summary>
+    public bool PlotLoss { get; init; } = true;
+
+    /// <summary>Peak learning rate; 0 picks one by method and model size (<see cref="FineTunePlan.DefaultLearningRate"/>).</summary>
     public float LearningRate { get; init; }
 
     public LearningRateSchedule Schedule { get; init; } = LearningRateSchedule.Cosine;
@@ -38,11 +45,27 @@ public sealed record FineTuneOptions
     public double WarmupFraction { get; init; } = 0.05;
 
     public float WeightDecay { get; init; }
-    public int Epochs { get; init; } = 3;
+    /// <summary>Passes over the data; 0 (default) lets the step budget decide (<see cref="MaxSteps"/>).</summary>
+    public int Epochs { get; init; }
+
+    /// <summary>Optimizer steps at most; 0 (default) picks a budget from the data: 3 epochs, but at least 300 and at
+    /// most 2000 steps when <see cref="Epochs"/> is 0 too.</summary>
+    public int MaxSteps { get; init; }
+
+    /// <summary>Stop when the smoothed training loss has not improved by 1% for this many steps (or fell below 0.02);
+    /// 0 disables; -1 (default) enables it (patience max(30, 2 epochs)) only when the step budget is automatic.</summary>
+    public int PlateauPatience { get; init; } = -1;
     public int ContextLength { get; init; } = 128;
 
     /// <summary>Windows per optimizer step (evaluated together in one graph).</summary>
     public int BatchSize { get; init; } = 4;
+
+    /// <summary>Batches whose gradients add up before one optimizer step (effective batch = BatchSize x this).</summary>
+    public int AccumulationSteps { get; init; } = 1;
+
+    /// <summary>Rebuild the graph, its backward graph and the allocation for every step (the slower path before graph
+    /// reuse; kept so the benchmark can measure both in one run). No gradient accumulation.</summary>
+    public bool RebuildGraphs { get; init; }
 
     /// <summary>Fraction of windows held out for the validation loss (0 disables validation).</summary>
     public double ValidationSplit { get; init; }
@@ -65,11 +88,22 @@ public sealed record FineTuneOptions
     /// <summary>With <see cref="Merge"/> or Full: quantize the written model (llama.cpp ftype name such as "Q8_0").</summary>
     public string? Quantization { get; init; }
 
+    /// <summary>Replace an existing file at <see cref="OutputPath"/> (never the base model).</summary>
+    public bool Overwrite { get; init; }
+
     /// <summary>Measure llama.cpp perplexity on the training texts before and after training.</summary>
     public bool MeasurePerplexity { get; init; } = true;
 
     public string EffectiveCheckpointPath => CheckpointPath ?? Path.GetFullPath(OutputPath) + ".checkpoint";
-    public float EffectiveLearningRate => LearningRate > 0 ? LearningRate : Method == FineTuneMethod.Lora ? 3e-3f : 1e-3f;
+    public string? EffectiveMetricsPath => MetricsPath is null ? Path.GetFullPath(OutputPath) + ".metrics.csv" : MetricsPath.Length == 0 ? null : Path.GetFullPath(MetricsPath);
+    public string LossPlotPath => Path.GetFullPath(OutputPath) + ".loss.png";
+}
+
+/// <summary>The output file exists and <see cref="FineTuneOptions.Overwrite"/> was not given.</summary>
+public sealed class FineTuneOutputExistsException(string path)
+    : IOException($"The output '{path}' already exists; give -Force (Overwrite) to replace it.")
+{
+    public string Path { get; } = path;
 }
 
 /// <summary>Reported after every optimizer step and every validation pass.</summary>
@@ -105,4 +139,20 @@ public sealed record FineTuneResult
     public int TrainingTokens { get; init; }
     public bool StoppedEarly { get; init; }
     public string? CheckpointPath { get; init; }
+
+    /// <summary>The peak learning rate used (the default resolves by method and model size).</summary>
+    public float LearningRate { get; init; }
+
+    /// <summary>The projections LoRA adapted (empty for Full).</summary>
+    public IReadOnlyList<string> LoraTargets { get; init; } = [];
+
+    /// <summary>Every optimizer step's loss, learning rate, tokens/s and (at epoch ends) validation loss: the same
+    /// numbers as the metrics CSV.</summary>
+    public IReadOnlyList<FineTuneStepMetrics> History { get; init; } = [];
+
+    /// <summary>The metrics CSV written during the run (null when disabled).</summary>
+    public string? MetricsPath { get; init; }
+
+    /// <summary>The loss curve PNG (null when disabled or when it could not be drawn).</summary>
+    public string? LossPlotPath { get; init; }
 }

@@ -22,6 +22,9 @@ public sealed class FineTuneWorker : IDisposable
     public int ProcessId => _process.Id;
     public FineTuneProgress? LastProgress { get; private set; }
 
+    /// <summary>The private job spec (mode 0600 in a 0700 directory) while the worker runs; deleted when it ends.</summary>
+    public string SpecPath => _specPath;
+
     /// <summary>Completes with the result; faults with <see cref="FineTuneFailedException"/> or <see cref="OperationCanceledException"/>.</summary>
     public Task<FineTuneResult> Completion => _completion.Task;
 
@@ -40,8 +43,7 @@ public sealed class FineTuneWorker : IDisposable
     {
         var dll = WorkerPath;
         if (!File.Exists(dll)) throw new FileNotFoundException($"The fine-tuning worker is missing ('{dll}'). Rebuild the module with ./build.ps1.", dll);
-        var spec = Path.Combine(Path.GetTempPath(), $"ckllm-finetune-{Guid.NewGuid():N}.json");
-        FineTuneJobProtocol.WriteSpec(spec, options);
+        var spec = FineTuneJobProtocol.WritePrivateSpec(options);
         var apphost = Path.ChangeExtension(dll, null);
         var start = File.Exists(apphost)
             ? new ProcessStartInfo(apphost) { ArgumentList = { spec } }
@@ -55,7 +57,15 @@ public sealed class FineTuneWorker : IDisposable
         process.OutputDataReceived += (_, e) => { if (e.Data is not null) worker.OnLine(e.Data); };
         process.ErrorDataReceived += (_, e) => { if (e.Data is not null) worker.OnError(e.Data); };
         process.Exited += (_, _) => worker.OnExited();
-        if (!process.Start()) throw new InvalidOperationException("The fine-tuning worker did not start.");
+        try
+        {
+            if (!process.Start()) throw new InvalidOperationException("The fine-tuning worker did not start.");
+        }
+        catch
+        {
+            FineTuneJobProtocol.DeleteSpec(spec);
+            throw;
+        }
         process.BeginOutputReadLine();
         process.BeginErrorReadLine();
         return worker;
@@ -98,7 +108,7 @@ public sealed class FineTuneWorker : IDisposable
     {
         // Output events may still be in flight when Exited fires; WaitForExit() drains them.
         try { _process.WaitForExit(); } catch (InvalidOperationException) { }
-        try { File.Delete(_specPath); } catch (IOException) { }
+        FineTuneJobProtocol.DeleteSpec(_specPath);
         if (_stopRequested) { _completion.TrySetCanceled(); return; }
         string tail;
         lock (_stderrTail) tail = _stderrTail.ToString();
@@ -139,6 +149,7 @@ public sealed class FineTuneWorker : IDisposable
     public void Dispose()
     {
         if (!HasExited) Kill();
+        FineTuneJobProtocol.DeleteSpec(_specPath);
         _process.Dispose();
     }
 }

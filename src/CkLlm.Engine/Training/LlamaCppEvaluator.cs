@@ -122,7 +122,7 @@ public static class LlamaCppEvaluator
     }
 
     /// <summary>Greedy (argmax) continuation of <paramref name="prompt"/> by llama.cpp, optionally with a LoRA adapter.</summary>
-    internal static string GreedyComplete(string modelPath, string? adapterPath, string prompt, int maxTokens)
+    public static string GreedyComplete(string modelPath, string? adapterPath, string prompt, int maxTokens)
     {
         var p = Parameters(modelPath, 256);
         using var weights = LLamaWeights.LoadFromFile(p);

@@ -8,8 +8,38 @@ namespace CkLlm.Engine.Training;
 /// <summary>Forward-pass throughput of the training graph against llama.cpp's prompt processing on the same model.</summary>
 public sealed record ForwardBenchmark(string ModelPath, int Tokens, int Repeats, double GraphTokensPerSecond, double LlamaCppTokensPerSecond);
 
+/// <summary>Training throughput of one configuration: tokens per second over all optimizer steps of the run.</summary>
+public sealed record TrainingThroughput(string Method, bool RebuildGraphs, int Steps, int ContextLength, int BatchSize, double TokensPerSecond, long PeakMemory);
+
 public static class TrainingBenchmark
 {
+    /// <summary>
+    /// Trains <paramref name="steps"/> optimizer steps on <paramref name="text"/> (which must give at least
+    /// steps x batch windows) and reports tokens/s, with the graphs reused (the default) or rebuilt every step (the
+    /// previous path), so both are measured in one process on the same data.
+    /// </summary>
+    public static TrainingThroughput MeasureTraining(string modelPath, string text, FineTuneMethod method, bool rebuildGraphs,
+        int contextLength = 128, int batchSize = 2, int steps = 4, int threads = 0)
+    {
+        var output = Path.Combine(Path.GetTempPath(), $"ckllm-trainbench-{Guid.NewGuid():N}.gguf");
+        try
+        {
+            var result = FineTuner.Run(new FineTuneOptions
+            {
+                ModelPath = modelPath, OutputPath = output, Texts = [text], Method = method, RebuildGraphs = rebuildGraphs,
+                MaxSteps = steps, Epochs = 1, ContextLength = contextLength, BatchSize = batchSize, Threads = threads,
+                MeasurePerplexity = false, PlotLoss = false, MetricsPath = "",
+            });
+            if (result.Steps < steps) throw new ArgumentException($"The text gives only {result.Steps} steps of {batchSize} windows; {steps} were asked for.", nameof(text));
+            return new TrainingThroughput(method.ToString(), rebuildGraphs, result.Steps, contextLength, batchSize, result.TokensPerSecond, result.PeakMemory);
+        }
+        finally
+        {
+            File.Delete(output);
+            try { Directory.Delete(output + ".checkpoint", true); } catch (IOException) { }
+        }
+    }
+
     /// <summary>Runs both forward passes over the same <paramref name="tokens"/>-token window, best of <paramref name="repeats"/>.</summary>
     public static ForwardBenchmark MeasureForward(string modelPath, int tokens = 128, int repeats = 3, int threads = 0)
     {

@@ -55,7 +55,13 @@ internal static class TrainingData
             for (int i = 0; i < scored.Length; i++) scored[i] = i + 1 >= prompt.Length;
             if (scored.Any(s => s)) windows.Add(new TrainingWindow(tokens, scored));
         }
-        if (windows.Count == 0) throw new ArgumentException("There is nothing to train on: the texts and pairs are empty.");
+        if (windows.Count == 0)
+        {
+            var reasons = new List<string>();
+            if (texts.Any(t => !string.IsNullOrWhiteSpace(t))) reasons.Add($"the documents tokenize to {stream.Count} token(s), at least 2 are needed for one window");
+            if (pairs.Count > 0) reasons.Add($"none of the {pairs.Count} prompt/response record(s) leaves a response token within the context length {contextLength} (shorten the prompts or raise -ContextLength)");
+            throw new ArgumentException($"The training data is too small to form one training window: {(reasons.Count > 0 ? string.Join("; ", reasons) : "it is empty")}.");
+        }
         return windows;
     }
 }

@@ -24,6 +24,9 @@ public sealed class CkFineTuneJob : Job
     public int ProcessId => _worker.ProcessId;
     public string? CheckpointPath => _worker.Options.EffectiveCheckpointPath;
     public string OutputPath => _worker.Options.OutputPath;
+
+    /// <summary>Where the private job spec was written (the worker deletes it once read; the job on exit).</summary>
+    public string JobSpecPath => _worker.SpecPath;
     public FineTuneProgress? LastProgress => _worker.LastProgress;
     internal ProgressRecord? LatestProgress { get; private set; }
 
@@ -39,7 +42,9 @@ public sealed class CkFineTuneJob : Job
         int percent = p.TotalSteps > 0 ? Math.Clamp(100 * p.Step / p.TotalSteps, 0, 100) : 0;
         var validation = p.ValidationLoss is { } v ? $", val loss {v:F3}" : "";
         var record = new ProgressRecord(0, $"Fine-tuning {System.IO.Path.GetFileName(_worker.Options.ModelPath)} ({_worker.Options.Method})",
-            $"epoch {p.Epoch}/{p.Epochs}, step {p.Step}/{p.TotalSteps}, loss {p.Loss:F3}{validation}, {p.TokensPerSecond:F0} tok/s")
+            p.Phase == "epoch"
+                ? $"epoch {p.Epoch}/{p.Epochs} done at step {p.Step}/{p.TotalSteps}, mean loss {p.Loss:F3}{validation}, {p.TokensPerSecond:F0} tok/s"
+                : $"step {p.Step}/{p.TotalSteps} (epoch {p.Epoch}/{p.Epochs}), loss {p.Loss:F3}{validation}, lr {p.LearningRate:G3}, {p.TokensPerSecond:F0} tok/s")
         {
             PercentComplete = percent,
             SecondsRemaining = p.Remaining is { } r ? (int)Math.Min(int.MaxValue, r.TotalSeconds) : -1,

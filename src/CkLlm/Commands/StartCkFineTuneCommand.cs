@@ -53,7 +53,10 @@ public sealed class StartCkFineTuneCommand : CkCmdlet
     [Parameter] public string[]? LoraTarget { get; set; }
     [Parameter] [ValidateRange(0.0, 1.0)] public float LearningRate { get; set; }
     [Parameter] [ValidateSet("Cosine", "Linear", "Constant")] public string Schedule { get; set; } = "Cosine";
-    [Parameter] [ValidateRange(1, 100000)] public int Epochs { get; set; } = 3;
+    /// <summary>Passes over the data; not given: the automatic step budget decides (with plateau stopping).</summary>
+    [Parameter] [ValidateRange(1, 100000)] public int Epochs { get; set; }
+    [Parameter] [ValidateRange(1, 10000000)] public int MaxSteps { get; set; }
+    [Parameter] [ValidateRange(1, 4096)] public int AccumulationSteps { get; set; } = 1;
     [Parameter] [ValidateRange(2, 32768)] public int ContextLength { get; set; } = 128;
     [Parameter] [ValidateRange(1, 4096)] public int BatchSize { get; set; } = 4;
     [Parameter] [ValidateRange(0.0, 0.9)] public double ValidationSplit { get; set; }
@@ -67,6 +70,9 @@ public sealed class StartCkFineTuneCommand : CkCmdlet
     [Parameter] public int Seed { get; set; } = 42;
     [Parameter] public SwitchParameter Wait { get; set; }
 
+    /// <summary>Replace an existing output file (never the base model).</summary>
+    [Parameter] public SwitchParameter Force { get; set; }
+
     protected override void ProcessRecord()
     {
         switch (ParameterSetName)
@@ -74,7 +80,7 @@ public sealed class StartCkFineTuneCommand : CkCmdlet
             case PathSet:
                 foreach (var pattern in Path)
                     foreach (var file in GetResolvedProviderPathFromPSPath(pattern, out _))
-                        _texts.Add(File.ReadAllText(file));
+                        AddDocument(file);
                 break;
             case TextSet:
                 _texts.AddRange(Text);
@@ -87,7 +93,7 @@ public sealed class StartCkFineTuneCommand : CkCmdlet
                 {
                     if (record.BaseObject is FileInfo file)
                     {
-                        _texts.Add(File.ReadAllText(file.FullName));
+                        AddDocument(file.FullName);
                         continue;
                     }
                     var prompt = ReadProperty(record, "Prompt");
@@ -101,6 +107,20 @@ public sealed class StartCkFineTuneCommand : CkCmdlet
                     _pairs.Add((prompt, response));
                 }
                 break;
+        }
+    }
+
+    /// <summary>Reads a file through the knowledge base's document readers (PDF, DOCX, HTML, Markdown, text); a binary
+    /// or unreadable file is a non-terminating error naming the file, and the other files still train.</summary>
+    private void AddDocument(string file)
+    {
+        try
+        {
+            _texts.Add(TrainingDocuments.ReadFile(file));
+        }
+        catch (CkLlm.Engine.Knowledge.UnreadableDocumentException e)
+        {
+            WriteError(new ErrorRecord(e, "CkFineTune.UnreadableDocument", ErrorCategory.InvalidData, file));
         }
     }
 
@@ -163,17 +183,8 @@ public sealed class StartCkFineTuneCommand : CkCmdlet
     {
         var model = GetUnresolvedProviderPathFromPSPath(Model);
         var output = GetUnresolvedProviderPathFromPSPath(OutputPath);
-        if (!File.Exists(model))
-        {
-            ThrowTerminatingError(new ErrorRecord(new FileNotFoundException($"Model file '{model}' does not exist.", model),
-                "CkFineTune.ModelNotFound", ErrorCategory.ObjectNotFound, Model));
-        }
-        RefuseUntrainableModel(model);
-        if (_texts.Count == 0 && _pairs.Count == 0)
-        {
-            ThrowTerminatingError(new ErrorRecord(new ArgumentException("There is nothing to train on."),
-                "CkFineTune.NoData", ErrorCategory.InvalidArgument, null));
-        }
+        // Before the worker and before any native call; a missing file is reported by ValidateOptions.
+        if (File.Exists(model)) RefuseUntrainableModel(model);
         var options = new FineTuneOptions
         {
             ModelPath = model,
@@ -187,6 +198,8 @@ public sealed class StartCkFineTuneCommand : CkCmdlet
             LearningRate = LearningRate,
             Schedule = Enum.Parse<LearningRateSchedule>(Schedule, ignoreCase: true),
             Epochs = Epochs,
+            MaxSteps = MaxSteps,
+            AccumulationSteps = AccumulationSteps,
             ContextLength = ContextLength,
             BatchSize = BatchSize,
             ValidationSplit = ValidationSplit,
@@ -198,8 +211,10 @@ public sealed class StartCkFineTuneCommand : CkCmdlet
             MeasurePerplexity = !SkipPerplexity,
             Threads = Threads,
             Seed = Seed,
+            Overwrite = Force,
         };
-        if (!ShouldProcess(output, $"Fine-tune '{model}' ({Method}, {Epochs} epochs)")) return;
+        ValidateOptions(options);
+        if (!ShouldProcess(output, $"Fine-tune '{model}' ({Method}, {(Epochs > 0 ? $"{Epochs} epochs" : MaxSteps > 0 ? $"{MaxSteps} steps" : "automatic step budget")})")) return;
 
         FineTuneWorker worker;
         try
@@ -231,5 +246,34 @@ public sealed class StartCkFineTuneCommand : CkCmdlet
         foreach (var item in job.Output.ReadAll()) WriteObject(item);
         if (job.JobStateInfo.State == JobState.Stopped)
             WriteWarning($"Fine-tuning stopped; the checkpoint in '{options.EffectiveCheckpointPath}' can be resumed with -Resume.");
+    }
+
+    /// <summary>Bad options end the command here, in managed code, before the worker or any native code runs.</summary>
+    private void ValidateOptions(FineTuneOptions options)
+    {
+        try
+        {
+            FineTuner.Validate(options);
+        }
+        catch (FineTuneOutputExistsException e)
+        {
+            ThrowTerminatingError(new ErrorRecord(e, "CkFineTune.OutputExists", ErrorCategory.ResourceExists, OutputPath));
+        }
+        catch (ArgumentException e) when (e.ParamName == nameof(FineTuneOptions.OutputPath))
+        {
+            ThrowTerminatingError(new ErrorRecord(e, "CkFineTune.BadOutputPath", ErrorCategory.InvalidArgument, OutputPath));
+        }
+        catch (ArgumentException e) when (e.ParamName == nameof(FineTuneOptions.Texts))
+        {
+            ThrowTerminatingError(new ErrorRecord(e, "CkFineTune.NoData", ErrorCategory.InvalidArgument, null));
+        }
+        catch (FileNotFoundException e)
+        {
+            ThrowTerminatingError(new ErrorRecord(e, "CkFineTune.ModelNotFound", ErrorCategory.ObjectNotFound, Model));
+        }
+        catch (ArgumentException e)
+        {
+            ThrowTerminatingError(new ErrorRecord(e, "CkFineTune.InvalidOptions", ErrorCategory.InvalidArgument, null));
+        }
     }
 }

@@ -43,10 +43,11 @@ public class FineTunerTests(TrainingFixture fixture, ITestOutputHelper output)
     [Fact]
     public void MergedModelMatchesBasePlusAdapterInLlamaCpp()
     {
-        var adapter = FineTuner.Run(Quick(fixture.TinyModel, "merge-source.gguf")).AdapterPath!;
+        var trained = FineTuner.Run(Quick(fixture.TinyModel, "merge-source.gguf"));
+        var adapter = trained.AdapterPath!;
         var merged = fixture.NewPath("merged.gguf");
         using (var model = new LlamaGraphModel(fixture.TinyModel))
-        using (var lora = new LoraWeights(model.Graph, model.Backend, 8, 16, LoraTargets.Default, seed: 0))
+        using (var lora = new LoraWeights(model.Graph, model.Backend, 8, 16, trained.LoraTargets, seed: 0))
         {
             lora.Load(adapter);
             ModelWriter.Write(model, lora, merged, quantization: null);
@@ -95,7 +96,7 @@ public class FineTunerTests(TrainingFixture fixture, ITestOutputHelper output)
         Assert.True(File.Exists(resumed.AdapterPath));
 
         // A checkpoint made for another configuration is refused instead of silently mixed in.
-        Assert.Throws<InvalidOperationException>(() => FineTuner.Run(options with { Resume = true, Rank = 4 }));
+        Assert.Throws<InvalidOperationException>(() => FineTuner.Run(options with { Resume = true, Rank = 4, Overwrite = true }));
     }
 
     [Fact]
@@ -136,7 +137,7 @@ public class FineTunerTests(TrainingFixture fixture, ITestOutputHelper output)
         var good = Quick(fixture.TinyModel, "bad.gguf");
         Assert.Throws<ArgumentException>(() => FineTuner.Run(good with { OutputPath = fixture.TinyModel }));
         Assert.Throws<FileNotFoundException>(() => FineTuner.Run(good with { ModelPath = fixture.NewPath("missing.gguf") }));
-        Assert.Throws<ArgumentOutOfRangeException>(() => FineTuner.Run(good with { Epochs = 0 }));
+        Assert.Throws<ArgumentOutOfRangeException>(() => FineTuner.Run(good with { Epochs = -1 }));
         Assert.Throws<ArgumentOutOfRangeException>(() => FineTuner.Run(good with { ValidationSplit = 1 }));
         Assert.Throws<ArgumentException>(() => FineTuner.Run(good with { Texts = [], Pairs = [] }));
         Assert.Throws<ArgumentException>(() => FineTuner.Run(good with { LoraTargets = ["attn_x"] }));

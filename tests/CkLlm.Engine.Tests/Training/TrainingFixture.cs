@@ -25,6 +25,38 @@ public sealed class TrainingFixture : IDisposable
         "Nobody on Varnholm owns a car; the only road is a gravel path from the harbour to the lighthouse. " +
         "The gravel path is exactly one thousand two hundred steps long. ";
 
+    /// <summary>Each sentence of <see cref="Facts"/> with the fact a model that learned it must reproduce.</summary>
+    public static IReadOnlyList<CkLlm.Engine.Training.KeyFact> KeyFacts { get; } = new (string Sentence, string Fact)[]
+    {
+        ("The lighthouse of Varnholm was built in 1743", "1743"),
+        ("Its lamp burns blue oil pressed from marsh berries", "marsh"),
+        ("Edda Quill also invented the folding ladder", "ladder"),
+        ("The island of Varnholm has exactly nine hundred goats", "nine hundred"),
+        ("Tobin Marsh bakes a black rye loaf called the storm loaf", "rye"),
+        ("The storm loaf contains caraway, smoked salt", "smoked"),
+        ("Every spring the goats of Varnholm are counted", "counted"),
+        ("Mira Quill keeps the slate board in the lamp room", "lamp room"),
+        ("Ships that pass Varnholm at night blink their lights three times", "night"),
+        ("The keeper answers with two long flashes", "flashes"),
+        ("In the winter of 1811 the sea froze", "froze"),
+        ("During those eleven days Tobin Marsh's grandfather walked across the ice", "grandfather"),
+        ("The old sled now stands in the village hall", "village hall"),
+        ("The village hall opens only on the first Sunday", "Sunday"),
+        ("Children of Varnholm learn to read from a book of tide tables", "read"),
+        ("The tide tables predict the highest water", "highest"),
+        ("Nobody on Varnholm owns a car", "car"),
+        ("The gravel path is exactly one thousand two hundred steps long", "thousand"),
+    }.Select(f => new CkLlm.Engine.Training.KeyFact(f.Sentence, f.Fact)).ToList();
+
+    /// <summary>The same facts in other words: never trained on, so its perplexity shows what generalised.</summary>
+    public const string Paraphrases =
+        "Edda Quill, a clockmaker, built the Varnholm lighthouse in the year 1743. " +
+        "On Varnholm there are nine hundred goats and a single baker called Tobin Marsh. " +
+        "Every Thursday Tobin Marsh bakes the storm loaf, a black rye bread. " +
+        "Mira Quill counts the goats each spring and writes the count on a slate board. " +
+        "For eleven days in 1811 the sea between Varnholm and the mainland was frozen. " +
+        "The village hall is open on the first Sunday of the month. ";
+
     public string Directory { get; } = Path.Combine(Path.GetTempPath(), $"ckllm-training-{Guid.NewGuid():N}");
     public string TinyModel { get; }
     public string GqaModel { get; }

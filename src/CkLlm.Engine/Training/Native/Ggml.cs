@@ -133,6 +133,16 @@ internal static unsafe class Ggml
     [DllImport(GgmlLibrary.Base)] public static extern IntPtr ggml_new_graph_custom(IntPtr ctx, nuint size, [MarshalAs(UnmanagedType.U1)] bool grads);
     [DllImport(GgmlLibrary.Base)] public static extern void ggml_build_forward_expand(IntPtr graph, IntPtr tensor);
     [DllImport(GgmlLibrary.Base)] public static extern int ggml_graph_n_nodes(IntPtr graph);
+    [DllImport(GgmlLibrary.Base)] public static extern IntPtr ggml_graph_node(IntPtr graph, int i);
+    [DllImport(GgmlLibrary.Base)] public static extern IntPtr ggml_graph_dup(IntPtr ctx, IntPtr graph, [MarshalAs(UnmanagedType.U1)] bool forceGrads);
+    [DllImport(GgmlLibrary.Base)] public static extern void ggml_build_backward_expand(IntPtr ctx, IntPtr graph, IntPtr* gradAccumulators);
+    [DllImport(GgmlLibrary.Base)] public static extern IntPtr ggml_graph_get_grad(IntPtr graph, IntPtr node);
+    [DllImport(GgmlLibrary.Base)] public static extern IntPtr ggml_cross_entropy_loss(IntPtr ctx, IntPtr logits, IntPtr labels);
+    [DllImport(GgmlLibrary.Base)] public static extern void ggml_set_loss(IntPtr tensor);
+    /// <summary>AdamW step in place on <paramref name="param"/>; <paramref name="adamwParams"/> is F32[7]: alpha, beta1,
+    /// beta2, eps, wd, 1/(1-beta1^t), 1/(1-beta2^t) (ggml 0.18 asserts exactly 7).</summary>
+    [DllImport(GgmlLibrary.Base)] public static extern IntPtr ggml_opt_step_adamw(IntPtr ctx, IntPtr param, IntPtr grad, IntPtr m, IntPtr v, IntPtr adamwParams);
+    [DllImport(GgmlLibrary.Base)] public static extern IntPtr ggml_new_tensor_4d(IntPtr ctx, int type, long ne0, long ne1, long ne2, long ne3);
 
     // ---- ggml-backend.h / ggml-alloc.h / ggml-cpu.h ----
     [DllImport(GgmlLibrary.Cpu)] public static extern IntPtr ggml_backend_cpu_init();
@@ -142,6 +152,8 @@ internal static unsafe class Ggml
     [DllImport(GgmlLibrary.Base)] public static extern IntPtr ggml_backend_alloc_ctx_tensors(IntPtr ctx, IntPtr backend);
     [DllImport(GgmlLibrary.Base)] public static extern void ggml_backend_buffer_free(IntPtr buffer);
     [DllImport(GgmlLibrary.Base)] public static extern nuint ggml_backend_buffer_get_size(IntPtr buffer);
+    [DllImport(GgmlLibrary.Base)] public static extern void ggml_backend_buffer_clear(IntPtr buffer, byte value);
+    [DllImport(GgmlLibrary.Base)] public static extern int ggml_backend_graph_compute(IntPtr backend, IntPtr graph);
     [DllImport(GgmlLibrary.Base)] public static extern void ggml_backend_tensor_set(IntPtr tensor, void* data, nuint offset, nuint size);
     [DllImport(GgmlLibrary.Base)] public static extern void ggml_backend_tensor_get(IntPtr tensor, void* data, nuint offset, nuint size);
     [DllImport(GgmlLibrary.Base)] public static extern IntPtr ggml_backend_sched_new(IntPtr* backends, IntPtr* bufferTypes, int count, nuint graphSize,
