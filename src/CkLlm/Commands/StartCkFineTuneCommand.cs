@@ -116,11 +116,15 @@ public sealed class StartCkFineTuneCommand : CkCmdlet
     {
         try
         {
-            _texts.Add(TrainingDocuments.ReadFile(file));
+            _texts.Add(CkLlm.Engine.Knowledge.Ingestion.DocumentText.ReadFile(file, warning: WriteWarning, cancellationToken: Cancellation));
         }
         catch (CkLlm.Engine.Knowledge.UnreadableDocumentException e)
         {
             WriteError(new ErrorRecord(e, "CkFineTune.UnreadableDocument", ErrorCategory.InvalidData, file));
+        }
+        catch (CkLlm.Engine.Knowledge.Ingestion.DocumentTooLargeException e)
+        {
+            WriteError(new ErrorRecord(e, "CkFineTune.DocumentTooLarge", ErrorCategory.LimitsExceeded, file));
         }
     }
 

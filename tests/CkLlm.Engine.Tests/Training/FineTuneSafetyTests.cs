@@ -1,3 +1,4 @@
+using CkLlm.Engine.Knowledge.Ingestion;
 using CkLlm.Engine.Knowledge;
 using CkLlm.Engine.Training;
 
@@ -70,13 +71,13 @@ public class FineTuneSafetyTests(TrainingFixture fixture)
     {
         var binary = fixture.NewPath("image.bin");
         File.WriteAllBytes(binary, [0x89, 0x50, 0x4E, 0x47, 0x00, 0x00, 0x00, 0x0D, 0x49, 0x48, 0x44, 0x52]);
-        var e = Assert.Throws<UnreadableDocumentException>(() => TrainingDocuments.ReadFile(binary));
+        var e = Assert.Throws<UnreadableDocumentException>(() => DocumentText.ReadFile(binary));
         Assert.Equal(binary, e.Path);
         Assert.Contains("binary", e.Message);
 
         var markdown = fixture.NewPath("notes.md");
         File.WriteAllText(markdown, "# Varnholm\n\nThe lighthouse was built in 1743.\n\n## Bakery\n\nTobin Marsh bakes the storm loaf.\n");
-        var text = TrainingDocuments.ReadFile(markdown);
+        var text = DocumentText.ReadFile(markdown);
         Assert.Contains("The lighthouse was built in 1743.", text);
         Assert.Contains("Tobin Marsh bakes the storm loaf.", text);
     }
