@@ -81,7 +81,7 @@ static object Ingest(string corpus, string work, int maxFiles)
     if (Directory.Exists(work)) Directory.Delete(work, true);
     var files = Directory.GetFiles(corpus, "*.txt").Order(StringComparer.Ordinal).Take(maxFiles).ToArray();
     using var kb = KnowledgeBase.Open(work);
-    var embedder = new MiniLmEmbedder();
+    var embedder = new MiniLmEmbedder();  // TODO bench
     embedder.Embed(["warm up the raw encoder"]);
     _ = kb.Search("warm up");
     double ingestSeconds = 0, rawSeconds = 0;
