@@ -33,7 +33,7 @@ public sealed partial class CkSession
         var path = Path.GetFullPath(directory ?? CurrentKnowledgeBase ?? DefaultKnowledgeBaseDirectory);
         lock (_knowledgeGate)
         {
-            if (_knowledgeBases.TryGetValue(path, out var kb) && options?.EmbeddingModel is null && !ChunkingDiffers(options))
+            if (_knowledgeBases.TryGetValue(path, out var kb) && options?.EmbeddingModel is null && options?.Embedder is null && !ChunkingDiffers(options))
             {
                 _currentKnowledgeBase = path;
                 return kb;

@@ -40,6 +40,7 @@ public abstract class KnowledgeCommandBase : PSCmdlet, IDisposable
             KnowledgeBaseBusyException => ("KnowledgeBaseBusy", ErrorCategory.ResourceBusy),
             KnowledgeBaseCorruptException => ("KnowledgeBaseCorrupt", ErrorCategory.InvalidData),
             EmbedderMismatchException => ("EmbedderMismatch", ErrorCategory.InvalidArgument),
+            Engine.Knowledge.Embedding.UnknownEmbedderException => ("UnknownEmbedder", ErrorCategory.InvalidArgument),
             UnreadableDocumentException => ("UnreadableDocument", ErrorCategory.ReadError),
             FileNotFoundException => ("FileNotFound", ErrorCategory.ObjectNotFound),
             UnauthorizedAccessException => ("AccessDenied", ErrorCategory.PermissionDenied),

@@ -9,6 +9,7 @@ using CkLlm.Engine.Knowledge.Storage;
 // Usage:
 //   KnowledgeBench retrieval <corpusDir> <questions.csv> <workDir> <out.json>
 //   KnowledgeBench hnsw <count> <random|clustered> <out.json> [queries]
+//   KnowledgeBench eval <corpusDir> <kbDir> <embedder> <out.json> <dev.csv> <test.csv> [tune]
 CultureInfo.DefaultThreadCurrentCulture = CultureInfo.InvariantCulture;
 var mode = args[0];
 object result = mode switch
@@ -16,9 +17,10 @@ object result = mode switch
     "retrieval" => Retrieval(args[1], args[2], args[3]),
     "ingest" => Ingest(args[1], args[2], args.Length > 4 ? int.Parse(args[4]) : int.MaxValue),
     "hnsw" => Hnsw(int.Parse(args[1]), args[2], args.Length > 4 ? int.Parse(args[4]) : 200),
+    "eval" => EvalSet.Run(args[1], args[2], args[3], args[5], args[6], args.Length > 7 && args[7] == "tune"),
     _ => throw new ArgumentException("mode: retrieval | hnsw"),
 };
-var outPath = mode == "hnsw" ? args[3] : mode == "ingest" ? args[3] : args[4];
+var outPath = mode is "hnsw" or "ingest" ? args[3] : args[4];
 File.WriteAllText(outPath, JsonSerializer.Serialize(result, new JsonSerializerOptions { WriteIndented = true }));
 Console.WriteLine(File.ReadAllText(outPath));
 
@@ -81,7 +83,7 @@ static object Ingest(string corpus, string work, int maxFiles)
     if (Directory.Exists(work)) Directory.Delete(work, true);
     var files = Directory.GetFiles(corpus, "*.txt").Order(StringComparer.Ordinal).Take(maxFiles).ToArray();
     using var kb = KnowledgeBase.Open(work);
-    var embedder = new MiniLmEmbedder();  // TODO bench
+    var embedder = new MiniLmEmbedder();
     embedder.Embed(["warm up the raw encoder"]);
     _ = kb.Search("warm up");
     double ingestSeconds = 0, rawSeconds = 0;

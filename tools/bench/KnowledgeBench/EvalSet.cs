@@ -1,0 +1,171 @@
+using System.Diagnostics;
+using CkLlm.Engine.Knowledge;
+using CkLlm.Engine.Rag;
+
+/// <summary>
+/// One blind evaluation set: ingests its corpus (unchanged files are skipped, so a kept knowledge base is only
+/// searched again), then ranks every dev and test question per mode, per document (one hit per source), with the
+/// engine's default search options. With "tune", also tries fusion settings on the dev half only and reports each
+/// setting's dev and test numbers (the test numbers are for the report, never for choosing).
+/// </summary>
+static class EvalSet
+{
+    public static object Run(string corpus, string kbDir, string embedder, string devCsv, string testCsv, bool tune)
+    {
+        var files = Directory.GetFiles(corpus, "*", SearchOption.AllDirectories).Order(StringComparer.Ordinal).ToArray();
+        using var kb = KnowledgeBase.Open(kbDir, new KnowledgeBaseOptions { Embedder = embedder });
+        var watch = Stopwatch.StartNew();
+        int added = 0, chunks = 0;
+        foreach (var f in files)
+        {
+            try
+            {
+                var r = kb.AddFile(f);
+                chunks += r.Chunks;
+                if (r.Status != IngestStatus.Skipped) added++;
+                if (added > 0 && added % 50 == 0 && r.Status != IngestStatus.Skipped) Console.Error.WriteLine($"  {added} files embedded, {watch.Elapsed.TotalSeconds:F0} s");
+            }
+            catch (UnreadableDocumentException e) { Console.Error.WriteLine("  skipped: " + e.Message); }
+        }
+        kb.Flush();
+        var ingestSeconds = watch.Elapsed.TotalSeconds;
+
+        if (devCsv == "-") return new { Corpus = corpus, Embedder = kb.Embedder, Chunks = kb.GetStatistics().Chunks, FilesEmbedded = added, IngestSeconds = Math.Round(ingestSeconds, 1) };
+        var dev = Questions.Read(devCsv).Select(q => q with { Vector = kb.EmbedQuery(q.Text) }).ToList();
+        var test = Questions.Read(testCsv).Select(q => q with { Vector = kb.EmbedQuery(q.Text) }).ToList();
+        var modes = new Dictionary<string, object>();
+        foreach (var mode in new[] { SearchMode.Keyword, SearchMode.Vector, SearchMode.Hybrid })
+        {
+            var options = new SearchOptions { Mode = mode };
+            modes[mode.ToString()] = new { Dev = Score(kb, dev, options), Test = Score(kb, test, options) };
+        }
+        List<object>? tuning = null;
+        if (tune)
+        {
+            tuning = [];
+            foreach (var options in Grid())
+                tuning.Add(new { Options = Describe(options), Dev = Score(kb, dev, options), Test = Score(kb, test, options) });
+        }
+        return new
+        {
+            Corpus = Path.GetFileName(corpus.TrimEnd('/')),
+            Embedder = kb.Embedder,
+            Files = files.Length,
+            Chunks = kb.GetStatistics().Chunks,
+            FilesEmbedded = added,
+            IngestSeconds = Math.Round(ingestSeconds, 1),
+            DevQuestions = dev.Count,
+            TestQuestions = test.Count,
+            Modes = modes,
+            Tuning = tuning,
+        };
+    }
+
+    /// <summary>hit@1, hit@5, MRR@10 over the answerable questions (documents ranked, one hit per source), and for the
+    /// unanswerable ones the top hit's score (what -MinScore would have to be above).</summary>
+    static Metrics Score(KnowledgeBase kb, List<Question> questions, SearchOptions template)
+    {
+        int hit1 = 0, hit5 = 0, answerable = 0;
+        double mrr = 0;
+        var times = new List<double>();
+        foreach (var q in questions)
+        {
+            var options = Clone(template);
+            options.Top = 10;
+            options.MaxPerSource = 1;
+            var w = Stopwatch.StartNew();
+            var hits = kb.Search(q.Text, q.Vector, options);
+            times.Add(w.Elapsed.TotalMilliseconds);
+            if (q.Expected.Count == 0) continue;
+            answerable++;
+            int rank = hits.ToList().FindIndex(h => q.Expected.Any(e => RetrievalMetrics.SourceMatches(h.Source, e))) + 1;
+            if (rank == 1) hit1++;
+            if (rank is >= 1 and <= 5) hit5++;
+            if (rank >= 1) mrr += 1.0 / rank;
+        }
+        double n = Math.Max(1, answerable);
+        return new Metrics(answerable, Math.Round(hit1 / n, 3), Math.Round(hit5 / n, 3), Math.Round(mrr / n, 3),
+            Math.Round(times.Count == 0 ? 0 : times.Order().ElementAt(times.Count / 2), 2));
+    }
+
+    static IEnumerable<SearchOptions> Grid()
+    {
+        var weights = new[] { new KeywordWeights(1, 1, 1), KeywordWeights.Default, new KeywordWeights(10, 3, 1) };
+        foreach (var kw in weights)
+        foreach (var candidates in new[] { 30, 60, 120 })
+        {
+            foreach (var wv in new[] { 0.3, 0.4, 0.5, 0.6, 0.7, 0.8 })
+            foreach (var cutoff in new[] { 0.0, 0.25, 0.5 })
+                yield return new SearchOptions { Fusion = FusionMethod.Score, VectorWeight = wv, KeywordCutoff = cutoff, Candidates = candidates, KeywordWeights = kw };
+            foreach (var wv in new[] { 0.5, 0.6, 0.7 })
+            foreach (var k in new[] { 10, 60 })
+                yield return new SearchOptions { Fusion = FusionMethod.Rrf, VectorWeight = wv, RrfK = k, Candidates = candidates, KeywordWeights = kw };
+        }
+    }
+
+    static string Describe(SearchOptions o) =>
+        $"{o.Fusion} wv={o.VectorWeight} cut={o.KeywordCutoff} k={o.RrfK} cand={o.Candidates} bm25=({o.KeywordWeights.Title},{o.KeywordWeights.Headings},{o.KeywordWeights.Body})";
+
+    static SearchOptions Clone(SearchOptions o) => new()
+    {
+        Mode = o.Mode, Fusion = o.Fusion, VectorWeight = o.VectorWeight, KeywordCutoff = o.KeywordCutoff, RrfK = o.RrfK,
+        Candidates = o.Candidates, KeywordWeights = o.KeywordWeights,
+    };
+
+    record Metrics(int Questions, double Hit1, double Hit5, double Mrr10, double P50Ms);
+}
+
+/// <summary>A question and its expected sources (none: the corpus has no answer).</summary>
+record Question(string Text, IReadOnlyList<string> Expected, float[]? Vector = null)
+{
+}
+
+static class Questions
+{
+    /// <summary>CSV with Question and ExpectedSource columns (expected sources separated by ';' or '|'; empty = no answer).</summary>
+    public static List<Question> Read(string csv)
+    {
+        var rows = Csv.Parse(File.ReadAllText(csv));
+        var header = rows[0].Select(h => h.Trim()).ToList();
+        int qi = header.FindIndex(h => h.Equals("Question", StringComparison.OrdinalIgnoreCase));
+        int ei = header.FindIndex(h => h.Equals("ExpectedSource", StringComparison.OrdinalIgnoreCase));
+        if (qi < 0 || ei < 0) throw new InvalidDataException($"{csv}: needs Question and ExpectedSource columns (has {string.Join(",", header)}).");
+        return rows.Skip(1).Where(r => r.Count > qi && !string.IsNullOrWhiteSpace(r[qi]))
+            .Select(r => new Question(r[qi], (r.Count > ei ? r[ei] : "").Split([';', '|'], StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries)))
+            .ToList();
+    }
+}
+
+static class Csv
+{
+    /// <summary>RFC 4180: quoted fields with doubled quotes and embedded newlines.</summary>
+    public static List<List<string>> Parse(string text)
+    {
+        var rows = new List<List<string>>();
+        var row = new List<string>();
+        var field = new System.Text.StringBuilder();
+        bool quoted = false;
+        for (int i = 0; i < text.Length; i++)
+        {
+            char c = text[i];
+            if (quoted)
+            {
+                if (c == '"' && i + 1 < text.Length && text[i + 1] == '"') { field.Append('"'); i++; }
+                else if (c == '"') quoted = false;
+                else field.Append(c);
+            }
+            else if (c == '"') quoted = true;
+            else if (c == ',') { row.Add(field.ToString()); field.Clear(); }
+            else if (c == '\n' || c == '\r')
+            {
+                if (c == '\r' && i + 1 < text.Length && text[i + 1] == '\n') i++;
+                row.Add(field.ToString()); field.Clear();
+                if (row.Count > 1 || row[0].Length > 0) rows.Add(row);
+                row = [];
+            }
+            else field.Append(c);
+        }
+        if (field.Length > 0 || row.Count > 0) { row.Add(field.ToString()); rows.Add(row); }
+        return rows;
+    }
+}
