@@ -98,7 +98,7 @@ public sealed record KeywordWeights(double Title, double Headings, double Body)
 }
 
 /// <summary>One search result.</summary>
-public sealed class KnowledgeHit
+public sealed record KnowledgeHit
 {
     public int Rank { get; init; }
     public double Score { get; init; }

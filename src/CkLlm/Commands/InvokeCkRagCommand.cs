@@ -10,7 +10,7 @@ namespace CkLlm.Commands;
 /// <summary>Answers questions from the knowledge base with a loaded model, citing numbered passages [n].</summary>
 [Cmdlet(VerbsLifecycle.Invoke, "CkRag")]
 [OutputType(typeof(RagAnswer), typeof(string))]
-public sealed class InvokeCkRagCommand : KnowledgeCommandBase
+public sealed class InvokeCkRagCommand : RerankingCommandBase
 {
     public const string AnswerTypeName = "CkRagAnswer";
 
@@ -96,6 +96,7 @@ public sealed class InvokeCkRagCommand : KnowledgeCommandBase
         var model = ResolveModel();
         if (model is null) return;
         var knowledgeBase = OpenKnowledgeBase();
+        var reranker = ResolveReranker();
         var request = new RagRequest
         {
             Question = Question,
@@ -123,7 +124,7 @@ public sealed class InvokeCkRagCommand : KnowledgeCommandBase
         var streamed = false;
         try
         {
-            foreach (var chunk in RagEngine.Stream(request, new KnowledgeRagRetriever(knowledgeBase), new ModelRagGenerator(model), Cancellation))
+            foreach (var chunk in RagEngine.Stream(request, new KnowledgeRagRetriever(knowledgeBase, reranker), new ModelRagGenerator(model), Cancellation))
             {
                 if (chunk.Answer is not null) { answer = chunk.Answer; break; }
                 if (Stream && chunk.Text.Length > 0)

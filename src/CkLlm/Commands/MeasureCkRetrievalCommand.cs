@@ -8,7 +8,7 @@ namespace CkLlm.Commands;
 /// <summary>Scores retrieval on question/expected-source pairs: hit@1, hit@K and MRR@K per search mode.</summary>
 [Cmdlet(VerbsDiagnostic.Measure, "CkRetrieval", DefaultParameterSetName = ObjectSet)]
 [OutputType(typeof(RetrievalSummary), typeof(RetrievalRank))]
-public sealed class MeasureCkRetrievalCommand : KnowledgeCommandBase
+public sealed class MeasureCkRetrievalCommand : RerankingCommandBase
 {
     private const string ObjectSet = "Object";
     private const string PathSet = "Path";
@@ -57,7 +57,7 @@ public sealed class MeasureCkRetrievalCommand : KnowledgeCommandBase
             return;
         }
         var knowledgeBase = OpenKnowledgeBase();
-        var retriever = new KnowledgeRagRetriever(knowledgeBase);
+        var retriever = new KnowledgeRagRetriever(knowledgeBase, ResolveReranker());
         var filter = ToDictionary(Filter);
         var modes = Mode.Select(m => char.ToUpperInvariant(m[0]) + m[1..].ToLowerInvariant()).Distinct().ToArray();
         var progress = new ProgressRecord(1, "Measure-CkRetrieval", "Searching");

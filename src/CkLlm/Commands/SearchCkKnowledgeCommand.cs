@@ -7,7 +7,7 @@ namespace CkLlm.Commands;
 /// <summary>Searches the knowledge base: hybrid (BM25 + HNSW fused by reciprocal rank), vector or keyword.</summary>
 [Cmdlet(VerbsCommon.Search, "CkKnowledge")]
 [OutputType(typeof(KnowledgeHit))]
-public sealed class SearchCkKnowledgeCommand : KnowledgeCommandBase
+public sealed class SearchCkKnowledgeCommand : RerankingCommandBase
 {
     public const string HitTypeName = "CkKnowledgeHit";
 
@@ -41,10 +41,10 @@ public sealed class SearchCkKnowledgeCommand : KnowledgeCommandBase
         IReadOnlyList<KnowledgeHit> hits;
         try
         {
-            hits = kb.Search(Query, new SearchOptions
+            hits = new Engine.Rag.KnowledgeRagRetriever(kb, ResolveReranker()).Search(Query, new SearchOptions
             {
                 Top = Top, Mode = Enum.Parse<SearchMode>(Mode, ignoreCase: true), Filter = ToDictionary(Filter), MinScore = MinScore, MaxPerSource = MaxPerSource,
-            });
+            }, Cancellation);
         }
         catch (Exception ex) when (ex is KnowledgeBaseException or ArgumentException or IOException)
         {

@@ -3,16 +3,30 @@ using CkLlm.Engine.Knowledge;
 using CkLlm.Engine.Rag;
 
 /// <summary>
-/// One blind evaluation set: ingests its corpus (unchanged files are skipped, so a kept knowledge base is only
+/// One blind evaluation set (tests/eval/&lt;set&gt;/questions.csv: Question, ExpectedSource, kind, split): ingests its corpus (unchanged files are skipped, so a kept knowledge base is only
 /// searched again), then ranks every dev and test question per mode, per document (one hit per source), with the
 /// engine's default search options. With "tune", also tries fusion settings on the dev half only and reports each
 /// setting's dev and test numbers (the test numbers are for the report, never for choosing).
 /// </summary>
 static class EvalSet
 {
-    public static object Run(string corpus, string kbDir, string embedder, string devCsv, string testCsv, bool tune)
+    /// <param name="perSplit">Questions per half (0 = all), the first by SHA-256 of their text: a content-blind sample.</param>
+    /// <param name="distractors">Corpus files beyond the sampled questions' expected ones, the first in name order
+    /// (-1 = the whole corpus). Embedding is the slow part; a bounded corpus keeps a run within minutes.</param>
+    public static object Run(string corpus, string kbDir, string embedder, string questionsCsv, int perSplit, int distractors, bool tune)
     {
-        var files = Directory.GetFiles(corpus, "*", SearchOption.AllDirectories).Order(StringComparer.Ordinal).ToArray();
+        var all = Questions.Read(questionsCsv);
+        List<Question> Sample(string split)
+        {
+            var half = all.Where(q => q.Split == split).OrderBy(q => Convert.ToHexString(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(q.Text))), StringComparer.Ordinal);
+            return (perSplit > 0 ? half.Take(perSplit) : half).ToList();
+        }
+        var devSample = Sample("dev");
+        var testSample = Sample("test");
+        var corpusFiles = Directory.GetFiles(corpus, "*", SearchOption.AllDirectories).Order(StringComparer.Ordinal).ToArray();
+        var expected = devSample.Concat(testSample).SelectMany(q => q.Expected).ToHashSet(StringComparer.Ordinal);
+        var files = distractors < 0 ? corpusFiles
+            : corpusFiles.Where(f => expected.Any(e => RetrievalMetrics.SourceMatches(f, e))).Union(corpusFiles.Take(distractors)).Order(StringComparer.Ordinal).ToArray();
         using var kb = KnowledgeBase.Open(kbDir, new KnowledgeBaseOptions { Embedder = embedder });
         var watch = Stopwatch.StartNew();
         int added = 0, chunks = 0;
@@ -30,9 +44,8 @@ static class EvalSet
         kb.Flush();
         var ingestSeconds = watch.Elapsed.TotalSeconds;
 
-        if (devCsv == "-") return new { Corpus = corpus, Embedder = kb.Embedder, Chunks = kb.GetStatistics().Chunks, FilesEmbedded = added, IngestSeconds = Math.Round(ingestSeconds, 1) };
-        var dev = Questions.Read(devCsv).Select(q => q with { Vector = kb.EmbedQuery(q.Text) }).ToList();
-        var test = Questions.Read(testCsv).Select(q => q with { Vector = kb.EmbedQuery(q.Text) }).ToList();
+        var dev = devSample.Select(q => q with { Vector = kb.EmbedQuery(q.Text) }).ToList();
+        var test = testSample.Select(q => q with { Vector = kb.EmbedQuery(q.Text) }).ToList();
         var modes = new Dictionary<string, object>();
         foreach (var mode in new[] { SearchMode.Keyword, SearchMode.Vector, SearchMode.Hybrid })
         {
@@ -51,6 +64,7 @@ static class EvalSet
             Corpus = Path.GetFileName(corpus.TrimEnd('/')),
             Embedder = kb.Embedder,
             Files = files.Length,
+            CorpusFiles = corpusFiles.Length,
             Chunks = kb.GetStatistics().Chunks,
             FilesEmbedded = added,
             IngestSeconds = Math.Round(ingestSeconds, 1),
@@ -116,22 +130,23 @@ static class EvalSet
 }
 
 /// <summary>A question and its expected sources (none: the corpus has no answer).</summary>
-record Question(string Text, IReadOnlyList<string> Expected, float[]? Vector = null)
+record Question(string Text, IReadOnlyList<string> Expected, string Split, float[]? Vector = null)
 {
 }
 
 static class Questions
 {
-    /// <summary>CSV with Question and ExpectedSource columns (expected sources separated by ';' or '|'; empty = no answer).</summary>
+    /// <summary>CSV with Question, ExpectedSource (separated by ';' or '|'; empty = no answer) and split (dev/test) columns.</summary>
     public static List<Question> Read(string csv)
     {
         var rows = Csv.Parse(File.ReadAllText(csv));
         var header = rows[0].Select(h => h.Trim()).ToList();
         int qi = header.FindIndex(h => h.Equals("Question", StringComparison.OrdinalIgnoreCase));
         int ei = header.FindIndex(h => h.Equals("ExpectedSource", StringComparison.OrdinalIgnoreCase));
-        if (qi < 0 || ei < 0) throw new InvalidDataException($"{csv}: needs Question and ExpectedSource columns (has {string.Join(",", header)}).");
-        return rows.Skip(1).Where(r => r.Count > qi && !string.IsNullOrWhiteSpace(r[qi]))
-            .Select(r => new Question(r[qi], (r.Count > ei ? r[ei] : "").Split([';', '|'], StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries)))
+        int si = header.FindIndex(h => h.Equals("split", StringComparison.OrdinalIgnoreCase));
+        if (qi < 0 || ei < 0 || si < 0) throw new InvalidDataException($"{csv}: needs Question, ExpectedSource and split columns (has {string.Join(",", header)}).");
+        return rows.Skip(1).Where(r => r.Count > si && !string.IsNullOrWhiteSpace(r[qi]))
+            .Select(r => new Question(r[qi], r[ei].Split([';', '|'], StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries), r[si].Trim().ToLowerInvariant()))
             .ToList();
     }
 }
