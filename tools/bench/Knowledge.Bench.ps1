@@ -67,18 +67,6 @@ function Get-Corpus([string] $Set) {
     }
     $corpus
 }
-
-if (-not $ReuseResults -and -not $SkipRetrieval) {
-    $results.Retrieval = foreach ($set in $Sets) {
-        $corpus = Get-Corpus $set
-        foreach ($embedder in $Embedders) {
-            Write-Host "==> retrieval $set $embedder" -ForegroundColor Cyan
-            $kb = Join-Path $WorkDirectory "kb/$set-$embedder"
-            Invoke-Bench "eval-$set-$embedder.json" @('eval', $corpus, $kb, $embedder, (Join-Path $WorkDirectory "eval-$set-$embedder.json"),
-                (Join-Path $evalRoot "$set/questions.csv"), $QuestionsPerSplit, $Distractors) + @(if ($Tune) { 'tune' })
-        }
-    }
-}
 $distributions = 'anisotropic', 'clustered', 'random'
 
 if ($ReuseResults) {
@@ -94,21 +82,9 @@ if (-not $ReuseResults -and -not $SkipRetrieval) {
         foreach ($embedder in $Embedders) {
             Write-Host "==> retrieval $set $embedder" -ForegroundColor Cyan
             $kb = Join-Path $WorkDirectory "kb/$set-$embedder"
-            Invoke-Bench "eval-$set-$embedder.json" @('eval', $corpus, $kb, $embedder, (Join-Path $WorkDirectory "eval-$set-$embedder.json"),
+            $arguments = @('eval', $corpus, $kb, $embedder, (Join-Path $WorkDirectory "eval-$set-$embedder.json"),
                 (Join-Path $evalRoot "$set/questions.csv"), $QuestionsPerSplit, $Distractors) + @(if ($Tune) { 'tune' })
-        }
-    }
-}
-$distributions = 'anisotropic', 'clustered', 'random'
-function Read-Result([string] $Name) { Get-Content (Join-Path $WorkDirectory $Name) -Raw | ConvertFrom-Json }
-
-if ($ReuseResults) {
-    $results.Retrieval = Read-Result 'retrieval.json'
-    $results.Ingest = Read-Result 'ingest.json'
-    $results.Hnsw = foreach ($size in $HnswSizes) {
-        foreach ($d in $distributions) {
-            if (Test-Path (Join-Path $WorkDirectory "hnsw-$size-$d.json")) { Read-Result "hnsw-$size-$d.json" }
-            else { Write-Warning "no result for HNSW $size $d" }
+            Invoke-Bench "eval-$set-$embedder.json" $arguments
         }
     }
 }

@@ -1,12 +1,5 @@
-using System.Diagnostics;
 using System.Numerics.Tensors;
-using System.Security.Cryptography;
-using System.Text;
-using CkLlm.Engine.Knowledge.Embedding;
-using CkLlm.Engine.Knowledge.Ingestion;
 using CkLlm.Engine.Knowledge.Search;
-using CkLlm.Engine.Knowledge.Storage;
-using Microsoft.Data.Sqlite;
 
 namespace CkLlm.Engine.Knowledge;
 

@@ -51,13 +51,18 @@ static class EvalSet
         {
             var options = new SearchOptions { Mode = mode };
             modes[mode.ToString()] = new { Dev = Score(kb, dev, options), Test = Score(kb, test, options) };
+            Console.Error.WriteLine($"  {mode} done");
         }
         List<object>? tuning = null;
         if (tune)
         {
             tuning = [];
             foreach (var options in Grid())
-                tuning.Add(new { Options = Describe(options), Dev = Score(kb, dev, options), Test = Score(kb, test, options) });
+            {
+                var devScore = Score(kb, dev, options);
+                tuning.Add(new { Options = Describe(options), Dev = devScore, Test = Score(kb, test, options) });
+                Console.Error.WriteLine($"  {Describe(options)}: dev hit@5 {devScore.Hit5} MRR {devScore.Mrr10}");
+            }
         }
         return new
         {
@@ -102,19 +107,20 @@ static class EvalSet
             Math.Round(times.Count == 0 ? 0 : times.Order().ElementAt(times.Count / 2), 2));
     }
 
+    /// <summary>Fusion settings tried on the dev halves: the fusion rule and weight, the relative BM25 cutoff, the BM25
+    /// column weights and the candidate depth (bounded: each setting searches every question again).</summary>
     static IEnumerable<SearchOptions> Grid()
     {
-        var weights = new[] { new KeywordWeights(1, 1, 1), KeywordWeights.Default, new KeywordWeights(10, 3, 1) };
-        foreach (var kw in weights)
-        foreach (var candidates in new[] { 30, 60, 120 })
+        foreach (var kw in new[] { KeywordWeights.Default, new KeywordWeights(1, 1, 1) })
         {
-            foreach (var wv in new[] { 0.3, 0.4, 0.5, 0.6, 0.7, 0.8 })
-            foreach (var cutoff in new[] { 0.0, 0.25, 0.5 })
-                yield return new SearchOptions { Fusion = FusionMethod.Score, VectorWeight = wv, KeywordCutoff = cutoff, Candidates = candidates, KeywordWeights = kw };
-            foreach (var wv in new[] { 0.5, 0.6, 0.7 })
-            foreach (var k in new[] { 10, 60 })
-                yield return new SearchOptions { Fusion = FusionMethod.Rrf, VectorWeight = wv, RrfK = k, Candidates = candidates, KeywordWeights = kw };
+            foreach (var wv in new[] { 0.3, 0.5, 0.7 })
+            foreach (var cutoff in new[] { 0.0, 0.3 })
+                yield return new SearchOptions { Fusion = FusionMethod.Score, VectorWeight = wv, KeywordCutoff = cutoff, KeywordWeights = kw };
+            foreach (var wv in new[] { 0.5, 0.7 })
+                yield return new SearchOptions { Fusion = FusionMethod.Rrf, VectorWeight = wv, RrfK = 60, KeywordWeights = kw };
         }
+        foreach (var candidates in new[] { 30, 120 })
+            yield return new SearchOptions { Candidates = candidates };
     }
 
     static string Describe(SearchOptions o) =>
