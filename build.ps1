@@ -35,6 +35,8 @@ $BuildDir = Join-Path $Root '.build'
 $ToolsDir = Join-Path $BuildDir 'tools'
 $PackagesDir = Join-Path $BuildDir 'packages'
 $PesterVersion = '5.7.1'
+# The test task builds with analyzer warnings as errors (Directory.Build.props, rules in .editorconfig).
+$BuildProperties = @(if ($Task -eq 'Test') { '-p:CkLlmStrict=true' })
 
 function Invoke-Native([string] $What, [scriptblock] $Command) {
     Write-Host "==> $What" -ForegroundColor Cyan
@@ -52,13 +54,13 @@ function Get-PwshCommand {
 function Invoke-Build {
     Remove-Item $ModuleDir -Recurse -Force -ErrorAction Ignore
     Invoke-Native 'Publish engine' {
-        dotnet publish (Join-Path $Root 'src/CkLlm.Engine/CkLlm.Engine.csproj') -c $Configuration -r linux-x64 --self-contained false -o (Join-Path $ModuleDir 'deps') --nologo -v quiet
+        dotnet publish (Join-Path $Root 'src/CkLlm.Engine/CkLlm.Engine.csproj') -c $Configuration -r linux-x64 --self-contained false -o (Join-Path $ModuleDir 'deps') --nologo -v quiet @BuildProperties
     }
     Invoke-Native 'Publish fine-tuning worker' {
-        dotnet publish (Join-Path $Root 'src/CkLlm.Worker/CkLlm.Worker.csproj') -c $Configuration -r linux-x64 --self-contained false -o (Join-Path $ModuleDir 'deps') --nologo -v quiet
+        dotnet publish (Join-Path $Root 'src/CkLlm.Worker/CkLlm.Worker.csproj') -c $Configuration -r linux-x64 --self-contained false -o (Join-Path $ModuleDir 'deps') --nologo -v quiet @BuildProperties
     }
     Invoke-Native 'Publish cmdlets' {
-        dotnet publish (Join-Path $Root 'src/CkLlm/CkLlm.csproj') -c $Configuration -r linux-x64 --self-contained false -o $ModuleDir --nologo -v quiet
+        dotnet publish (Join-Path $Root 'src/CkLlm/CkLlm.csproj') -c $Configuration -r linux-x64 --self-contained false -o $ModuleDir --nologo -v quiet @BuildProperties
     }
     Copy-Item (Join-Path $Root 'module/*') $ModuleDir -Recurse -Force
     $helpScript = Join-Path $Root 'tools/New-CkHelp.ps1'
@@ -98,7 +100,7 @@ function Invoke-EngineTests {
     $results = Join-Path $BuildDir 'test-results'
     Remove-Item $results -Recurse -Force -ErrorAction Ignore
     Write-Host '==> xunit: engine tests' -ForegroundColor Cyan
-    dotnet test (Join-Path $Root 'tests/CkLlm.Engine.Tests/CkLlm.Engine.Tests.csproj') -c $Configuration --nologo `
+    dotnet test (Join-Path $Root 'tests/CkLlm.Engine.Tests/CkLlm.Engine.Tests.csproj') -c $Configuration --nologo @BuildProperties `
         --logger 'trx;LogFileName=engine.trx' --logger 'console;verbosity=normal' --results-directory $results
     $trx = Join-Path $results 'engine.trx'
     if (-not (Test-Path $trx)) { throw "xunit produced no results (exit code $LASTEXITCODE)." }

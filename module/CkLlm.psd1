@@ -6,7 +6,7 @@
     CompanyName          = 'CkLlm'
     Copyright            = 'Released into the public domain (Unlicense).'
     Description          = 'Turn a local llama.cpp model into a custom-knowledge LLM: load GGUF models, ingest your documents into an on-disk knowledge base, answer questions with citations (RAG) and fine-tune on the same material.'
-    PowerShellVersion    = '7.4'
+    PowerShellVersion    = '7.6'
     CompatiblePSEditions = @('Core')
     FormatsToProcess     = @('formats/CkLlm.Model.format.ps1xml', 'formats/CkLlm.Knowledge.format.ps1xml', 'formats/CkLlm.Training.format.ps1xml', 'formats/CkLlm.Gguf.format.ps1xml', 'formats/CkLlm.Rag.format.ps1xml')
     CmdletsToExport      = @(

@@ -23,11 +23,14 @@ public sealed class ModuleInitializer : IModuleAssemblyInitializer, IModuleAssem
     {
         AssemblyLoadContext.Default.Resolving -= ResolveEngine;
         AssemblyLoadContext.Default.Resolving += ResolveEngine;
+        SessionHost.ModuleImported();
     }
 
+    /// <summary>Remove-Module (or Import-Module -Force) in one runspace: the session is freed only when no other
+    /// runspace still has the module imported.</summary>
     public void OnRemove(PSModuleInfo psModuleInfo)
     {
-        SessionHost.Reset();
+        SessionHost.ModuleRemoved();
     }
 
     private static Assembly? ResolveEngine(AssemblyLoadContext defaultContext, AssemblyName name) =>

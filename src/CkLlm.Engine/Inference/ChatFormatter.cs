@@ -21,9 +21,10 @@ public static class ChatFormatter
     public const string FallbackEndOfTurn = "<|im_end|>";
 
     /// <summary>Returns the prompt text, how it was made ("none", "template", "fallback") and stop strings it implies.</summary>
-    public static (string Prompt, string Format, IReadOnlyList<string> Stops) Format(LoadedModel model, CompletionRequest request)
+    public static FormattedPrompt Format(LoadedModel model, CompletionRequest request)
     {
-        if (!request.IsChat) return (request.Prompt ?? string.Empty, "none", []);
+        ArgumentNullException.ThrowIfNull(request);
+        if (!request.IsChat) return new FormattedPrompt(request.Prompt ?? string.Empty, "none", []);
 
         var messages = new List<ChatMessage>();
         if (!string.IsNullOrEmpty(request.System)) messages.Add(new ChatMessage("system", request.System));
@@ -36,8 +37,8 @@ public static class ChatFormatter
         }
 
         if (model.HasChatTemplate && TryApplyModelTemplate(model, messages, out var templated))
-            return (templated, "template", []);
-        return (ApplyFallback(messages), "fallback", [FallbackEndOfTurn]);
+            return new FormattedPrompt(templated, "template", []);
+        return new FormattedPrompt(ApplyFallback(messages), "fallback", [FallbackEndOfTurn]);
     }
 
     /// <summary>The fallback format (see the class summary).</summary>

@@ -66,15 +66,9 @@ public static class CompletionEngine
     {
         if (request.Prompt is null && !request.IsChat)
             throw new ArgumentException("A completion needs a Prompt or Messages.", nameof(request));
-        if (request.MaxTokens < 0) throw new ArgumentOutOfRangeException(nameof(request), "MaxTokens must not be negative.");
-        if (request.Temperature < 0) throw new ArgumentOutOfRangeException(nameof(request), "Temperature must not be negative.");
-        if (request.TopK < 0) throw new ArgumentOutOfRangeException(nameof(request), "TopK must not be negative.");
-        if (request.TopP is < 0 or > 1) throw new ArgumentOutOfRangeException(nameof(request), "TopP must be between 0 and 1.");
-        if (request.MinP is < 0 or > 1) throw new ArgumentOutOfRangeException(nameof(request), "MinP must be between 0 and 1.");
-        if (request.RepeatPenalty <= 0) throw new ArgumentOutOfRangeException(nameof(request), "RepeatPenalty must be positive.");
+        request.Validate();
         if (request.Grammar is { Length: > 0 } && request.JsonSchema is { Length: > 0 })
             throw new ArgumentException("Give either a Grammar or a JsonSchema, not both.", nameof(request));
-        if (request.Stop.Any(string.IsNullOrEmpty)) throw new ArgumentException("Stop strings must not be empty.", nameof(request));
     }
 
     private static IEnumerable<CompletionChunk> Run(LoadedModel model, CompletionRequest request, string promptText,

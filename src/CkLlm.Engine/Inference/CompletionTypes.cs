@@ -14,9 +14,58 @@ public enum FinishReason
 /// <summary>One chat message; Role is "system", "user" or "assistant".</summary>
 public sealed record ChatMessage(string Role, string Content);
 
-/// <summary>What to complete and how to sample. Set either <see cref="Prompt"/> or <see cref="Messages"/>.</summary>
-public sealed record CompletionRequest
+/// <summary>
+/// How to sample: the one record every front end (Invoke-CkCompletion, Invoke-CkRag, a served endpoint) maps its
+/// generation parameters to. <see cref="CompletionRequest"/> extends it with what to complete.
+/// </summary>
+public record SamplingOptions
 {
+    public const int DefaultMaxTokens = 256;
+    public const float DefaultTemperature = 0.8f;
+    public const int DefaultTopK = 40;
+    public const float DefaultTopP = 0.95f;
+    public const float DefaultMinP = 0.05f;
+    public const float DefaultRepeatPenalty = 1.0f;
+
+    public int MaxTokens { get; init; } = DefaultMaxTokens;
+
+    /// <summary>0 means greedy (always the most likely token): deterministic.</summary>
+    public float Temperature { get; init; } = DefaultTemperature;
+
+    public int TopK { get; init; } = DefaultTopK;
+    public float TopP { get; init; } = DefaultTopP;
+    public float MinP { get; init; } = DefaultMinP;
+
+    /// <summary>1 disables the penalty.</summary>
+    public float RepeatPenalty { get; init; } = DefaultRepeatPenalty;
+
+    /// <summary>Sampling seed; the same seed, model and request reproduce the output exactly. Null: random.</summary>
+    public uint? Seed { get; init; }
+
+    /// <summary>Generation ends before any of these strings (they may span tokens; they are not part of Text).</summary>
+    public IReadOnlyList<string> Stop { get; init; } = [];
+
+    /// <summary>Throws when a value is out of its range (checked before any native call).</summary>
+    public void Validate()
+    {
+        if (MaxTokens < 0) throw new ArgumentOutOfRangeException(nameof(MaxTokens), "MaxTokens must not be negative.");
+        if (Temperature < 0) throw new ArgumentOutOfRangeException(nameof(Temperature), "Temperature must not be negative.");
+        if (TopK < 0) throw new ArgumentOutOfRangeException(nameof(TopK), "TopK must not be negative.");
+        if (TopP is < 0 or > 1) throw new ArgumentOutOfRangeException(nameof(TopP), "TopP must be between 0 and 1.");
+        if (MinP is < 0 or > 1) throw new ArgumentOutOfRangeException(nameof(MinP), "MinP must be between 0 and 1.");
+        if (RepeatPenalty <= 0) throw new ArgumentOutOfRangeException(nameof(RepeatPenalty), "RepeatPenalty must be positive.");
+        if (Stop.Any(string.IsNullOrEmpty)) throw new ArgumentException("Stop strings must not be empty.", nameof(Stop));
+    }
+}
+
+/// <summary>What to complete and how to sample. Set either <see cref="Prompt"/> or <see cref="Messages"/>.</summary>
+public sealed record CompletionRequest : SamplingOptions
+{
+    public CompletionRequest() { }
+
+    /// <summary>A request sampling as <paramref name="sampling"/> says; set Prompt/Messages with an initializer.</summary>
+    public CompletionRequest(SamplingOptions sampling) : base(sampling ?? throw new ArgumentNullException(nameof(sampling))) { }
+
     /// <summary>Raw text continued as is (no chat template).</summary>
     public string? Prompt { get; init; }
 
@@ -25,24 +74,6 @@ public sealed record CompletionRequest
 
     /// <summary>A system message put before <see cref="Messages"/> (or before Prompt, which then becomes a user message).</summary>
     public string? System { get; init; }
-
-    public int MaxTokens { get; init; } = 256;
-
-    /// <summary>0 means greedy (always the most likely token): deterministic.</summary>
-    public float Temperature { get; init; } = 0.8f;
-
-    public int TopK { get; init; } = 40;
-    public float TopP { get; init; } = 0.95f;
-    public float MinP { get; init; } = 0.05f;
-
-    /// <summary>1 disables the penalty.</summary>
-    public float RepeatPenalty { get; init; } = 1.0f;
-
-    /// <summary>Sampling seed; the same seed, model and request reproduce the output exactly. Null: random.</summary>
-    public uint? Seed { get; init; }
-
-    /// <summary>Generation ends before any of these strings (they may span tokens; they are not part of Text).</summary>
-    public IReadOnlyList<string> Stop { get; init; } = [];
 
     /// <summary>GBNF grammar (root rule "root") the output must match.</summary>
     public string? Grammar { get; init; }

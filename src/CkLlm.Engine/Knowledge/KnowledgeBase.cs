@@ -24,7 +24,7 @@ public sealed partial class KnowledgeBase : IDisposable
     private readonly object _writeGate = new();
     private readonly object _syncGate = new();
     private readonly KnowledgeStore _store;
-    private readonly VectorIndex _index;
+    private readonly IVectorIndex _index;
     private readonly IEmbedder _embedder;
     private readonly KnowledgeBaseOptions _options;
     private readonly TextChunker _chunker;
@@ -40,7 +40,7 @@ public sealed partial class KnowledgeBase : IDisposable
         _embedder = embedder;
         _options = options;
         _indexPath = Path.Combine(directory, IndexFileName);
-        _index = new VectorIndex(embedder.Dimensions, options.Connectivity, options.ExpansionAdd, options.ExpansionSearch, options.ExactSearchLimit);
+        _index = options.VectorIndexFactory(embedder.Dimensions, options);
         // The window minus the reserve for the title and heading path that go in front of every chunk.
         _chunker = new TextChunker(embedder.CountTokens, options.ChunkSize, options.ChunkOverlap, embedder.MaxTokens - ChunkContext.ReservedTokens);
     }

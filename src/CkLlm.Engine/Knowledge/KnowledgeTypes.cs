@@ -37,6 +37,11 @@ public sealed class KnowledgeBaseOptions
     /// (0 = always use the graph). At 10k 384-dim vectors the scan takes ~2 ms with recall 1 on any data; it holds a
     /// second copy of the vectors (at most ~30 MB at 20k x 384) (docs/benchmarks.md).</summary>
     public int ExactSearchLimit { get; set; } = 20_000;
+
+    /// <summary>Makes the vector index from the embedder's dimensions and these options. Default: the persistent
+    /// USearch HNSW index (<see cref="Storage.VectorIndex"/>); <see cref="Storage.InMemoryVectorIndex.Create"/> gives an exact
+    /// in-memory one. A server-backed store plugs in here without touching ingestion or search.</summary>
+    public Func<int, KnowledgeBaseOptions, Storage.IVectorIndex> VectorIndexFactory { get; set; } = Storage.VectorIndex.Create;
 }
 
 public enum SearchMode

@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using CkLlm.Engine.Inference;
 using CkLlm.Engine.Model.Gguf;
 using LLama;
 using LLama.Common;
@@ -26,10 +27,11 @@ public sealed record ModelLoadOptions
 }
 
 /// <summary>
-/// A GGUF model loaded into llama.cpp (memory-mapped). It is only loaded after <see cref="GgufValidator"/> accepted
-/// the file, because malformed GGUFs abort the process inside llama.cpp. Dispose frees the native memory.
+/// A GGUF model loaded into llama.cpp (memory-mapped): the local <see cref="IChatModel"/>. It is only loaded after
+/// <see cref="GgufValidator"/> accepted the file, because malformed GGUFs abort the process inside llama.cpp. Dispose
+/// frees the native memory (deferred while a completion runs).
 /// </summary>
-public sealed class LoadedModel : IDisposable
+public sealed class LoadedModel : IChatModel
 {
     private const int DefaultMaxContext = 4096;
     private readonly LLamaWeights _weights;
@@ -111,7 +113,7 @@ public sealed class LoadedModel : IDisposable
     /// Checks a LoRA adapter's GGUF structure in managed code (llama.cpp aborts on malformed files here too) and that it
     /// declares itself a LoRA adapter for the base model's architecture.
     /// </summary>
-    private static void ValidateAdapter(string path, GgufModelSummary model)
+    internal static void ValidateAdapter(string path, GgufModelSummary model)
     {
         if (!File.Exists(path)) throw new FileNotFoundException($"LoRA adapter '{path}' does not exist.", path);
         var file = GgufReader.Read(path);
@@ -191,6 +193,20 @@ public sealed class LoadedModel : IDisposable
         foreach (var token in tokens) decoder.Add(token);
         return decoder.Read();
     }
+
+    /// <summary>As a prompt is tokenised: BOS always counted and special-token text parsed as the completion engine
+    /// does, so at worst one token too many.</summary>
+    int IChatModel.CountTokens(string prompt) => Tokenize(prompt, addBos: true, parseSpecial: true).Length;
+
+    /// <summary>The model's own chat template through llama.cpp, or the documented fallback (see <see cref="ChatFormatter"/>).</summary>
+    public FormattedPrompt Format(CompletionRequest request) => ChatFormatter.Format(this, request);
+
+    /// <summary>Decodes on a dedicated worker thread (see <see cref="CompletionEngine"/>).</summary>
+    public IEnumerable<CompletionChunk> Stream(CompletionRequest request, CancellationToken cancellationToken = default) =>
+        CompletionEngine.Stream(this, request, cancellationToken);
+
+    public IAsyncEnumerable<CompletionChunk> StreamAsync(CompletionRequest request, CancellationToken cancellationToken = default) =>
+        CompletionEngine.StreamAsync(this, request, cancellationToken);
 
     public override string ToString() => $"{Name} ({Architecture}, {ParameterCount:N0} parameters)";
 

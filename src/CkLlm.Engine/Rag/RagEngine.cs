@@ -1,6 +1,5 @@
 using System.Diagnostics;
 using CkLlm.Engine.Inference;
-using CkLlm.Engine.Model;
 
 namespace CkLlm.Engine.Rag;
 
@@ -14,39 +13,6 @@ public interface IRagRetriever
     IReadOnlyList<RagPassage> Retrieve(RagRequest request, CancellationToken cancellationToken);
 }
 
-/// <summary>The model side of RAG: chat formatting, token counting and generation.</summary>
-public interface IRagGenerator
-{
-    string Name { get; }
-    /// <summary>Context window of one completion, in tokens.</summary>
-    int ContextSize { get; }
-    /// <summary>Tokens the model will see for this exact prompt text (never fewer than the real count).</summary>
-    int CountTokens(string prompt);
-    /// <summary>The prompt text of a system + user chat, and how it was made ("template" or "fallback").</summary>
-    (string Prompt, string Format) FormatChat(string system, string user);
-    /// <summary>Generates for the chat in <paramref name="request"/> (System + Prompt).</summary>
-    IEnumerable<CompletionChunk> Stream(CompletionRequest request, CancellationToken cancellationToken);
-}
-
-/// <summary>A loaded llama.cpp model as the RAG generator: its own chat template and tokenizer.</summary>
-public sealed class ModelRagGenerator(LoadedModel model) : IRagGenerator
-{
-    public string Name => model.Name;
-    public int ContextSize => model.ContextSize;
-
-    // BOS always counted and special-token text parsed as the completion engine does: at worst one token too many.
-    public int CountTokens(string prompt) => model.Tokenize(prompt, addBos: true, parseSpecial: true).Length;
-
-    public (string Prompt, string Format) FormatChat(string system, string user)
-    {
-        var (prompt, format, _) = ChatFormatter.Format(model, new CompletionRequest { System = system, Prompt = user });
-        return (prompt, format);
-    }
-
-    public IEnumerable<CompletionChunk> Stream(CompletionRequest request, CancellationToken cancellationToken) =>
-        CompletionEngine.Stream(model, request, cancellationToken);
-}
-
 /// <summary>
 /// Retrieval-augmented generation: retrieve passages, fit them into the model's context window as numbered, delimited
 /// data, generate an answer that cites [n], and check those citations. No passage at or above MinScore means
@@ -58,11 +24,11 @@ public static class RagEngine
 
     /// <summary>Streams the answer text; the final chunk carries the <see cref="RagAnswer"/>. Runs on the calling thread.</summary>
     /// <exception cref="RagBudgetException">The prompt cannot fit the context window.</exception>
-    public static IEnumerable<RagChunk> Stream(RagRequest request, IRagRetriever retriever, IRagGenerator generator, CancellationToken cancellationToken = default)
+    public static IEnumerable<RagChunk> Stream(RagRequest request, IRagRetriever retriever, IChatModel model, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(request);
         ArgumentNullException.ThrowIfNull(retriever);
-        ArgumentNullException.ThrowIfNull(generator);
+        ArgumentNullException.ThrowIfNull(model);
         Validate(request);
 
         // Retrieval, validation and prompt building happen before the first MoveNext returns, so errors surface early.
@@ -77,18 +43,18 @@ public static class RagEngine
                 Question = request.Question,
                 Answer = string.Format(System.Globalization.CultureInfo.InvariantCulture, NoKnowledgeAnswer, request.MinScore),
                 NoKnowledge = true,
-                Model = generator.Name,
+                Model = model.Name,
                 RetrievalMs = retrievalMs,
             })];
 
-        var prompt = BuildPrompt(request, passages, generator);
+        var prompt = BuildPrompt(request, passages, model);
         var fitted = prompt.Fitted;
         var citations = fitted.Passages.Select(ToCitation).ToArray();
         var answer = new RagAnswer
         {
             Question = request.Question,
             Citations = citations,
-            Model = generator.Name,
+            Model = model.Name,
             PromptTokens = fitted.PromptTokens,
             RetrievalMs = retrievalMs,
             Prompt = prompt.Text,
@@ -98,14 +64,14 @@ public static class RagEngine
             PassagesTrimmed = fitted.Trimmed,
         };
         if (request.PromptOnly) return [new RagChunk(string.Empty, answer)];
-        return Generate(request, prompt, answer, generator, cancellationToken);
+        return Generate(request, prompt, answer, model, cancellationToken);
     }
 
     /// <summary>Answers synchronously; <paramref name="onText"/> (optional) receives the answer as it is generated.</summary>
-    public static RagAnswer Answer(RagRequest request, IRagRetriever retriever, IRagGenerator generator,
+    public static RagAnswer Answer(RagRequest request, IRagRetriever retriever, IChatModel model,
         CancellationToken cancellationToken = default, Action<string>? onText = null)
     {
-        foreach (var chunk in Stream(request, retriever, generator, cancellationToken))
+        foreach (var chunk in Stream(request, retriever, model, cancellationToken))
         {
             if (chunk.Answer is not null) return chunk.Answer;
             onText?.Invoke(chunk.Text);
@@ -116,27 +82,34 @@ public static class RagEngine
     /// <summary>The fitted prompt for <paramref name="passages"/> (best first): system and user messages, the text
     /// after the chat template, and which passages made it in.</summary>
     /// <exception cref="RagBudgetException">The prompt cannot fit the context window.</exception>
-    public static RagPrompt BuildPrompt(RagRequest request, IReadOnlyList<RagPassage> passages, IRagGenerator generator)
+    public static RagPrompt BuildPrompt(RagRequest request, IReadOnlyList<RagPassage> passages, IChatModel model)
     {
         ArgumentNullException.ThrowIfNull(request);
         ArgumentNullException.ThrowIfNull(passages);
-        ArgumentNullException.ThrowIfNull(generator);
+        ArgumentNullException.ThrowIfNull(model);
         var builder = new RagPromptBuilder(request.System, request.Template, RagPromptBuilder.NewBoundary(passages));
         var fitted = PassageFitter.Fit(passages,
-            included => generator.FormatChat(builder.System, builder.BuildUser(request.Question, included)).Prompt,
-            generator.CountTokens, generator.ContextSize, request.Generation.MaxTokens, request.SafetyMargin);
+            included => FormatChat(model, builder.System, builder.BuildUser(request.Question, included)).Text,
+            model.CountTokens, model.ContextSize, request.Generation.MaxTokens, request.SafetyMargin);
         var user = builder.BuildUser(request.Question, fitted.Passages);
-        var (text, format) = generator.FormatChat(builder.System, user);
-        return new RagPrompt(builder.System, user, text, format, fitted);
+        var formatted = FormatChat(model, builder.System, user);
+        return new RagPrompt(builder.System, user, formatted.Text, formatted.Format, fitted);
     }
 
-    private static IEnumerable<RagChunk> Generate(RagRequest request, RagPrompt prompt, RagAnswer answer, IRagGenerator generator,
+    /// <summary>A system + user chat as <paramref name="model"/> formats it.</summary>
+    public static FormattedPrompt FormatChat(IChatModel model, string system, string user)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        return model.Format(new CompletionRequest { System = system, Prompt = user });
+    }
+
+    private static IEnumerable<RagChunk> Generate(RagRequest request, RagPrompt prompt, RagAnswer answer, IChatModel model,
         CancellationToken cancellationToken)
     {
         var completion = request.Generation with { System = prompt.System, Prompt = prompt.User, Messages = null };
         var clock = Stopwatch.StartNew();
         CompletionResult? result = null;
-        foreach (var chunk in generator.Stream(completion, cancellationToken))
+        foreach (var chunk in model.Stream(completion, cancellationToken))
         {
             if (chunk.Result is not null) { result = chunk.Result; break; }
             if (chunk.Text.Length > 0) yield return new RagChunk(chunk.Text);

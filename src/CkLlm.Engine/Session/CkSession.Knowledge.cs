@@ -1,14 +1,23 @@
+using System.Reflection;
 using CkLlm.Engine.Knowledge;
-using CkLlm.Engine.Knowledge.Embedding;
 
 namespace CkLlm.Engine.Session;
 
-/// <summary>Knowledge-base state: opened knowledge bases by directory and the current one.</summary>
+/// <summary>
+/// Knowledge-base state: opened knowledge bases by directory and the current one. A knowledge base is closed (reopened
+/// with other options, closed, or the session disposed) only when no lease on it is held, so a search running in one
+/// runspace is never pulled from under it by another.
+/// </summary>
 public sealed partial class CkSession
 {
     private readonly object _knowledgeGate = new();
-    private readonly Dictionary<string, KnowledgeBase> _knowledgeBases = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, OpenedKnowledgeBase> _knowledgeBases = new(StringComparer.Ordinal);
+    private readonly Dictionary<KnowledgeBase, int> _knowledgeUses = new(ReferenceEqualityComparer.Instance);
+    private readonly HashSet<KnowledgeBase> _retiredKnowledgeBases = new(ReferenceEqualityComparer.Instance);
     private string? _currentKnowledgeBase;
+
+    /// <summary>An open knowledge base and the options it was opened with (what later requests are compared to).</summary>
+    private sealed record OpenedKnowledgeBase(KnowledgeBase KnowledgeBase, KnowledgeBaseOptions Options);
 
     /// <summary>Directory of the knowledge base cmdlets use when -KnowledgeBase is not given.</summary>
     public string? CurrentKnowledgeBase
@@ -24,30 +33,53 @@ public sealed partial class CkSession
 
     /// <summary>
     /// Returns the open knowledge base for <paramref name="directory"/> (or the current/default one), opening or
-    /// creating it on first use, and makes it current. An explicit embedding model different from the one the
-    /// cached instance uses reopens it, which then fails with <see cref="EmbedderMismatchException"/> if it differs
-    /// from what the knowledge base was built with.
+    /// creating it on first use, and makes it current. Null <paramref name="options"/> take the cached instance as it
+    /// is; options that differ from the ones the cached instance was opened with reopen it (an explicit embedding model
+    /// always does, which then fails with <see cref="EmbedderMismatchException"/> if it differs from the recorded one).
     /// </summary>
+    /// <remarks>Without a lease the instance may be closed by another thread at any time; use <see cref="LeaseKnowledgeBase"/>.</remarks>
     public KnowledgeBase OpenKnowledgeBase(string? directory, KnowledgeBaseOptions? options = null)
     {
-        var path = Path.GetFullPath(directory ?? CurrentKnowledgeBase ?? DefaultKnowledgeBaseDirectory);
+        lock (_knowledgeGate) return OpenLocked(directory, options);
+    }
+
+    /// <summary>
+    /// Like <see cref="OpenKnowledgeBase"/>, and holds the returned instance open until the lease is disposed: closing
+    /// or reopening it meanwhile only retires it, and the last lease to end disposes it.
+    /// </summary>
+    public KnowledgeBaseLease LeaseKnowledgeBase(string? directory, KnowledgeBaseOptions? options = null)
+    {
         lock (_knowledgeGate)
         {
-            if (_knowledgeBases.TryGetValue(path, out var kb) && options?.EmbeddingModel is null && options?.Embedder is null && !ChunkingDiffers(options))
-            {
-                _currentKnowledgeBase = path;
-                return kb;
-            }
-            var opened = KnowledgeBase.Open(path, options);
-            if (_knowledgeBases.Remove(path, out var old)) old.Dispose();
-            _knowledgeBases[path] = opened;
-            _currentKnowledgeBase = path;
-            return opened;
+            var kb = OpenLocked(directory, options);
+            _knowledgeUses[kb] = _knowledgeUses.GetValueOrDefault(kb) + 1;
+            return new KnowledgeBaseLease(kb, ReleaseKnowledgeBase);
         }
     }
 
-    private static bool ChunkingDiffers(KnowledgeBaseOptions? options) =>
-        options is not null && (options.ChunkSize != new KnowledgeBaseOptions().ChunkSize || options.ChunkOverlap != new KnowledgeBaseOptions().ChunkOverlap);
+    private KnowledgeBase OpenLocked(string? directory, KnowledgeBaseOptions? options)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        var path = Path.GetFullPath(directory ?? _currentKnowledgeBase ?? DefaultKnowledgeBaseDirectory);
+        if (_knowledgeBases.TryGetValue(path, out var cached) && (options is null || SameOptions(cached.Options, options)))
+        {
+            _currentKnowledgeBase = path;
+            return cached.KnowledgeBase;
+        }
+        var opened = KnowledgeBase.Open(path, options);
+        if (_knowledgeBases.Remove(path, out var old)) RetireLocked(old.KnowledgeBase);
+        _knowledgeBases[path] = new OpenedKnowledgeBase(opened, options ?? new KnowledgeBaseOptions());
+        _currentKnowledgeBase = path;
+        return opened;
+    }
+
+    /// <summary>Whether a request may use an instance opened with <paramref name="cached"/>: every option equal, and no
+    /// explicit embedding model or embedder name (that must be checked against the recorded one by opening).</summary>
+    private static bool SameOptions(KnowledgeBaseOptions cached, KnowledgeBaseOptions requested) =>
+        requested.EmbeddingModel is null && requested.Embedder is null &&
+        typeof(KnowledgeBaseOptions).GetProperties(BindingFlags.Public | BindingFlags.Instance)
+            .Where(p => p.CanRead && p.Name is not (nameof(KnowledgeBaseOptions.EmbeddingModel)) and not (nameof(KnowledgeBaseOptions.Embedder)))
+            .All(p => Equals(p.GetValue(cached), p.GetValue(requested)));
 
     /// <summary>Knowledge bases open in this process.</summary>
     public IReadOnlyList<string> OpenKnowledgeBases
@@ -55,16 +87,37 @@ public sealed partial class CkSession
         get { lock (_knowledgeGate) return _knowledgeBases.Keys.ToList(); }
     }
 
-    /// <summary>Closes (and flushes) one open knowledge base.</summary>
+    /// <summary>Closes (and flushes) one open knowledge base, at once or when its last lease ends.</summary>
     public bool CloseKnowledgeBase(string directory)
     {
         var path = Path.GetFullPath(directory);
         lock (_knowledgeGate)
         {
-            if (!_knowledgeBases.Remove(path, out var kb)) return false;
-            kb.Dispose();
+            if (!_knowledgeBases.Remove(path, out var opened)) return false;
+            RetireLocked(opened.KnowledgeBase);
             if (_currentKnowledgeBase == path) _currentKnowledgeBase = null;
             return true;
+        }
+    }
+
+    private void RetireLocked(KnowledgeBase kb)
+    {
+        if (_knowledgeUses.ContainsKey(kb)) _retiredKnowledgeBases.Add(kb);
+        else kb.Dispose();
+    }
+
+    private void ReleaseKnowledgeBase(KnowledgeBase kb)
+    {
+        lock (_knowledgeGate)
+        {
+            var uses = _knowledgeUses.GetValueOrDefault(kb) - 1;
+            if (uses > 0)
+            {
+                _knowledgeUses[kb] = uses;
+                return;
+            }
+            _knowledgeUses.Remove(kb);
+            if (_retiredKnowledgeBases.Remove(kb)) kb.Dispose();
         }
     }
 
@@ -72,9 +125,29 @@ public sealed partial class CkSession
     {
         lock (_knowledgeGate)
         {
-            foreach (var kb in _knowledgeBases.Values) kb.Dispose();
+            foreach (var opened in _knowledgeBases.Values) RetireLocked(opened.KnowledgeBase);
             _knowledgeBases.Clear();
             _currentKnowledgeBase = null;
         }
+    }
+}
+
+/// <summary>A knowledge base held open for one command; Dispose releases it (see <see cref="CkSession.LeaseKnowledgeBase"/>).</summary>
+public sealed class KnowledgeBaseLease : IDisposable
+{
+    private readonly Action<KnowledgeBase> _release;
+    private int _released;
+
+    internal KnowledgeBaseLease(KnowledgeBase knowledgeBase, Action<KnowledgeBase> release)
+    {
+        KnowledgeBase = knowledgeBase;
+        _release = release;
+    }
+
+    public KnowledgeBase KnowledgeBase { get; }
+
+    public void Dispose()
+    {
+        if (Interlocked.Exchange(ref _released, 1) == 0) _release(KnowledgeBase);
     }
 }

@@ -369,7 +369,7 @@ public static unsafe class FineTuner
         {
             foreach (var line in File.ReadLines("/proc/self/status"))
                 if (line.StartsWith("VmHWM:", StringComparison.Ordinal))
-                    return long.Parse(line[6..].Trim().Split(' ')[0]) * 1024;
+                    return long.Parse(line[6..].Trim().Split(' ')[0], System.Globalization.CultureInfo.InvariantCulture) * 1024;
         }
         catch (IOException) { }
         return Process.GetCurrentProcess().PeakWorkingSet64;

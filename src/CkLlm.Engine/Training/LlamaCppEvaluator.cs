@@ -1,3 +1,5 @@
+using CkLlm.Engine.Model;
+using CkLlm.Engine.Model.Gguf;
 using LLama;
 using LLama.Common;
 using LLama.Native;
@@ -69,9 +71,11 @@ public static class LlamaCppEvaluator
             adapterPath = Path.GetFullPath(adapterPath);
             if (!File.Exists(adapterPath)) throw new FileNotFoundException($"Adapter file '{adapterPath}' does not exist.", adapterPath);
         }
-        // ggml's GGUF reader rejects malformed files with an error instead of an abort; check before llama.cpp loads them.
-        using (GgufModelFile.Open(modelPath, IntPtr.Zero)) { }
-        if (adapterPath is not null) using (GgufModelFile.Open(adapterPath, IntPtr.Zero)) { }
+        // llama.cpp aborts the process on many malformed files: the managed validator checks them first, and the
+        // native log is routed (to the cmdlet's Verbose/Debug streams) before the first native call.
+        var summary = GgufValidator.Validate(modelPath);
+        if (adapterPath is not null) LoadedModel.ValidateAdapter(adapterPath, summary);
+        NativeBackend.EnsureInitialized();
         var p0 = new ModelParams(modelPath) { ContextSize = 256, GpuLayerCount = 0 };
         LLamaWeights weights;
         try { weights = LLamaWeights.LoadFromFile(p0); }

@@ -97,15 +97,14 @@ public sealed class AddCkKnowledgeCommand : KnowledgeCommandBase
     {
         if (ChunkOverlap >= ChunkSize)
         {
-            ThrowTerminatingError(new ErrorRecord(new ArgumentException($"ChunkOverlap ({ChunkOverlap}) must be smaller than ChunkSize ({ChunkSize})."),
-                "InvalidChunkOverlap", ErrorCategory.InvalidArgument, ChunkOverlap));
+            ThrowInputError(new ArgumentException($"ChunkOverlap ({ChunkOverlap}) must be smaller than ChunkSize ({ChunkSize})."),
+                "InvalidChunkOverlap", ErrorCategory.InvalidArgument, ChunkOverlap);
         }
         if (EmbeddingModel is not null && Embedder is not null)
         {
-            ThrowTerminatingError(new ErrorRecord(new ArgumentException("Use either -Embedder or -EmbeddingModel, not both."),
-                "EmbedderConflict", ErrorCategory.InvalidArgument, Embedder));
+            ThrowInputError(new ArgumentException("Use either -Embedder or -EmbeddingModel, not both."), "EmbedderConflict", ErrorCategory.InvalidArgument, Embedder);
         }
-        string? model = EmbeddingModel is null ? null : SessionState.Path.GetUnresolvedProviderPathFromPSPath(EmbeddingModel);
+        string? model = EmbeddingModel is null ? null : ResolvePath(EmbeddingModel);
         _kb = OpenKnowledgeBase(new KnowledgeBaseOptions { EmbeddingModel = model, Embedder = Embedder, ChunkSize = ChunkSize, ChunkOverlap = ChunkOverlap });
         _watch = Stopwatch.StartNew();
     }
@@ -150,11 +149,7 @@ public sealed class AddCkKnowledgeCommand : KnowledgeCommandBase
         if (Prune && _kb is not null)
         {
             var missing = _kb.GetMissingSources().Where(s => ShouldProcess($"{s.Source} (file no longer exists)", "Remove knowledge source")).ToList();
-            try
-            {
-                if (missing.Count > 0) WriteObject(_kb.Remove(missing, Cancellation), enumerateCollection: true);
-            }
-            catch (KnowledgeBaseException ex) { WriteError(ToErrorRecord(ex, _kb.Directory)); }
+            if (missing.Count > 0) TryEngine(() => WriteObject(_kb.Remove(missing, Cancellation), enumerateCollection: true), _kb.Directory);
         }
         WriteProgress(new ProgressRecord(1, "Add-CkKnowledge", "Done") { RecordType = ProgressRecordType.Completed });
         Flush();
@@ -169,7 +164,7 @@ public sealed class AddCkKnowledgeCommand : KnowledgeCommandBase
         }
         catch (Exception ex) when (ex is ItemNotFoundException or System.Management.Automation.DriveNotFoundException or ProviderNotFoundException or IOException)
         {
-            WriteError(new ErrorRecord(ex, "PathNotFound", ErrorCategory.ObjectNotFound, path));
+            WriteInputError(ex, "PathNotFound", ErrorCategory.ObjectNotFound, path);
             return;
         }
         foreach (var file in files)
@@ -185,7 +180,7 @@ public sealed class AddCkKnowledgeCommand : KnowledgeCommandBase
         var roots = new List<string>();
         if (literal)
         {
-            var resolved = SessionState.Path.GetUnresolvedProviderPathFromPSPath(path);
+            var resolved = ResolvePath(path);
             if (!File.Exists(resolved) && !Directory.Exists(resolved))
                 throw new ItemNotFoundException($"Cannot find path '{resolved}' because it does not exist.");
             roots.Add(resolved);
@@ -241,8 +236,8 @@ public sealed class AddCkKnowledgeCommand : KnowledgeCommandBase
             var missing = TextProperty.Where(tp => !fields.Any(f => string.Equals(f.Key, tp, StringComparison.OrdinalIgnoreCase))).ToList();
             if (missing.Count > 0)
             {
-                WriteError(new ErrorRecord(new ArgumentException($"The input object has no property '{string.Join("', '", missing)}' named by -TextProperty."),
-                    "TextPropertyMissing", ErrorCategory.InvalidData, input));
+                WriteInputError(new ArgumentException($"The input object has no property '{string.Join("', '", missing)}' named by -TextProperty."),
+                    "TextPropertyMissing", ErrorCategory.InvalidData, input);
                 return;
             }
         }
@@ -280,14 +275,11 @@ public sealed class AddCkKnowledgeCommand : KnowledgeCommandBase
             Flush();
             throw new PipelineStoppedException();
         }
-        catch (Exception ex) when (ex is UnreadableDocumentException or ArgumentException)
+        catch (Exception ex) when (EngineErrors.Find(ex) is { } kind)
         {
-            WriteError(ToErrorRecord(ex, target));
-        }
-        catch (KnowledgeBaseException ex)
-        {
-            Flush();
-            ThrowTerminatingError(ToErrorRecord(ex, target));
+            // A bad file is reported and the pipeline goes on; a knowledge-base failure ends it with what is committed saved.
+            if (kind.Terminating) Flush();
+            WriteEngineError(ex, target);
         }
     }
 

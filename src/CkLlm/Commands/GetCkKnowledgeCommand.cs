@@ -23,7 +23,7 @@ public sealed class GetCkKnowledgeCommand : KnowledgeCommandBase
     protected override void ProcessRecord()
     {
         var kb = OpenKnowledgeBase();
-        try
+        TryEngine(() =>
         {
             if (Statistics)
             {
@@ -31,26 +31,8 @@ public sealed class GetCkKnowledgeCommand : KnowledgeCommandBase
                 return;
             }
             var sources = kb.GetSources();
-            if (Source is null)
-            {
-                WriteObject(sources, enumerateCollection: true);
-                return;
-            }
-            foreach (var name in Source)
-            {
-                var pattern = new WildcardPattern(name, WildcardOptions.IgnoreCase);
-                var matches = sources.Where(s => pattern.IsMatch(s.Source)).ToList();
-                if (matches.Count == 0 && !WildcardPattern.ContainsWildcardCharacters(name))
-                {
-                    WriteError(new ErrorRecord(new ItemNotFoundException($"The knowledge base has no source '{name}'."),
-                        "SourceNotFound", ErrorCategory.ObjectNotFound, name));
-                }
-                WriteObject(matches, enumerateCollection: true);
-            }
-        }
-        catch (KnowledgeBaseException ex)
-        {
-            ThrowTerminatingError(ToErrorRecord(ex, kb.Directory));
-        }
+            WriteObject(Source is null ? sources : MatchNames(Source, sources, s => s.Source, "SourceNotFound", "The knowledge base has no source '{0}'."),
+                enumerateCollection: true);
+        }, kb.Directory);
     }
 }

@@ -1,12 +1,13 @@
 using System.Management.Automation;
+using CkLlm.Engine.Inference;
 using CkLlm.Engine.Model;
 
 namespace CkLlm.Commands;
 
 /// <summary>Lists the models loaded in the session (in load order), optionally filtered by name.</summary>
 [Cmdlet(VerbsCommon.Get, "CkModel")]
-[OutputType(typeof(LoadedModel))]
-public sealed class GetCkModelCommand : PSCmdlet
+[OutputType(typeof(LoadedModel), typeof(IChatModel))]
+public sealed class GetCkModelCommand : CkCmdlet
 {
     [Parameter(Position = 0, ValueFromPipeline = true, ValueFromPipelineByPropertyName = true)]
     [ValidateNotNullOrEmpty]
@@ -20,30 +21,14 @@ public sealed class GetCkModelCommand : PSCmdlet
     protected override void ProcessRecord()
     {
         var session = SessionHost.Session;
-        var models = session.Models;
         if (Current)
         {
             var current = session.CurrentModel;
-            if (current is not null && (Name is null || Name.Any(n => Matches(n, current)))) WriteObject(current);
+            if (current is not null && (Name is null || Name.Any(n => NameMatches(n, current.Name))))
+                WriteObject(current);
             return;
         }
-        if (Name is null)
-        {
-            WriteObject(models, enumerateCollection: true);
-            return;
-        }
-        foreach (var name in Name)
-        {
-            var matched = models.Where(m => Matches(name, m)).ToList();
-            if (matched.Count == 0 && !WildcardPattern.ContainsWildcardCharacters(name))
-            {
-                WriteError(new ErrorRecord(new ItemNotFoundException($"No model named '{name}' is loaded."),
-                    "ModelNotFound", ErrorCategory.ObjectNotFound, name));
-            }
-            WriteObject(matched, enumerateCollection: true);
-        }
+        var models = session.Models;
+        WriteObject(Name is null ? models : MatchNames(Name, models, m => m.Name, "ModelNotFound", "No model named '{0}' is loaded."), enumerateCollection: true);
     }
-
-    private static bool Matches(string pattern, LoadedModel model) =>
-        new WildcardPattern(pattern, WildcardOptions.IgnoreCase).IsMatch(model.Name);
 }

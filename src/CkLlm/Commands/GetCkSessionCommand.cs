@@ -6,7 +6,7 @@ namespace CkLlm.Commands;
 /// <summary>Shows the process-wide CkLlm session: loaded models, the current model and knowledge base.</summary>
 [Cmdlet(VerbsCommon.Get, "CkSession")]
 [OutputType(typeof(CkSession))]
-public sealed class GetCkSessionCommand : PSCmdlet
+public sealed class GetCkSessionCommand : CkCmdlet
 {
     protected override void EndProcessing() => WriteObject(SessionHost.Session);
 }

@@ -1,14 +1,13 @@
 using System.Collections.ObjectModel;
 using System.Management.Automation;
 using CkLlm.Engine.Model;
-using CkLlm.Engine.Model.Gguf;
 
 namespace CkLlm.Commands;
 
 /// <summary>Validates a GGUF model in managed code, loads it into llama.cpp, registers it and makes it current.</summary>
 [Cmdlet(VerbsData.Import, "CkModel", DefaultParameterSetName = PathSet)]
 [OutputType(typeof(LoadedModel))]
-public sealed class ImportCkModelCommand : PSCmdlet
+public sealed class ImportCkModelCommand : CkCmdlet
 {
     private const string PathSet = "Path";
     private const string LiteralPathSet = "LiteralPath";
@@ -54,11 +53,11 @@ public sealed class ImportCkModelCommand : PSCmdlet
     {
         if (Name is not null && _imported > 0)
         {
-            WriteError(new ErrorRecord(new ArgumentException($"-Name '{Name}' can only name one model; '{path}' was not imported."),
-                "NameNeedsSingleModel", ErrorCategory.InvalidArgument, path));
+            WriteInputError(new ArgumentException($"-Name '{Name}' can only name one model; '{path}' was not imported."),
+                "NameNeedsSingleModel", ErrorCategory.InvalidArgument, path);
             return;
         }
-        var adapters = Adapter.Select(a => SessionState.Path.GetUnresolvedProviderPathFromPSPath(a)).ToArray();
+        var adapters = Adapter.Select(ResolvePath).ToArray();
         var options = new ModelLoadOptions
         {
             Name = Name,
@@ -67,55 +66,39 @@ public sealed class ImportCkModelCommand : PSCmdlet
             GpuLayerCount = GpuLayerCount,
             Adapters = adapters,
         };
-        try
+        WriteVerbose($"Validating and loading '{path}'.");
+        TryEngine(() =>
         {
-            WriteVerbose($"Validating and loading '{path}'.");
             var model = SessionHost.Session.ImportModel(path, options);
             _imported++;
             WriteVerbose($"Loaded '{model.Name}' in {model.LoadTime.TotalMilliseconds:N0} ms; it is now the current model.");
             WriteObject(model);
-        }
-        catch (FileNotFoundException e)
-        {
-            WriteError(new ErrorRecord(e, "ModelFileNotFound", ErrorCategory.ObjectNotFound, e.FileName ?? path));
-        }
-        catch (GgufFormatException e)
-        {
-            WriteError(new ErrorRecord(e, "InvalidModelFile", ErrorCategory.InvalidData, e.Path));
-        }
-        catch (ArgumentException e)
-        {
-            WriteError(new ErrorRecord(e, "InvalidModelOption", ErrorCategory.InvalidArgument, path));
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            WriteError(new ErrorRecord(e, "ModelFileUnreadable", ErrorCategory.ReadError, path));
-        }
+        }, path);
     }
 
     private IEnumerable<string> ResolvePaths()
     {
         if (ParameterSetName == LiteralPathSet)
         {
-            foreach (var literal in LiteralPath) yield return SessionState.Path.GetUnresolvedProviderPathFromPSPath(literal);
+            foreach (var literal in LiteralPath) yield return ResolvePath(literal);
             yield break;
         }
         foreach (var pattern in Path)
         {
             if (!WildcardPattern.ContainsWildcardCharacters(pattern))
             {
-                yield return SessionState.Path.GetUnresolvedProviderPathFromPSPath(pattern);
+                yield return ResolvePath(pattern);
                 continue;
             }
             Collection<string>? resolved = null;
             try { resolved = SessionState.Path.GetResolvedProviderPathFromPSPath(pattern, out _); }
             catch (ItemNotFoundException e)
             {
-                WriteError(new ErrorRecord(e, "ModelFileNotFound", ErrorCategory.ObjectNotFound, pattern));
+                WriteInputError(e, "ModelFileNotFound", ErrorCategory.ObjectNotFound, pattern);
             }
             if (resolved is null) continue;
             if (resolved.Count == 0)
-                WriteError(new ErrorRecord(new FileNotFoundException($"No file matches '{pattern}'."), "ModelFileNotFound", ErrorCategory.ObjectNotFound, pattern));
+                WriteInputError(new FileNotFoundException($"No file matches '{pattern}'."), "ModelFileNotFound", ErrorCategory.ObjectNotFound, pattern);
             foreach (var file in resolved) yield return file;
         }
     }

@@ -1,8 +1,6 @@
 using System.Collections;
 using System.Management.Automation;
 using CkLlm.Engine.Inference;
-using CkLlm.Engine.Knowledge;
-using CkLlm.Engine.Model;
 using CkLlm.Engine.Rag;
 
 namespace CkLlm.Commands;
@@ -10,7 +8,7 @@ namespace CkLlm.Commands;
 /// <summary>Answers questions from the knowledge base with a loaded model, citing numbered passages [n].</summary>
 [Cmdlet(VerbsLifecycle.Invoke, "CkRag")]
 [OutputType(typeof(RagAnswer), typeof(string))]
-public sealed class InvokeCkRagCommand : RerankingCommandBase
+public sealed class InvokeCkRagCommand : GenerationCommandBase
 {
     public const string AnswerTypeName = "CkRagAnswer";
 
@@ -19,33 +17,32 @@ public sealed class InvokeCkRagCommand : RerankingCommandBase
     [AllowEmptyString]
     public string Question { get; set; } = "";
 
-    /// <summary>A model name or a model object from Import-CkModel/Get-CkModel; default: the current model.</summary>
+    /// <summary>Knowledge base directory; defaults to the session's current one (or ~/.ckllm/knowledge).</summary>
+    /// <remarks>Declared here and in <see cref="KnowledgeCommandBase"/>: a cmdlet has one base class, and this one's is
+    /// the generation base; both resolve it through <see cref="CkCmdlet.OpenKnowledgeBase"/>.</remarks>
     [Parameter]
-    [ValidateNotNull]
-    public object? Model { get; set; }
+    [ValidateNotNullOrEmpty]
+    public string? KnowledgeBase { get; set; }
 
     [Parameter]
-    [ValidateRange(1, 100)]
-    public int Top { get; set; } = 5;
+    [ValidateRange(RetrievalParameters.MinTop, RetrievalParameters.MaxTop)]
+    public int Top { get; set; } = RetrievalParameters.DefaultTop;
 
-    // A string, not the engine's SearchMode enum (see SearchCkKnowledgeCommand: engine value types in parameters load
-    // the engine during Import-Module's type scan).
     [Parameter]
-    [ValidateSet("Hybrid", "Vector", "Keyword", IgnoreCase = true)]
-    public string Mode { get; set; } = "Hybrid";
+    [ValidateSet(typeof(SearchModeValues), IgnoreCase = true)]
+    public string Mode { get; set; } = RetrievalParameters.DefaultMode;
 
     [Parameter]
     public Hashtable? Filter { get; set; }
 
     [Parameter]
+    [ValidateMinScore]
     public double MinScore { get; set; }
 
-    [Parameter]
-    public SwitchParameter Stream { get; set; }
-
+    /// <summary>A GGUF reranker file, or the name of a loaded chat model to judge relevance: searches deeper, reorders, keeps -Top.</summary>
     [Parameter]
     [ValidateNotNullOrEmpty]
-    public string? System { get; set; }
+    public string? Rerank { get; set; }
 
     [Parameter]
     [ValidateNotNullOrEmpty]
@@ -54,49 +51,17 @@ public sealed class InvokeCkRagCommand : RerankingCommandBase
     [Parameter]
     public SwitchParameter PromptOnly { get; set; }
 
-    // Sampling parameters: the same names, ranges and defaults as Invoke-CkCompletion.
-    [Parameter]
-    [ValidateRange(0, 1 << 20)]
-    public int MaxTokens { get; set; } = 256;
-
-    [Parameter]
-    [ValidateRange(0.0, 100.0)]
-    public float Temperature { get; set; } = 0.8f;
-
-    [Parameter]
-    [ValidateRange(0, int.MaxValue)]
-    public int TopK { get; set; } = 40;
-
-    [Parameter]
-    [ValidateRange(0.0, 1.0)]
-    public float TopP { get; set; } = 0.95f;
-
-    [Parameter]
-    [ValidateRange(0.0, 1.0)]
-    public float MinP { get; set; } = 0.05f;
-
-    [Parameter]
-    [ValidateRange(0.01, 100.0)]
-    public float RepeatPenalty { get; set; } = 1.0f;
-
-    [Parameter]
-    public uint Seed { get; set; }
-
-    [Parameter]
-    [ValidateNotNullOrEmpty]
-    public string[] Stop { get; set; } = [];
-
     protected override void ProcessRecord()
     {
         if (string.IsNullOrWhiteSpace(Question))
         {
-            WriteError(new ErrorRecord(new ArgumentException("The question is empty."), "EmptyQuestion", ErrorCategory.InvalidArgument, Question));
+            WriteInputError(new ArgumentException("The question is empty."), "EmptyQuestion", ErrorCategory.InvalidArgument, Question);
             return;
         }
-        var model = ResolveModel();
+        var model = ResolveModel(Model);
         if (model is null) return;
-        var knowledgeBase = OpenKnowledgeBase();
-        var reranker = ResolveReranker();
+        var knowledgeBase = OpenKnowledgeBase(KnowledgeBase);
+        var reranker = ResolveReranker(Rerank);
         var request = new RagRequest
         {
             Question = Question,
@@ -107,62 +72,30 @@ public sealed class InvokeCkRagCommand : RerankingCommandBase
             System = System,
             Template = Template,
             PromptOnly = PromptOnly,
-            Generation = new CompletionRequest
-            {
-                MaxTokens = MaxTokens,
-                Temperature = Temperature,
-                TopK = TopK,
-                TopP = TopP,
-                MinP = MinP,
-                RepeatPenalty = RepeatPenalty,
-                Seed = MyInvocation.BoundParameters.ContainsKey(nameof(Seed)) ? Seed : null,
-                Stop = Stop,
-            },
+            Generation = new CompletionRequest(Sampling()),
         };
 
         RagAnswer? answer = null;
         var streamed = false;
-        try
+        var answered = TryEngine(() =>
         {
-            foreach (var chunk in RagEngine.Stream(request, new KnowledgeRagRetriever(knowledgeBase, reranker), new ModelRagGenerator(model), Cancellation))
+            try
             {
-                if (chunk.Answer is not null) { answer = chunk.Answer; break; }
-                if (Stream && chunk.Text.Length > 0)
+                foreach (var chunk in RagEngine.Stream(request, new KnowledgeRagRetriever(knowledgeBase, reranker), model, Cancellation))
                 {
-                    Host.UI.Write(chunk.Text);
-                    streamed = true;
+                    if (chunk.Answer is not null) { answer = chunk.Answer; break; }
+                    if (Stream && chunk.Text.Length > 0)
+                    {
+                        WriteStreamedText(chunk.Text);
+                        streamed = true;
+                    }
+                    this.WriteNativeLog();
                 }
-                this.WriteNativeLog();
             }
-        }
-        catch (OperationCanceledException)
-        {
-            return; // Ctrl+C during retrieval: stop quietly, like a cancelled generation
-        }
-        catch (RagBudgetException e)
-        {
-            WriteError(new ErrorRecord(e, "PromptDoesNotFit", ErrorCategory.LimitsExceeded, Question));
-            return;
-        }
-        catch (ObjectDisposedException e)
-        {
-            WriteError(new ErrorRecord(e, "ModelRemoved", ErrorCategory.InvalidOperation, model.Name));
-            return;
-        }
-        catch (Exception e) when (e is KnowledgeBaseException or ArgumentException or IOException)
-        {
-            WriteError(ToErrorRecord(e, Question));
-            return;
-        }
-        catch (InvalidOperationException e)
-        {
-            WriteError(new ErrorRecord(e, "RagFailed", ErrorCategory.InvalidOperation, Question));
-            return;
-        }
-        finally { this.WriteNativeLog(); }
-
-        if (answer is null) return;
-        if (streamed) Host.UI.WriteLine();
+            finally { this.WriteNativeLog(); }
+        }, Question);
+        if (!answered || answer is null) return;
+        if (streamed) EndStreamedText();
         if (answer.NoKnowledge)
         {
             // Said once, as a warning; the answer object (not with -PromptOnly: there is no prompt) carries it too.
@@ -183,29 +116,5 @@ public sealed class InvokeCkRagCommand : RerankingCommandBase
         var output = PSObject.AsPSObject(answer);
         output.TypeNames.Insert(0, AnswerTypeName);
         WriteObject(output);
-    }
-
-    private LoadedModel? ResolveModel()
-    {
-        try
-        {
-            var value = Model is PSObject ps ? ps.BaseObject : Model;
-            return value switch
-            {
-                null => SessionHost.Session.GetModel(),
-                LoadedModel loaded => loaded,
-                string name => SessionHost.Session.GetModel(name),
-                _ => throw new ArgumentException($"-Model takes a model name or a model object, not {value.GetType().Name}."),
-            };
-        }
-        catch (InvalidOperationException e)
-        {
-            WriteError(new ErrorRecord(e, "NoModelLoaded", ErrorCategory.InvalidOperation, Model));
-        }
-        catch (ArgumentException e)
-        {
-            WriteError(new ErrorRecord(e, "InvalidModelArgument", ErrorCategory.InvalidArgument, Model));
-        }
-        return null;
     }
 }

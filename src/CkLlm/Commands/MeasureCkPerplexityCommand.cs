@@ -6,11 +6,10 @@ namespace CkLlm.Commands;
 /// <summary>Perplexity of a text under a model (optionally with a LoRA adapter), computed by llama.cpp itself.</summary>
 [Cmdlet(VerbsDiagnostic.Measure, "CkPerplexity", DefaultParameterSetName = PathSet)]
 [OutputType("CkLlm.Engine.Training.PerplexityResult")]
-public sealed class MeasureCkPerplexityCommand : PSCmdlet
+public sealed class MeasureCkPerplexityCommand : CkCmdlet
 {
     private const string PathSet = "Path", TextSet = "Text";
     private readonly List<string> _texts = new();
-    private CancellationTokenSource? _cancellation;
 
     [Parameter(Mandatory = true, Position = 0)]
     [ValidateNotNullOrEmpty]
@@ -41,36 +40,19 @@ public sealed class MeasureCkPerplexityCommand : PSCmdlet
 
     private void Run()
     {
-        var model = GetUnresolvedProviderPathFromPSPath(Model);
-        var adapter = Adapter is null ? null : GetUnresolvedProviderPathFromPSPath(Adapter);
+        var model = ResolvePath(Model);
+        var adapter = Adapter is null ? null : ResolvePath(Adapter);
         foreach (var (path, kind) in new[] { (model, "Model"), (adapter, "Adapter") })
             if (path is not null && !File.Exists(path))
-                ThrowTerminatingError(new ErrorRecord(new FileNotFoundException($"{kind} file '{path}' does not exist.", path),
-                    $"CkPerplexity.{kind}NotFound", ErrorCategory.ObjectNotFound, path));
+                ThrowInputError(new FileNotFoundException($"{kind} file '{path}' does not exist.", path),
+                    $"CkPerplexity.{kind}NotFound", ErrorCategory.ObjectNotFound, path);
         if (ContextLength == 1)
-            ThrowTerminatingError(new ErrorRecord(new ArgumentOutOfRangeException(nameof(ContextLength), "The context length must be at least 2."),
-                "CkPerplexity.ContextLength", ErrorCategory.InvalidArgument, ContextLength));
-        _cancellation = new CancellationTokenSource();
+            ThrowInputError(new ArgumentOutOfRangeException(nameof(ContextLength), "The context length must be at least 2."),
+                "CkPerplexity.ContextLength", ErrorCategory.InvalidArgument, ContextLength);
         try
         {
-            WriteObject(LlamaCppEvaluator.MeasurePerplexity(model, adapter, string.Join("\n", _texts), ContextLength, _cancellation.Token));
+            TryEngine(() => WriteObject(LlamaCppEvaluator.MeasurePerplexity(model, adapter, string.Join("\n", _texts), ContextLength, Cancellation)), model);
         }
-        catch (ArgumentException e)
-        {
-            ThrowTerminatingError(new ErrorRecord(e, "CkPerplexity.BadInput", ErrorCategory.InvalidArgument, _texts));
-        }
-        catch (CkLlm.Engine.Model.Gguf.GgufFormatException e)
-        {
-            ThrowTerminatingError(new ErrorRecord(e, "CkPerplexity.BadModel", ErrorCategory.InvalidData, e.Path));
-        }
-        catch (InvalidDataException e)
-        {
-            ThrowTerminatingError(new ErrorRecord(e, "CkPerplexity.LoadFailed", ErrorCategory.InvalidData, model));
-        }
-        catch (OperationCanceledException)
-        {
-        }
+        finally { this.WriteNativeLog(); }
     }
-
-    protected override void StopProcessing() => _cancellation?.Cancel();
 }

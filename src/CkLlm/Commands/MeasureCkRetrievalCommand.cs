@@ -8,7 +8,7 @@ namespace CkLlm.Commands;
 /// <summary>Scores retrieval on question/expected-source pairs: hit@1, hit@K and MRR@K per search mode.</summary>
 [Cmdlet(VerbsDiagnostic.Measure, "CkRetrieval", DefaultParameterSetName = ObjectSet)]
 [OutputType(typeof(RetrievalSummary), typeof(RetrievalRank))]
-public sealed class MeasureCkRetrievalCommand : RerankingCommandBase
+public sealed class MeasureCkRetrievalCommand : KnowledgeCommandBase
 {
     private const string ObjectSet = "Object";
     private const string PathSet = "Path";
@@ -25,15 +25,20 @@ public sealed class MeasureCkRetrievalCommand : RerankingCommandBase
 
     /// <summary>K: hits considered per question.</summary>
     [Parameter]
-    [ValidateRange(1, 1000)]
-    public int Top { get; set; } = 5;
+    [ValidateRange(RetrievalParameters.MinTop, RetrievalParameters.MaxTop)]
+    public int Top { get; set; } = RetrievalParameters.DefaultTop;
 
     [Parameter]
-    [ValidateSet("Hybrid", "Vector", "Keyword", IgnoreCase = true)]
-    public string[] Mode { get; set; } = ["Hybrid", "Vector", "Keyword"];
+    [ValidateSet(typeof(SearchModeValues), IgnoreCase = true)]
+    public string[] Mode { get; set; } = [.. RetrievalParameters.Modes];
 
     [Parameter]
     public Hashtable? Filter { get; set; }
+
+    /// <summary>A GGUF reranker file, or the name of a loaded chat model to judge relevance: searches deeper, reorders, keeps -Top.</summary>
+    [Parameter]
+    [ValidateNotNullOrEmpty]
+    public string? Rerank { get; set; }
 
     /// <summary>Write the per-question ranks instead of the per-mode summaries.</summary>
     [Parameter]
@@ -53,39 +58,32 @@ public sealed class MeasureCkRetrievalCommand : RerankingCommandBase
     {
         if (_cases.Count == 0)
         {
-            WriteError(new ErrorRecord(new ArgumentException("No question/expected-source pairs were given."), "NoQuestions", ErrorCategory.InvalidArgument, null));
+            WriteInputError(new ArgumentException("No question/expected-source pairs were given."), "NoQuestions", ErrorCategory.InvalidArgument, null);
             return;
         }
         var knowledgeBase = OpenKnowledgeBase();
-        var retriever = new KnowledgeRagRetriever(knowledgeBase, ResolveReranker());
+        var retriever = new KnowledgeRagRetriever(knowledgeBase, ResolveReranker(Rerank));
         var filter = ToDictionary(Filter);
-        var modes = Mode.Select(m => char.ToUpperInvariant(m[0]) + m[1..].ToLowerInvariant()).Distinct().ToArray();
+        var modes = Mode.Select(RetrievalParameters.Canonical).Distinct().ToArray();
         var progress = new ProgressRecord(1, "Measure-CkRetrieval", "Searching");
-        IReadOnlyList<RetrievalSummary> summaries;
+        IReadOnlyList<RetrievalSummary> summaries = [];
+        bool measured;
         try
         {
-            summaries = RetrievalMetrics.Evaluate(_cases, modes, Top, (question, mode, k) => retriever.SearchSources(question, mode, k, filter), Cancellation,
+            measured = TryEngine(() => summaries = RetrievalMetrics.Evaluate(_cases, modes, Top, (question, mode, k) => retriever.SearchSources(question, mode, k, filter), Cancellation,
                 (done, total) =>
                 {
                     progress.PercentComplete = (int)(100L * done / total);
                     progress.StatusDescription = $"{done} of {total} searches";
                     WriteProgress(progress);
-                });
-        }
-        catch (OperationCanceledException)
-        {
-            return;
-        }
-        catch (Exception e) when (e is KnowledgeBaseException or ArgumentException or IOException)
-        {
-            WriteError(ToErrorRecord(e, knowledgeBase.Directory));
-            return;
+                }), knowledgeBase.Directory);
         }
         finally
         {
             progress.RecordType = ProgressRecordType.Completed;
             WriteProgress(progress);
         }
+        if (!measured) return;
 
         foreach (var summary in summaries)
         {
@@ -102,15 +100,15 @@ public sealed class MeasureCkRetrievalCommand : RerankingCommandBase
         try { file = SessionState.Path.GetResolvedProviderPathFromPSPath(Path, out _).Single(); }
         catch (Exception e) when (e is ItemNotFoundException or System.Management.Automation.DriveNotFoundException or InvalidOperationException or ProviderNotFoundException)
         {
-            ThrowTerminatingError(new ErrorRecord(new FileNotFoundException($"The CSV file '{Path}' was not found (or the path matches several files).", Path, e),
-                "CsvNotFound", ErrorCategory.ObjectNotFound, Path));
+            ThrowInputError(new FileNotFoundException($"The CSV file '{Path}' was not found (or the path matches several files).", Path, e),
+                "CsvNotFound", ErrorCategory.ObjectNotFound, Path);
             return;
         }
         // Import-Csv reads the file the way PowerShell users expect (quoting, header, encoding).
         var rows = InvokeCommand.InvokeScript(false, ScriptBlock.Create("param($p) Import-Csv -LiteralPath $p"), null, file);
         if (rows.Count == 0)
         {
-            WriteError(new ErrorRecord(new InvalidDataException($"'{file}' has no rows."), "EmptyCsv", ErrorCategory.InvalidData, file));
+            WriteInputError(new InvalidDataException($"'{file}' has no rows."), "EmptyCsv", ErrorCategory.InvalidData, file);
             return;
         }
         foreach (var row in rows) AddCase(row, file);
@@ -118,26 +116,15 @@ public sealed class MeasureCkRetrievalCommand : RerankingCommandBase
 
     private void AddCase(PSObject item, object target)
     {
-        var question = Property(item, "Question");
-        var expected = Property(item, "ExpectedSource");
+        var question = ReadProperty(item, "Question");
+        var expected = ReadProperty(item, "ExpectedSource");
         if (string.IsNullOrWhiteSpace(question) || string.IsNullOrWhiteSpace(expected))
         {
-            WriteError(new ErrorRecord(
+            WriteInputError(
                 new ArgumentException("Each item needs a Question and an ExpectedSource (e.g. a CSV with those two columns); this one is skipped."),
-                "MissingQuestionOrExpectedSource", ErrorCategory.InvalidData, target));
+                "MissingQuestionOrExpectedSource", ErrorCategory.InvalidData, target);
             return;
         }
         _cases.Add(RetrievalCase.Create(question, expected));
-    }
-
-    private static string? Property(PSObject item, string name)
-    {
-        if (item.BaseObject is IDictionary dictionary)
-        {
-            foreach (DictionaryEntry entry in dictionary)
-                if (string.Equals(entry.Key.ToString(), name, StringComparison.OrdinalIgnoreCase)) return entry.Value?.ToString();
-            return null;
-        }
-        return item.Properties[name]?.Value?.ToString();
     }
 }

@@ -7,7 +7,7 @@ namespace CkLlm.Commands;
 /// <summary>Writes a llama-architecture GGUF model from scratch (seeded random F32 weights, corpus-learned vocabulary).</summary>
 [Cmdlet(VerbsCommon.New, "CkModel", SupportsShouldProcess = true)]
 [OutputType(typeof(GgufModelSummary))]
-public sealed class NewCkModelCommand : PSCmdlet
+public sealed class NewCkModelCommand : CkCmdlet
 {
     /// <summary>The value of -ChatTemplate that embeds the built-in ChatML template and its tokens.</summary>
     public const string ChatMLShorthand = "ChatML";
@@ -38,16 +38,13 @@ public sealed class NewCkModelCommand : PSCmdlet
     [Parameter]
     public SwitchParameter Force { get; set; }
 
-    private readonly CancellationTokenSource _cancellation = new();
-
     protected override void EndProcessing()
     {
-        var path = SessionState.Path.GetUnresolvedProviderPathFromPSPath(Path);
+        var path = ResolvePath(Path);
         if (File.Exists(path) && !Force)
         {
-            WriteError(new ErrorRecord(
-                new IOException($"'{path}' already exists. Use -Force to overwrite it."),
-                "ModelFileExists", ErrorCategory.ResourceExists, path));
+            WriteInputError(new IOException($"'{path}' already exists. Use -Force to overwrite it."),
+                "ModelFileExists", ErrorCategory.ResourceExists, path);
             return;
         }
 
@@ -74,7 +71,7 @@ public sealed class NewCkModelCommand : PSCmdlet
             GenerateWithProgress(path, options, preset);
             WriteObject(GgufValidator.Validate(path));
         }
-        catch (OperationCanceledException) when (_cancellation.IsCancellationRequested)
+        catch (OperationCanceledException) when (Cancellation.IsCancellationRequested)
         {
             // Stopped by Ctrl+C: the generator writes through a temporary file, so nothing is left behind.
         }
@@ -88,8 +85,6 @@ public sealed class NewCkModelCommand : PSCmdlet
         }
     }
 
-    protected override void StopProcessing() => _cancellation.Cancel();
-
     /// <summary>Reads every corpus file; returns null (after writing an ObjectNotFound error) when one is missing.</summary>
     private string? ReadCorpus()
     {
@@ -97,12 +92,11 @@ public sealed class NewCkModelCommand : PSCmdlet
         var texts = new List<string>();
         foreach (var item in Corpus)
         {
-            var file = SessionState.Path.GetUnresolvedProviderPathFromPSPath(item);
+            var file = ResolvePath(item);
             if (!File.Exists(file))
             {
-                WriteError(new ErrorRecord(
-                    new FileNotFoundException($"Corpus file '{file}' does not exist.", file),
-                    "CorpusFileNotFound", ErrorCategory.ObjectNotFound, file));
+                WriteInputError(new FileNotFoundException($"Corpus file '{file}' does not exist.", file),
+                    "CorpusFileNotFound", ErrorCategory.ObjectNotFound, file);
                 return null;
             }
             texts.Add(File.ReadAllText(file));
@@ -115,7 +109,7 @@ public sealed class NewCkModelCommand : PSCmdlet
     {
         double fraction = 0;
         var progress = new Progress(value => Volatile.Write(ref fraction, value));
-        var task = Task.Run(() => ModelGenerator.Generate(path, options, progress, _cancellation.Token));
+        var task = Task.Run(() => ModelGenerator.Generate(path, options, progress, Cancellation));
         var record = new ProgressRecord(1, "New-CkModel", $"Writing {preset.Name} model to {path}");
         try
         {
@@ -127,8 +121,7 @@ public sealed class NewCkModelCommand : PSCmdlet
         }
         catch (PipelineStoppedException)
         {
-            // Ctrl+C: StopProcessing cancelled the token; wait until the generator has removed its temporary file.
-            _cancellation.Cancel();
+            // Ctrl+C cancelled the pipeline's token; wait until the generator has removed its temporary file.
             try { task.Wait(); } catch (AggregateException) { }
             throw;
         }

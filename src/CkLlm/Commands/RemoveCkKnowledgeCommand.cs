@@ -25,7 +25,7 @@ public sealed class RemoveCkKnowledgeCommand : KnowledgeCommandBase
     protected override void ProcessRecord()
     {
         var kb = OpenKnowledgeBase();
-        try
+        TryEngine(() =>
         {
             var sources = kb.GetSources();
             var selected = new List<KnowledgeSource>();
@@ -34,20 +34,14 @@ public sealed class RemoveCkKnowledgeCommand : KnowledgeCommandBase
                 foreach (var id in Id)
                 {
                     var match = sources.FirstOrDefault(s => s.Id == id);
-                    if (match is null) WriteError(NotFound($"The knowledge base has no source with id {id}.", id));
+                    if (match is null)
+                        WriteInputError(new ItemNotFoundException($"The knowledge base has no source with id {id}."), "SourceNotFound", ErrorCategory.ObjectNotFound, id);
                     else selected.Add(match);
                 }
             }
             else
             {
-                foreach (var name in Source)
-                {
-                    var pattern = new WildcardPattern(name, WildcardOptions.IgnoreCase);
-                    var matches = sources.Where(s => pattern.IsMatch(s.Source) || string.Equals(s.Source, name, StringComparison.Ordinal)).ToList();
-                    if (matches.Count == 0 && !WildcardPattern.ContainsWildcardCharacters(name))
-                        WriteError(NotFound($"The knowledge base has no source '{name}'.", name));
-                    selected.AddRange(matches);
-                }
+                selected.AddRange(MatchNames(Source, sources, s => s.Source, "SourceNotFound", "The knowledge base has no source '{0}'."));
             }
             var confirmed = selected.DistinctBy(s => s.Id)
                 .Where(s => ShouldProcess($"{s.Source} ({s.Chunks} chunks) in {kb.Directory}", "Remove knowledge source")).ToList();
@@ -55,13 +49,6 @@ public sealed class RemoveCkKnowledgeCommand : KnowledgeCommandBase
             var removed = kb.Remove(confirmed, Cancellation);
             kb.Flush();
             if (PassThru) WriteObject(removed, enumerateCollection: true);
-        }
-        catch (KnowledgeBaseException ex)
-        {
-            ThrowTerminatingError(ToErrorRecord(ex, kb.Directory));
-        }
+        }, kb.Directory);
     }
-
-    private static ErrorRecord NotFound(string message, object target) =>
-        new(new ItemNotFoundException(message), "SourceNotFound", ErrorCategory.ObjectNotFound, target);
 }

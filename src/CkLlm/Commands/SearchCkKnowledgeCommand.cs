@@ -4,10 +4,10 @@ using CkLlm.Engine.Knowledge;
 
 namespace CkLlm.Commands;
 
-/// <summary>Searches the knowledge base: hybrid (BM25 + HNSW fused by reciprocal rank), vector or keyword.</summary>
+/// <summary>Searches the knowledge base: hybrid (BM25 and vectors fused per document), vector or keyword; optionally reranked.</summary>
 [Cmdlet(VerbsCommon.Search, "CkKnowledge")]
 [OutputType(typeof(KnowledgeHit))]
-public sealed class SearchCkKnowledgeCommand : RerankingCommandBase
+public sealed class SearchCkKnowledgeCommand : KnowledgeCommandBase
 {
     public const string HitTypeName = "CkKnowledgeHit";
 
@@ -16,41 +16,39 @@ public sealed class SearchCkKnowledgeCommand : RerankingCommandBase
     public string Query { get; set; } = "";
 
     [Parameter]
-    [ValidateRange(1, 1000)]
-    public int Top { get; set; } = 5;
+    [ValidateRange(RetrievalParameters.MinTop, RetrievalParameters.MaxTop)]
+    public int Top { get; set; } = RetrievalParameters.DefaultTop;
 
-    // A string, not the engine's SearchMode enum: a value-type field of an engine type would make PowerShell's type
-    // scan at Import-Module load the engine before the module's AssemblyLoadContext resolver exists.
     [Parameter]
-    [ValidateSet("Hybrid", "Vector", "Keyword", IgnoreCase = true)]
-    public string Mode { get; set; } = "Hybrid";
+    [ValidateSet(typeof(SearchModeValues), IgnoreCase = true)]
+    public string Mode { get; set; } = RetrievalParameters.DefaultMode;
 
     [Parameter]
     public Hashtable? Filter { get; set; }
 
     [Parameter]
+    [ValidateMinScore]
     public double MinScore { get; set; }
 
     [Parameter]
     [ValidateRange(0, 1000)]
     public int MaxPerSource { get; set; } = 2;
 
+    /// <summary>A GGUF reranker file, or the name of a loaded chat model to judge relevance: searches deeper, reorders, keeps -Top.</summary>
+    [Parameter]
+    [ValidateNotNullOrEmpty]
+    public string? Rerank { get; set; }
+
     protected override void ProcessRecord()
     {
         var kb = OpenKnowledgeBase();
-        IReadOnlyList<KnowledgeHit> hits;
-        try
+        var retriever = new Engine.Rag.KnowledgeRagRetriever(kb, ResolveReranker(Rerank));
+        IReadOnlyList<KnowledgeHit> hits = [];
+        var searched = TryEngine(() => hits = retriever.Search(Query, new SearchOptions
         {
-            hits = new Engine.Rag.KnowledgeRagRetriever(kb, ResolveReranker()).Search(Query, new SearchOptions
-            {
-                Top = Top, Mode = Enum.Parse<SearchMode>(Mode, ignoreCase: true), Filter = ToDictionary(Filter), MinScore = MinScore, MaxPerSource = MaxPerSource,
-            }, Cancellation);
-        }
-        catch (Exception ex) when (ex is KnowledgeBaseException or ArgumentException or IOException)
-        {
-            WriteError(ToErrorRecord(ex, Query));
-            return;
-        }
+            Top = Top, Mode = Enum.Parse<SearchMode>(Mode, ignoreCase: true), Filter = ToDictionary(Filter), MinScore = MinScore, MaxPerSource = MaxPerSource,
+        }, Cancellation), Query);
+        if (!searched) return;
         foreach (var hit in hits)
         {
             var obj = PSObject.AsPSObject(hit);

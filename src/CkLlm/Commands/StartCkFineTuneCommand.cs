@@ -11,14 +11,13 @@ namespace CkLlm.Commands;
 [Cmdlet(VerbsLifecycle.Start, "CkFineTune", SupportsShouldProcess = true, DefaultParameterSetName = RecordSet)]
 [OutputType(typeof(CkFineTuneJob))]
 [OutputType("CkLlm.Engine.Training.FineTuneResult")]
-public sealed class StartCkFineTuneCommand : PSCmdlet
+public sealed class StartCkFineTuneCommand : CkCmdlet
 {
     private const string PathSet = "Path", TextSet = "Text", RecordSet = "InputObject", KnowledgeSet = "KnowledgeBase";
     private readonly List<string> _texts = new();
     // Engine types stay out of this class's fields and parameters: PowerShell reflects over them on Import-Module,
     // before the engine's load context is wired up.
     private readonly List<(string Prompt, string Response)> _pairs = new();
-    private CancellationTokenSource? _stopping;
 
     [Parameter(Mandatory = true, Position = 0)]
     [ValidateNotNullOrEmpty]
@@ -91,11 +90,8 @@ public sealed class StartCkFineTuneCommand : PSCmdlet
                         _texts.Add(File.ReadAllText(file.FullName));
                         continue;
                     }
-                    string? Get(string name) => record.BaseObject is IDictionary d
-                        ? d[name]?.ToString()
-                        : record.Properties[name]?.Value?.ToString();
-                    var prompt = Get("Prompt");
-                    var response = Get("Response");
+                    var prompt = ReadProperty(record, "Prompt");
+                    var response = ReadProperty(record, "Response");
                     if (string.IsNullOrEmpty(prompt) || string.IsNullOrEmpty(response))
                     {
                         WriteError(new ErrorRecord(new ArgumentException("A training record needs non-empty Prompt and Response properties (files: pipe Get-ChildItem output or use -Path; plain text: -Text)."),
@@ -205,9 +201,8 @@ public sealed class StartCkFineTuneCommand : PSCmdlet
             return;
         }
 
-        // Foreground: relay progress on this thread; Ctrl+C (StopProcessing) stops the worker, keeping its checkpoint.
-        _stopping = new CancellationTokenSource();
-        using var registration = _stopping.Token.Register(job.StopJob);
+        // Foreground: relay progress on this thread; Ctrl+C (the pipeline stop token) stops the worker, keeping its checkpoint.
+        using var registration = Cancellation.Register(job.StopJob);
         job.Finished.WaitOne(0);
         while (!job.Finished.WaitOne(200))
         {
@@ -219,6 +214,4 @@ public sealed class StartCkFineTuneCommand : PSCmdlet
         if (job.JobStateInfo.State == JobState.Stopped)
             WriteWarning($"Fine-tuning stopped; the checkpoint in '{options.EffectiveCheckpointPath}' can be resumed with -Resume.");
     }
-
-    protected override void StopProcessing() => _stopping?.Cancel();
 }

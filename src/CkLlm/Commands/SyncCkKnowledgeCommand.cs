@@ -30,14 +30,7 @@ public sealed class SyncCkKnowledgeCommand : KnowledgeCommandBase
                     { CurrentOperation = source.Source, PercentComplete = files.Count == 0 ? 100 : done * 100 / files.Count });
                     if (!kb.HasChanged(source)) continue;
                     if (!ShouldProcess(source.Source, "Update changed knowledge source")) continue;
-                    try
-                    {
-                        WriteObject(kb.AddFile(source.Source, source.Metadata, cancellationToken: Cancellation));
-                    }
-                    catch (UnreadableDocumentException ex)
-                    {
-                        WriteError(ToErrorRecord(ex, source.Source));
-                    }
+                    TryEngine(() => WriteObject(kb.AddFile(source.Source, source.Metadata, cancellationToken: Cancellation)), source.Source);
                 }
             }
         }
@@ -45,9 +38,9 @@ public sealed class SyncCkKnowledgeCommand : KnowledgeCommandBase
         {
             // Ctrl+C: everything committed so far stays.
         }
-        catch (KnowledgeBaseException ex)
+        catch (Exception ex) when (EngineErrors.IsEngineError(ex))
         {
-            ThrowTerminatingError(ToErrorRecord(ex, kb.Directory));
+            WriteEngineError(ex, kb.Directory);
         }
         finally
         {

@@ -12,7 +12,7 @@ public class SessionModelTests(TestModels models) : IClassFixture<TestModels>
     {
         using var session = new CkSession();
         Assert.Null(session.CurrentModel);
-        var error = Assert.Throws<InvalidOperationException>(() => session.GetModel());
+        var error = Assert.Throws<ModelNotLoadedException>(() => session.GetModel());
         Assert.Equal("No model is loaded. Run Import-CkModel first.", error.Message);
     }
 
@@ -27,7 +27,7 @@ public class SessionModelTests(TestModels models) : IClassFixture<TestModels>
         Assert.Same(first, session.GetModel("FIRST"));
         session.SetCurrentModel("first");
         Assert.Same(first, session.GetModel());
-        Assert.Throws<InvalidOperationException>(() => session.GetModel("third"));
+        Assert.Throws<ModelNotLoadedException>(() => session.GetModel("third"));
     }
 
     [Fact]

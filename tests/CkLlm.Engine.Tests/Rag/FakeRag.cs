@@ -4,13 +4,18 @@ using CkLlm.Engine.Rag;
 
 namespace CkLlm.Engine.Tests.Rag;
 
-/// <summary>A generator whose "tokens" are words and punctuation marks, with a scripted answer.</summary>
-internal sealed partial class FakeGenerator(int contextSize, string answer = "Paris is the capital [1].") : IRagGenerator
+/// <summary>
+/// A chat model test double whose "tokens" are words and punctuation marks, with a scripted answer. It implements only
+/// <see cref="IChatModel.StreamAsync"/>, so RAG reaches it through the interface's default synchronous path, as it
+/// would reach a remote backend.
+/// </summary>
+internal sealed partial class FakeGenerator(int contextSize, string answer = "Paris is the capital [1].", string name = "fake") : IChatModel
 {
     public int Calls { get; private set; }
     public CompletionRequest? LastRequest { get; private set; }
-    public string Name => "fake";
+    public string Name => name;
     public int ContextSize => contextSize;
+    public bool IsDisposed { get; private set; }
 
     public static int Count(string text) => TokenPattern().Count(text);
 
@@ -18,19 +23,32 @@ internal sealed partial class FakeGenerator(int contextSize, string answer = "Pa
 
     public (string Prompt, string Format) FormatChat(string system, string user) => ($"<sys>{system}</sys>\n<user>{user}</user>\n<assistant>", "fake");
 
-    public IEnumerable<CompletionChunk> Stream(CompletionRequest request, CancellationToken cancellationToken)
+    public FormattedPrompt Format(CompletionRequest request)
+    {
+        var (prompt, format) = FormatChat(request.System ?? "", request.Prompt ?? "");
+        return new FormattedPrompt(prompt, format, []);
+    }
+
+    public async IAsyncEnumerable<CompletionChunk> StreamAsync(CompletionRequest request,
+        [System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken cancellationToken = default)
     {
         Calls++;
         LastRequest = request;
-        var prompt = FormatChat(request.System!, request.Prompt!).Prompt;
+        var prompt = Format(request).Text;
         var pieces = answer.Split(' ');
-        for (var i = 0; i < pieces.Length; i++) yield return new CompletionChunk((i == 0 ? "" : " ") + pieces[i], i + 1);
+        for (var i = 0; i < pieces.Length; i++)
+        {
+            await Task.Yield();
+            yield return new CompletionChunk((i == 0 ? "" : " ") + pieces[i], i + 1);
+        }
         yield return new CompletionChunk("", pieces.Length, new CompletionResult
         {
             Model = Name, Prompt = prompt, Text = answer, PromptTokens = Count(prompt), CompletionTokens = pieces.Length,
             TokensPerSecond = 100, PromptTokensPerSecond = 1000, FinishReason = FinishReason.Stop, ChatFormat = "fake", Duration = TimeSpan.FromMilliseconds(5),
         });
     }
+
+    public void Dispose() => IsDisposed = true;
 
     [GeneratedRegex(@"\w+|[^\w\s]")]
     private static partial Regex TokenPattern();

@@ -51,7 +51,7 @@ public class RagEndToEndTests(RagFixture fixture) : IClassFixture<RagFixture>
         {
             Question = question, Top = top, Mode = mode, MinScore = minScore,
             Generation = new CompletionRequest { MaxTokens = maxTokens, Temperature = 0, Grammar = grammar },
-        }, new KnowledgeRagRetriever(fixture.KnowledgeBase), new ModelRagGenerator(fixture.Model));
+        }, new KnowledgeRagRetriever(fixture.KnowledgeBase), fixture.Model);
 
     [Fact]
     public void CitationsMapToRealSourcesAndLineRanges()
@@ -107,7 +107,7 @@ public class RagEndToEndTests(RagFixture fixture) : IClassFixture<RagFixture>
     public void ModelWithoutChatTemplateGetsTheFallbackFormat()
     {
         var answer = RagEngine.Answer(new RagRequest { Question = "sourdough starter?", PromptOnly = true },
-            new KnowledgeRagRetriever(fixture.KnowledgeBase), new ModelRagGenerator(fixture.PlainModel));
+            new KnowledgeRagRetriever(fixture.KnowledgeBase), fixture.PlainModel);
         Assert.Equal("fallback", answer.ChatFormat);
         Assert.StartsWith("<|im_start|>system\n" + RagPromptBuilder.DefaultSystem, answer.Prompt);
         Assert.EndsWith("<|im_start|>assistant\n", answer.Prompt);
@@ -120,7 +120,7 @@ public class RagEndToEndTests(RagFixture fixture) : IClassFixture<RagFixture>
         using var cancelled = new CancellationTokenSource();
         cancelled.Cancel();
         Assert.Throws<OperationCanceledException>(() => RagEngine.Answer(new RagRequest { Question = "glaciers?" },
-            new KnowledgeRagRetriever(fixture.KnowledgeBase), new ModelRagGenerator(fixture.Model), cancelled.Token));
+            new KnowledgeRagRetriever(fixture.KnowledgeBase), fixture.Model, cancelled.Token));
     }
 
     [Fact]
@@ -129,7 +129,7 @@ public class RagEndToEndTests(RagFixture fixture) : IClassFixture<RagFixture>
         using var cancellation = new CancellationTokenSource();
         var chunks = 0;
         var answer = RagEngine.Answer(new RagRequest { Question = "glaciers?", Generation = new CompletionRequest { MaxTokens = 200, Temperature = 0 } },
-            new KnowledgeRagRetriever(fixture.KnowledgeBase), new ModelRagGenerator(fixture.Model), cancellation.Token,
+            new KnowledgeRagRetriever(fixture.KnowledgeBase), fixture.Model, cancellation.Token,
             _ => { if (++chunks == 3) cancellation.Cancel(); });
         Assert.Equal(FinishReason.Cancelled, answer.FinishReason);
         Assert.True(answer.CompletionTokens < 200);

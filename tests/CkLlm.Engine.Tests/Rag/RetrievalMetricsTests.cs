@@ -59,7 +59,7 @@ public class RetrievalMetricsTests
         IReadOnlyList<string> Search(string q, string mode, int k)
         {
             calls.Add((q, mode, k));
-            return mode == "Keyword" ? (q.StartsWith("alpha") ? ["/d/a.md"] : ["/d/a.md", "/d/b.md"]) : ["/d/c.md"];
+            return mode == "Keyword" ? (q.StartsWith("alpha", StringComparison.Ordinal) ? ["/d/a.md"] : ["/d/a.md", "/d/b.md"]) : ["/d/c.md"];
         }
         var summaries = RetrievalMetrics.Evaluate(cases, ["Keyword", "Vector"], 3, Search);
         Assert.Equal(4, calls.Count);

@@ -56,7 +56,7 @@ public class KnowledgeTrainingDataTests(TrainingFixture fixture, ITestOutputHelp
         // Single-spaced text on one line: the reconstruction is exact, not just word-equal.
         Assert.Equal(TrainingFixture.Facts.Trim(), documents.Single(d => d.Source == "facts").Text);
         Assert.Equal(factChunks, documents.Single(d => d.Source == "facts").Chunks);
-        Assert.Equal(Words(Markdown), Words(documents.Single(d => d.Source.EndsWith("notes.md")).Text));
+        Assert.Equal(Words(Markdown), Words(documents.Single(d => d.Source.EndsWith("notes.md", StringComparison.Ordinal)).Text));
         var people = documents.Single(d => d.Source == "people").Text;
         Assert.Equal("Name: Mira Quill\nRole: keeper's daughter\n\nName: Tobin Marsh\nRole: baker", people);
     }

@@ -3,9 +3,11 @@
 //   CkLlm.Bench compare <model.gguf> <threads> <promptTokens> <generateTokens> <repetitions>
 // compare prints one JSON line per (implementation, repetition) and a summary line; both implementations are timed
 // the same way from outside: prompt tok/s = prompt tokens / time to the first generated token (includes context
-// creation), generation tok/s = tokens after the first / time from the first to the last token. Both run on
-// thread-pool threads (LLamaSharp's executor decodes there; on this machine the main thread measured ~8% slower for
-// either implementation).
+// creation), generation tok/s = tokens after the first / time from receiving the first token to receiving the last.
+// The clock stops at the last token on both sides, so both are charged the same decodes (one per token after the
+// first): LLamaSharp's executor decodes once more after its last token before its enumeration ends, and timing to the
+// end of the enumeration would charge it one decode CkLlm does not do. Both run on thread-pool threads (LLamaSharp's
+// executor decodes there; on this machine the main thread measured ~8% slower for either implementation).
 using System.Diagnostics;
 using System.Text.Json;
 using CkLlm.Engine.Inference;
@@ -96,33 +98,39 @@ static async Task<Measurement> RunRaw(StatelessExecutor executor, string prompt,
 {
     var inference = new InferenceParams { MaxTokens = generateTokens, SamplingPipeline = new DefaultSamplingPipeline { Temperature = 0, Seed = 1 } };
     var clock = Stopwatch.StartNew();
-    double first = 0;
+    double first = 0, last = 0;
     var count = 0;
     await foreach (var _ in executor.InferAsync(prompt, inference))
     {
-        if (count++ == 0) first = clock.Elapsed.TotalSeconds;
+        last = clock.Elapsed.TotalSeconds;
+        if (count++ == 0) first = last;
     }
-    return Measurement.From("raw", promptTokens, count, first, clock.Elapsed.TotalSeconds);
+    return Measurement.From("raw", promptTokens, count, first, last);
 }
 
-static Measurement RunCkLlm(LoadedModel model, string prompt, int generateTokens, int promptTokens)
+// Through the model seam (IChatModel), as Invoke-CkCompletion runs it. A text chunk may carry more than one token
+// (a multi-byte character), so the token counts come from the chunks.
+static Measurement RunCkLlm(IChatModel model, string prompt, int generateTokens, int promptTokens)
 {
     var request = new CompletionRequest { Prompt = prompt, MaxTokens = generateTokens, Temperature = 0, Seed = 1 };
     var clock = Stopwatch.StartNew();
-    double first = 0;
-    int firstTokens = 0, count = 0;
-    foreach (var chunk in CompletionEngine.Stream(model, request))
+    double first = 0, last = 0;
+    int firstTokens = 0, lastTokens = 0;
+    foreach (var chunk in model.Stream(request))
     {
-        if (chunk.IsFinal) { count = chunk.CompletionTokens; break; }
-        if (firstTokens == 0) { first = clock.Elapsed.TotalSeconds; firstTokens = chunk.CompletionTokens; }
+        if (chunk.IsFinal) break;
+        last = clock.Elapsed.TotalSeconds;
+        lastTokens = chunk.CompletionTokens;
+        if (firstTokens == 0) { first = last; firstTokens = lastTokens; }
     }
-    return Measurement.From("ckllm", promptTokens, count - firstTokens + 1, first, clock.Elapsed.TotalSeconds);
+    return Measurement.From("ckllm", promptTokens, lastTokens - firstTokens + 1, first, last);
 }
 
 internal sealed record Measurement(string Implementation, int PromptTokens, int GeneratedTokens, double PromptTokensPerSecond,
     double GenerationTokensPerSecond, double Seconds)
 {
-    public static Measurement From(string implementation, int promptTokens, int generated, double firstTokenSeconds, double totalSeconds) =>
+    /// <param name="generated">Tokens received from the first to the last, both included.</param>
+    public static Measurement From(string implementation, int promptTokens, int generated, double firstTokenSeconds, double lastTokenSeconds) =>
         new(implementation, promptTokens, generated, promptTokens / firstTokenSeconds,
-            generated > 1 ? (generated - 1) / (totalSeconds - firstTokenSeconds) : 0, totalSeconds);
+            generated > 1 ? (generated - 1) / (lastTokenSeconds - firstTokenSeconds) : 0, lastTokenSeconds);
 }

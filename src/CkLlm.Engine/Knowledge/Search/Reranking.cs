@@ -62,11 +62,15 @@ public static class RerankerRegistry
     /// <param name="nameOrPath">A loaded model's name, or the path of a GGUF reranker.</param>
     /// <param name="findModel">Looks a loaded chat model up by name (null when there is none of that name).</param>
     /// <param name="resolvedPath">The path as the caller resolves it (PowerShell's current location); default: the full path.</param>
-    public static IReranker Resolve(string nameOrPath, Func<string, Model.LoadedModel?> findModel, string? resolvedPath = null)
+    public static IReranker Resolve(string nameOrPath, Func<string, Inference.IChatModel?> findModel, string? resolvedPath = null)
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(nameOrPath);
         ArgumentNullException.ThrowIfNull(findModel);
-        if (findModel(nameOrPath) is { } model) return new ChatModelJudge(model);
+        switch (findModel(nameOrPath))
+        {
+            case Model.LoadedModel local: return new ChatModelJudge(local);
+            case { } other: throw new ArgumentException($"The model '{other.Name}' cannot judge relevance: the judge reads next-token logits, which only a local llama.cpp model gives.");
+        }
         var path = Path.GetFullPath(resolvedPath ?? nameOrPath);
         lock (Gate)
         {

@@ -430,7 +430,7 @@ internal sealed class KnowledgeStore : IDisposable
         int i = 0;
         foreach (var (k, v) in filter)
         {
-            sql.Append($" AND EXISTS (SELECT 1 FROM json_each(chunks.metadata) j WHERE lower(j.key) = lower($k{i}) AND lower(j.value) = lower($v{i}))");
+            sql.Append(System.Globalization.CultureInfo.InvariantCulture, $" AND EXISTS (SELECT 1 FROM json_each(chunks.metadata) j WHERE lower(j.key) = lower($k{i}) AND lower(j.value) = lower($v{i}))");
             ps.Add(($"$k{i}", k));
             ps.Add(($"$v{i}", v));
             i++;

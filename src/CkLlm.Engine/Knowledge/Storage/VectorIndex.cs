@@ -1,14 +1,11 @@
-using System.Numerics.Tensors;
 using System.Reflection;
 using System.Runtime.InteropServices;
-using System.Security.Cryptography;
-using System.Text.Json;
 using Cloud.Unum.USearch;
 
 namespace CkLlm.Engine.Knowledge.Storage;
 
 /// <summary>
-/// The HNSW index (USearch, cosine) over chunk vectors, keyed by chunk id. Guards the wrapper's hazards: vectors of
+/// The default <see cref="IVectorIndex"/>: the HNSW index (USearch, cosine) over chunk vectors, keyed by chunk id. Guards the wrapper's hazards: vectors of
 /// the wrong length are refused (USearch reads past the array), the index is never opened as a view (Add on a view
 /// kills the process), vectors are added in batches, ef_search is set after every load (it is not saved), and all
 /// calls are serialised (the wrapper has no locks). Saved files get a checksum sidecar because USearch has none.
@@ -16,7 +13,7 @@ namespace CkLlm.Engine.Knowledge.Storage;
 /// at that size the scan is about as fast and always exact (docs/benchmarks.md); the graph is still kept so the index
 /// can grow past the limit and be saved unchanged.
 /// </summary>
-internal sealed class VectorIndex : IDisposable
+internal sealed class VectorIndex : IVectorIndex
 {
     private readonly object _gate = new();
     private readonly int _dimensions;
@@ -31,7 +28,7 @@ internal sealed class VectorIndex : IDisposable
 
     public VectorIndex(int dimensions, int connectivity, int expansionAdd, int expansionSearch, int exactSearchLimit = 0)
     {
-        if (dimensions <= 0) throw new ArgumentOutOfRangeException(nameof(dimensions));
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(dimensions);
         if (exactSearchLimit < 0) throw new ArgumentOutOfRangeException(nameof(exactSearchLimit), "must be 0 (never) or more.");
         _dimensions = dimensions;
         _connectivity = connectivity;
@@ -103,7 +100,7 @@ internal sealed class VectorIndex : IDisposable
         if ((ulong)capacity <= _index.Capacity()) return;
         var handle = Handle(_index);
         var target = Math.Max((ulong)capacity, _index.Capacity() * 2);
-        usearch_reserve(handle, (UIntPtr)target, out var error);
+        usearch_reserve(handle, checked((UIntPtr)target), out var error);
         ThrowIf(error);
     }
 
@@ -130,7 +127,7 @@ internal sealed class VectorIndex : IDisposable
         }
     }
 
-    public List<(long Id, float Similarity)> Search(float[] query, int count)
+    public IReadOnlyList<(long Id, float Similarity)> Search(float[] query, int count)
     {
         CheckLength(query);
         lock (_gate)
@@ -204,19 +201,23 @@ internal sealed class VectorIndex : IDisposable
         TrackExact(keys, vecs);
     }
 
+    public bool IsPersistent => true;
+
+    /// <summary>Creates the default index of <see cref="KnowledgeBaseOptions.VectorIndexFactory"/>.</summary>
+    public static IVectorIndex Create(int dimensions, KnowledgeBaseOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        return new VectorIndex(dimensions, options.Connectivity, options.ExpansionAdd, options.ExpansionSearch, options.ExactSearchLimit);
+    }
+
     /// <summary>Writes the index to a temp file, checksums it, then renames index and sidecar into place.</summary>
     public void Save(string path)
     {
         lock (_gate)
         {
             var tmp = path + ".tmp";
-            var sidecarTmp = SidecarPath(path) + ".tmp";
             _index.Save(tmp);
-            var sidecar = new IndexSidecar(Sha256(tmp), _keys.Count, Generation, _dimensions);
-            File.WriteAllText(sidecarTmp, JsonSerializer.Serialize(sidecar));
-            using (var f = new FileStream(tmp, FileMode.Open, FileAccess.Read)) f.Flush(flushToDisk: true);
-            File.Move(tmp, path, overwrite: true);
-            File.Move(sidecarTmp, SidecarPath(path), overwrite: true);
+            VectorIndexFile.Commit(tmp, path, _keys.Count, Generation, _dimensions);
         }
     }
 
@@ -226,15 +227,7 @@ internal sealed class VectorIndex : IDisposable
     /// </summary>
     public string? TryLoad(string path, long expectedGeneration, HashSet<long> expectedKeys)
     {
-        if (!File.Exists(path)) return "index file missing";
-        IndexSidecar? sidecar;
-        try { sidecar = JsonSerializer.Deserialize<IndexSidecar>(File.ReadAllText(SidecarPath(path))); }
-        catch (Exception ex) when (ex is IOException or JsonException) { return "checksum file missing or unreadable"; }
-        if (sidecar is null) return "checksum file empty";
-        if (sidecar.Dimensions != _dimensions) return $"index has {sidecar.Dimensions} dimensions, expected {_dimensions}";
-        if (sidecar.Generation != expectedGeneration) return $"index is from generation {sidecar.Generation}, database is at {expectedGeneration}";
-        if (sidecar.Count != expectedKeys.Count) return $"index holds {sidecar.Count} vectors, database {expectedKeys.Count}";
-        if (!string.Equals(Sha256(path), sidecar.Sha256, StringComparison.OrdinalIgnoreCase)) return "index checksum mismatch";
+        if (VectorIndexFile.Check(path, _dimensions, expectedGeneration, expectedKeys.Count) is { } reason) return reason;
 
         lock (_gate)
         {
@@ -262,71 +255,7 @@ internal sealed class VectorIndex : IDisposable
         return null;
     }
 
-    /// <summary>
-    /// Brute-force cosine search over a contiguous copy of the normalised vectors (one row per key; removal moves the
-    /// last row into the hole).
-    /// </summary>
-    private sealed class ExactVectorScan(int dimensions)
-    {
-        private float[] _rows = new float[dimensions * 64];
-        private readonly List<long> _ids = new();
-        private readonly Dictionary<long, int> _rowOf = new();
-
-        public void Add(long id, float[] vector)
-        {
-            if (_rowOf.ContainsKey(id)) return;
-            int row = _ids.Count;
-            if ((row + 1) * dimensions > _rows.Length) Array.Resize(ref _rows, _rows.Length * 2);
-            var target = _rows.AsSpan(row * dimensions, dimensions);
-            var norm = TensorPrimitives.Norm(vector);
-            if (norm > 0) TensorPrimitives.Divide(vector, norm, target);
-            else target.Clear();
-            _ids.Add(id);
-            _rowOf[id] = row;
-        }
-
-        public void Remove(long id)
-        {
-            if (!_rowOf.Remove(id, out int row)) return;
-            int last = _ids.Count - 1;
-            if (row != last)
-            {
-                _rows.AsSpan(last * dimensions, dimensions).CopyTo(_rows.AsSpan(row * dimensions, dimensions));
-                _ids[row] = _ids[last];
-                _rowOf[_ids[row]] = row;
-            }
-            _ids.RemoveAt(last);
-        }
-
-        public List<(long Id, float Similarity)> Search(float[] query, int count)
-        {
-            var norm = TensorPrimitives.Norm(query);
-            var q = new float[dimensions];
-            if (norm > 0) TensorPrimitives.Divide(query, norm, q);
-            // Min-heap of the best `count` rows so far: the root is the weakest kept hit.
-            var best = new PriorityQueue<int, float>(count + 1);
-            for (int row = 0; row < _ids.Count; row++)
-            {
-                float score = TensorPrimitives.Dot(q, new ReadOnlySpan<float>(_rows, row * dimensions, dimensions));
-                if (best.Count < count) best.Enqueue(row, score);
-                else if (best.TryPeek(out _, out var weakest) && score > weakest) best.EnqueueDequeue(row, score);
-            }
-            var results = new List<(long Id, float Similarity)>(best.Count);
-            while (best.TryDequeue(out int row, out float score)) results.Add((_ids[row], score));
-            results.Reverse();
-            return results;
-        }
-    }
-
-    public static string SidecarPath(string indexPath) => indexPath + ".sha256";
-
-    private static string Sha256(string path)
-    {
-        using var stream = File.OpenRead(path);
-        return Convert.ToHexString(SHA256.HashData(stream));
-    }
-
-    private sealed record IndexSidecar(string Sha256, int Count, long Generation, int Dimensions);
+    public static string SidecarPath(string indexPath) => VectorIndexFile.SidecarPath(indexPath);
 
     public void Dispose()
     {

@@ -30,7 +30,8 @@ public static class GgufReader
     {
         try
         {
-            return new Parser(stream, displayPath).Parse();
+            using var parser = new Parser(stream, displayPath);
+            return parser.Parse();
         }
         catch (EndOfStreamException)
         {
@@ -38,7 +39,7 @@ public static class GgufReader
         }
     }
 
-    private sealed class Parser
+    private sealed class Parser : IDisposable
     {
         private readonly Stream _stream;
         private readonly BinaryReader _reader;
@@ -244,6 +245,9 @@ public static class GgufReader
             };
             return new GgufArray(elementType, items);
         }
+
+        /// <summary>Releases the reader only; the caller owns the stream (leaveOpen).</summary>
+        public void Dispose() => _reader.Dispose();
     }
 
     internal static int ElementSize(GgufValueType type) => type switch

@@ -1,0 +1,59 @@
+using System.Management.Automation;
+using CkLlm.Engine.Knowledge;
+using CkLlm.Engine.Model.Gguf;
+using CkLlm.Engine.Rag;
+using CkLlm.Engine.Session;
+
+namespace CkLlm;
+
+/// <summary>How one kind of engine exception becomes an ErrorRecord.</summary>
+/// <param name="ErrorId">The FullyQualifiedErrorId's first part, the same in every cmdlet.</param>
+/// <param name="Terminating">True when the failure is about the command's shared resource (the knowledge base is
+/// busy, corrupt or built with another embedder), so no further input can succeed; false when it is about one input
+/// item (a file, a question, a model name), so the pipeline goes on with the next.</param>
+internal sealed record EngineErrorKind(string ErrorId, ErrorCategory Category, bool Terminating);
+
+/// <summary>The one table from engine exceptions to ErrorRecords; every cmdlet reports engine failures through it.</summary>
+internal static class EngineErrors
+{
+    /// <summary>Most specific type first: the first entry the exception is an instance of wins.</summary>
+    private static readonly (Type Type, EngineErrorKind Kind)[] Table =
+    [
+        (typeof(KnowledgeBaseBusyException), new("KnowledgeBaseBusy", ErrorCategory.ResourceBusy, true)),
+        (typeof(KnowledgeBaseCorruptException), new("KnowledgeBaseCorrupt", ErrorCategory.InvalidData, true)),
+        (typeof(EmbedderMismatchException), new("EmbedderMismatch", ErrorCategory.InvalidArgument, true)),
+        (typeof(UnreadableDocumentException), new("UnreadableDocument", ErrorCategory.ReadError, false)),
+        (typeof(Engine.Knowledge.Embedding.UnknownEmbedderException), new("UnknownEmbedder", ErrorCategory.InvalidArgument, true)),
+        (typeof(Engine.Knowledge.Search.NotARerankerException), new("NotAReranker", ErrorCategory.InvalidArgument, true)),
+        (typeof(KnowledgeBaseException), new("KnowledgeBaseError", ErrorCategory.InvalidOperation, true)),
+        (typeof(ModelNotLoadedException), new("NoModelLoaded", ErrorCategory.InvalidOperation, false)),
+        (typeof(GgufFormatException), new("InvalidModelFile", ErrorCategory.InvalidData, false)),
+        (typeof(RagBudgetException), new("PromptDoesNotFit", ErrorCategory.LimitsExceeded, false)),
+        (typeof(ObjectDisposedException), new("ModelRemoved", ErrorCategory.InvalidOperation, false)),
+        (typeof(FileNotFoundException), new("FileNotFound", ErrorCategory.ObjectNotFound, false)),
+        (typeof(DirectoryNotFoundException), new("DirectoryNotFound", ErrorCategory.ObjectNotFound, false)),
+        (typeof(UnauthorizedAccessException), new("AccessDenied", ErrorCategory.PermissionDenied, false)),
+        (typeof(InvalidDataException), new("InvalidData", ErrorCategory.InvalidData, false)),
+        (typeof(IOException), new("IOError", ErrorCategory.ReadError, false)),
+        (typeof(ArgumentException), new("InvalidArgument", ErrorCategory.InvalidArgument, false)),
+        (typeof(NotSupportedException), new("NotSupported", ErrorCategory.NotImplemented, false)),
+        (typeof(InvalidOperationException), new("OperationFailed", ErrorCategory.InvalidOperation, false)),
+    ];
+
+    /// <summary>The table's entry for <paramref name="error"/>, or null when it is not an engine failure (a bug: let it surface).</summary>
+    public static EngineErrorKind? Find(Exception error)
+    {
+        foreach (var (type, kind) in Table)
+            if (type.IsInstanceOfType(error)) return kind;
+        return null;
+    }
+
+    public static bool IsEngineError(Exception error) => Find(error) is not null;
+
+    /// <summary>The ErrorRecord for <paramref name="error"/> about <paramref name="target"/>.</summary>
+    public static ErrorRecord ToErrorRecord(Exception error, object? target) =>
+        ToErrorRecord(error, target, Find(error) ?? new EngineErrorKind("EngineError", ErrorCategory.NotSpecified, true));
+
+    public static ErrorRecord ToErrorRecord(Exception error, object? target, EngineErrorKind kind) =>
+        new(error, kind.ErrorId, kind.Category, target);
+}
