@@ -76,7 +76,7 @@ public sealed class SearchOptions
     public int RrfK { get; set; } = 60;
 
     /// <summary>Weight of the vector evidence in Hybrid fusion; the keyword evidence weighs 1 - VectorWeight.</summary>
-    public double VectorWeight { get; set; } = 0.5;
+    public double VectorWeight { get; set; } = 0.7;
 
     /// <summary>Keyword candidates scoring below this fraction of the best BM25 score are dropped before fusion
     /// (a weak keyword match is noise next to a good vector match).</summary>

@@ -178,7 +178,7 @@ static object Hnsw(int count, string distribution, int queries)
     };
 }
 
-static (double P50, double P99, double Recall) Measure(float[][] query, List<long[]> exact, Func<float[], List<(long Id, float Similarity)>> search)
+static (double P50, double P99, double Recall) Measure(float[][] query, List<long[]> exact, Func<float[], IReadOnlyList<(long Id, float Similarity)>> search)
 {
     search(query[0]); // warm up (the exact path copies the vectors out on first use)
     var times = new List<double>();
