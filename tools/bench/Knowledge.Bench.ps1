@@ -70,10 +70,10 @@ function Get-Corpus([string] $Set) {
 $distributions = 'anisotropic', 'clustered', 'random'
 
 if ($ReuseResults) {
-    $results.Retrieval = foreach ($set in $Sets) { foreach ($embedder in $Embedders) { Read-Result "eval-$set-$embedder.json" } }
+    $results.Retrieval = @(foreach ($set in $Sets) { foreach ($embedder in $Embedders) { Read-Result "eval-$set-$embedder.json" } }) | Where-Object { $_ }
     $results.Latency = Read-Result 'latency.json'
     $results.Ingest = Read-Result 'ingest.json'
-    $results.Hnsw = foreach ($size in $HnswSizes) { foreach ($d in $distributions) { Read-Result "hnsw-$size-$d.json" } }
+    $results.Hnsw = @(foreach ($size in $HnswSizes) { foreach ($d in $distributions) { Read-Result "hnsw-$size-$d.json" } }) | Where-Object { $_ }
 }
 
 if (-not $ReuseResults -and -not $SkipRetrieval) {
