@@ -27,6 +27,8 @@ internal static class EngineErrors
         (typeof(KnowledgeBaseCorruptException), new("KnowledgeBaseCorrupt", ErrorCategory.InvalidData, true)),
         (typeof(EmbedderMismatchException), new("EmbedderMismatch", ErrorCategory.InvalidArgument, true)),
         (typeof(UnreadableDocumentException), new("UnreadableDocument", ErrorCategory.ReadError, false)),
+        (typeof(Engine.Knowledge.Embedding.UnknownEmbedderException), new("UnknownEmbedder", ErrorCategory.InvalidArgument, true)),
+        (typeof(Engine.Knowledge.Search.NotARerankerException), new("NotAReranker", ErrorCategory.InvalidArgument, true)),
         (typeof(KnowledgeBaseException), new("KnowledgeBaseError", ErrorCategory.InvalidOperation, true)),
         (typeof(ModelNotLoadedException), new("NoModelLoaded", ErrorCategory.InvalidOperation, false)),
         (typeof(GgufFormatException), new("InvalidModelFile", ErrorCategory.InvalidData, false)),

@@ -1,45 +1,46 @@
 <#
 .SYNOPSIS
-    Knowledge-base benchmark: retrieval quality on the machine's man pages, ingest speed against the raw MiniLM
-    encoder, and HNSW latency/recall against exact search. Writes the Knowledge section of docs/benchmarks.md.
+    Knowledge-base benchmark: retrieval quality on the blind evaluation sets (tests/eval/<set>), query latency at 10k
+    chunks, ingest speed against the raw encoder, and HNSW latency/recall. Writes the Knowledge section of
+    docs/benchmarks.md.
 .DESCRIPTION
-    The corpus is converted at run time (man | col -b) and never committed; the questions are in
-    knowledge-questions.csv (question -> expected page). Takes ~15 minutes on 2 cores.
+    Every evaluation corpus is built at run time by tests/eval/<set>/Build-Corpus.ps1 from text on this machine and
+    never committed. Each set is ingested with the engine's defaults once per embedder (the knowledge bases are kept in
+    -WorkDirectory: a re-run embeds only what changed and searches again), and every question of its dev and test halves
+    is searched per mode; documents are ranked (one hit per source). -Tune also scores a grid of fusion settings, chosen
+    on the dev halves only. -QuestionsPerSplit and -Distractors bound a run on a loaded machine: the questions are the
+    first by SHA-256 of their text (content-blind), the corpus is their expected documents plus the first -Distractors
+    files by name. A full run (0 and -1) is hours of embedding on 2 cores.
 #>
 [CmdletBinding()]
 param(
-    [string] $WorkDirectory = (Join-Path ([IO.Path]::GetTempPath()) 'ckllm-knowledge-bench'),
+    [string] $WorkDirectory = (Join-Path $PSScriptRoot '../../.build/knowledge-bench'),
+    [string[]] $Sets,
+    [string[]] $Embedders = @('MiniLM', 'ArcticXs'),
+    [int] $QuestionsPerSplit = 0,
+    [int] $Distractors = -1,
+    [switch] $Tune,
     [int[]] $HnswSizes = @(10000, 100000),
     [switch] $SkipHnsw,
     [switch] $SkipRetrieval,
+    [switch] $SkipLatency,
+    [switch] $SkipIngest,
     # Files ingested for the speed comparison (interleaved with the raw encoder in slices of 8).
     [int] $IngestFiles = 48,
     # Write the docs from the JSON results already in -WorkDirectory instead of measuring again.
     [switch] $ReuseResults,
     [switch] $NoDocs,
-    # Free text added under the HNSW table (e.g. the machine's load during the run).
-    [string] $HnswNote
+    # Free text added under a table (e.g. the machine's load during the run), keyed by part: Retrieval, Latency, Ingest, Hnsw.
+    [hashtable] $Notes = @{}
 )
 $ErrorActionPreference = 'Stop'
 $root = Resolve-Path (Join-Path $PSScriptRoot '../..')
 $project = Join-Path $PSScriptRoot 'KnowledgeBench/KnowledgeBench.csproj'
-
-# Common command pages; the very largest (bash, curl, gpg, tmux, ...) are left out to keep the run short.
-$pages = @'
-ls cp mv rm mkdir rmdir ln chmod chown chgrp touch cat head tail less more grep sed awk cut sort uniq wc tr tee find
-xargs tar gzip bzip2 xz ps kill df du free mount umount date sleep env echo printf test expr basename dirname
-readlink realpath stat file which whereis man ssh scp wget git make diff patch cmp comm join paste split csplit fold
-fmt nl od hexdump xxd strings nm objdump as ar base64 md5sum sha256sum cksum dd sync uname hostname id whoami groups
-su passwd useradd usermod nice renice nohup timeout watch time tput clear stty tty script journalctl systemctl dmesg
-lsblk mkfs ss netstat ip openssl ssh-keygen bc factor seq shuf yes true false column colrm expand unexpand iconv
-locale apt apt-get dpkg zcat zgrep dash flock fuser pkill pgrep killall chattr lsattr install mktemp truncate
-fallocate shred nproc taskset chrt ionice logger tac rev look mesg write wall users w who last uptime pstree vmstat
-perl python3 vim ed strace cmake ctest cscope pkg-config ldd ldconfig readelf size strip c++filt addr2line gprof
-envsubst gettext msgfmt xgettext
-'@ -split '\s+' | Where-Object { $_ }
+$evalRoot = Join-Path $root 'tests/eval'
+if (-not $Sets) { $Sets = @(Get-ChildItem -Directory $evalRoot | Where-Object { Test-Path (Join-Path $_.FullName 'questions.csv') } | ForEach-Object Name) }
 
 New-Item -ItemType Directory -Force $WorkDirectory | Out-Null
-$corpus = Join-Path $WorkDirectory 'corpus'
+$WorkDirectory = (Resolve-Path $WorkDirectory).Path
 $results = @{}
 
 Write-Host '==> build KnowledgeBench' -ForegroundColor Cyan
@@ -47,40 +48,57 @@ dotnet build $project -c Release --nologo -v quiet | Out-Null
 if ($LASTEXITCODE) { throw 'KnowledgeBench build failed' }
 $exe = Join-Path $PSScriptRoot 'KnowledgeBench/bin/Release/net10.0/linux-x64/KnowledgeBench.dll'
 
+function Read-Result([string] $Name) {
+    $file = Join-Path $WorkDirectory $Name
+    if (Test-Path $file) { Get-Content $file -Raw | ConvertFrom-Json } else { Write-Warning "no result $Name"; $null }
+}
+function Invoke-Bench([string] $Name, [string[]] $Arguments) {
+    $out = Join-Path $WorkDirectory $Name
+    dotnet $exe @Arguments | Out-Null
+    if ($LASTEXITCODE) { throw "KnowledgeBench $($Arguments[0]) failed" }
+    Get-Content $out -Raw | ConvertFrom-Json
+}
+
+function Get-Corpus([string] $Set) {
+    $corpus = Join-Path $WorkDirectory "corpus/$Set"
+    if (-not (Test-Path $corpus) -or -not (Get-ChildItem $corpus -Recurse -File | Select-Object -First 1)) {
+        Write-Host "==> build corpus $Set" -ForegroundColor Cyan
+        & (Join-Path $evalRoot "$Set/Build-Corpus.ps1") -OutputPath $corpus | Out-Host
+    }
+    $corpus
+}
 $distributions = 'anisotropic', 'clustered', 'random'
-function Read-Result([string] $Name) { Get-Content (Join-Path $WorkDirectory $Name) -Raw | ConvertFrom-Json }
 
 if ($ReuseResults) {
-    $results.Retrieval = Read-Result 'retrieval.json'
+    $results.Retrieval = @(foreach ($set in $Sets) { foreach ($embedder in $Embedders) { Read-Result "eval-$set-$embedder.json" } }) | Where-Object { $_ }
+    $results.Latency = Read-Result 'latency.json'
     $results.Ingest = Read-Result 'ingest.json'
-    $results.Hnsw = foreach ($size in $HnswSizes) {
-        foreach ($d in $distributions) {
-            if (Test-Path (Join-Path $WorkDirectory "hnsw-$size-$d.json")) { Read-Result "hnsw-$size-$d.json" }
-            else { Write-Warning "no result for HNSW $size $d" }
+    $results.Hnsw = @(foreach ($size in $HnswSizes) { foreach ($d in $distributions) { Read-Result "hnsw-$size-$d.json" } }) | Where-Object { $_ }
+}
+
+if (-not $ReuseResults -and -not $SkipRetrieval) {
+    $results.Retrieval = foreach ($set in $Sets) {
+        $corpus = Get-Corpus $set
+        foreach ($embedder in $Embedders) {
+            Write-Host "==> retrieval $set $embedder" -ForegroundColor Cyan
+            $kb = Join-Path $WorkDirectory "kb/$set-$embedder"
+            $arguments = @('eval', $corpus, $kb, $embedder, (Join-Path $WorkDirectory "eval-$set-$embedder.json"),
+                (Join-Path $evalRoot "$set/questions.csv"), $QuestionsPerSplit, $Distractors) + @(if ($Tune) { 'tune' })
+            Invoke-Bench "eval-$set-$embedder.json" $arguments
         }
     }
 }
 
-if (-not $ReuseResults -and -not $SkipRetrieval) {
-    Write-Host "==> convert $($pages.Count) man pages" -ForegroundColor Cyan
-    Remove-Item -Recurse -Force $corpus -ErrorAction Ignore
-    New-Item -ItemType Directory $corpus | Out-Null
-    $env:MANWIDTH = '80'
-    foreach ($page in $pages) {
-        $text = & bash -c "man '$page' 2>/dev/null | col -b"
-        if ($LASTEXITCODE -eq 0 -and $text) { Set-Content -LiteralPath (Join-Path $corpus "$page.txt") -Value $text }
-        else { Write-Warning "no man page for $page" }
-    }
-    Write-Host '==> retrieval quality' -ForegroundColor Cyan
-    $out = Join-Path $WorkDirectory 'retrieval.json'
-    dotnet $exe retrieval $corpus (Join-Path $PSScriptRoot 'knowledge-questions.csv') (Join-Path $WorkDirectory 'kb') $out | Out-Null
-    if ($LASTEXITCODE) { throw 'retrieval benchmark failed' }
-    $results.Retrieval = Get-Content $out -Raw | ConvertFrom-Json
+if (-not $ReuseResults -and -not $SkipLatency) {
+    Write-Host '==> query latency at 10k chunks' -ForegroundColor Cyan
+    $corpus = Get-Corpus $Sets[0]
+    $results.Latency = Invoke-Bench 'latency.json' @('latency', $corpus, (Join-Path $WorkDirectory 'kb-latency'), (Join-Path $WorkDirectory 'latency.json'), 10000, 200)
+}
+
+if (-not $ReuseResults -and -not $SkipIngest) {
     Write-Host '==> ingest speed vs raw encoder' -ForegroundColor Cyan
-    $out = Join-Path $WorkDirectory 'ingest.json'
-    dotnet $exe ingest $corpus (Join-Path $WorkDirectory 'kb-ingest') $out $IngestFiles | Out-Null
-    if ($LASTEXITCODE) { throw 'ingest benchmark failed' }
-    $results.Ingest = Get-Content $out -Raw | ConvertFrom-Json
+    $corpus = Get-Corpus $Sets[0]
+    $results.Ingest = Invoke-Bench 'ingest.json' @('ingest', $corpus, (Join-Path $WorkDirectory 'kb-ingest'), (Join-Path $WorkDirectory 'ingest.json'), $IngestFiles)
 }
 
 if (-not $ReuseResults -and -not $SkipHnsw) {
@@ -94,37 +112,75 @@ if (-not $ReuseResults -and -not $SkipHnsw) {
         }
     }
 }
-$results | ConvertTo-Json -Depth 8 | Set-Content (Join-Path $WorkDirectory 'knowledge-bench.json')
+$results | ConvertTo-Json -Depth 10 | Set-Content (Join-Path $WorkDirectory 'knowledge-bench.json')
 
 if ($NoDocs) { return $results }
 
-# ---- docs/benchmarks.md: replace the Knowledge section between markers
+# ---- docs/benchmarks.md: each part between its own markers inside the Knowledge section; parts not measured in this
+# run keep what an earlier run wrote.
 $cpu = (Get-Content /proc/cpuinfo | Select-String '^model name' | Select-Object -First 1).Line -replace '.*:\s*', ''
-$lines = @('<!-- knowledge:begin -->', '## Knowledge base', '',
-    "Measured $(Get-Date -Format 'yyyy-MM-dd') with ``tools/bench/Knowledge.Bench.ps1`` on $([Environment]::ProcessorCount) cores ($cpu).", '')
+$load = ((Get-Content /proc/loadavg) -split ' ')[0..2] -join ' '
+$stamp = "Measured $(Get-Date -Format 'yyyy-MM-dd HH:mm') UTC with ``tools/bench/Knowledge.Bench.ps1`` on $([Environment]::ProcessorCount) cores ($cpu), load average $load at the end."
+$parts = [ordered]@{}
+function Format-Metric($m) { "$($m.Hit1) | $($m.Hit5) | $($m.Mrr10)" }
+
 if ($results.Retrieval) {
-    $r = $results.Retrieval
-    $lines += @(
-        "### Retrieval quality (man pages)", '',
-        "Corpus: $($r.Pages) man pages of this machine (``man | col -b``, converted at run time), $($r.Chunks) chunks " +
-        "(200 MiniLM tokens, 32 overlap). $($r.Questions) questions written for this benchmark " +
-        "(``tools/bench/knowledge-questions.csv``), each with the one page that answers it; ranking is per page (best chunk per page).", '',
-        '| Mode | hit@1 | hit@5 | MRR@10 | mean query ms |', '|---|---|---|---|---|')
-    foreach ($m in 'Keyword', 'Vector', 'Hybrid') {
-        $x = $r.Modes.$m
-        $lines += "| $m | $($x.Hit1) | $($x.Hit5) | $($x.Mrr10) | $($x.MeanQueryMs) |"
+    $rows = @($results.Retrieval | Where-Object { $_ })
+    $lines = @('### Retrieval quality (blind evaluation sets)', '', $stamp, '',
+        'Corpora built at run time by `tests/eval/<set>/Build-Corpus.ps1`; questions in `tests/eval/<set>/questions.csv` (written ' +
+        'blind, paraphrased; dev and test halves). Each set ingested with `Add-CkKnowledge` defaults per embedder; documents ranked ' +
+        '(one hit per source, top 10) with the default search options. hit@k and MRR@10 count answerable questions; no-answer ' +
+        'questions only enter the p50 latency. Fusion settings were chosen on the dev halves only.', '',
+        '| Set | Embedder | Files (of corpus) | Chunks | Questions dev/test | Mode | dev hit@1 | dev hit@5 | dev MRR@10 | test hit@1 | test hit@5 | test MRR@10 | p50 ms (test) |',
+        '|---|---|---|---|---|---|---|---|---|---|---|---|---|')
+    foreach ($r in $rows) {
+        foreach ($mode in 'Keyword', 'Vector', 'Hybrid') {
+            $x = $r.Modes.$mode
+            $name = if ($mode -eq 'Hybrid') { '**Hybrid (default)**' } else { $mode }
+            $lines += "| $($r.Corpus) | $($r.Embedder) | $($r.Files) ($($r.CorpusFiles)) | $($r.Chunks) | $($x.Dev.Questions)/$($x.Test.Questions) | $name | $(Format-Metric $x.Dev) | $(Format-Metric $x.Test) | $($x.Test.P50Ms) |"
+        }
     }
-    $lines += ''
+    $tuned = @($rows | Where-Object { $_.Tuning })
+    if ($tuned) {
+        # The setting with the best mean dev MRR@10 over every set and embedder tuned in this run.
+        $byOption = $tuned | ForEach-Object { $_.Tuning } | Group-Object Options | ForEach-Object {
+            [pscustomobject]@{
+                Options = $_.Name
+                DevMrr = [math]::Round(($_.Group | ForEach-Object { $_.Dev.Mrr10 } | Measure-Object -Average).Average, 3)
+                DevHit5 = [math]::Round(($_.Group | ForEach-Object { $_.Dev.Hit5 } | Measure-Object -Average).Average, 3)
+                TestMrr = [math]::Round(($_.Group | ForEach-Object { $_.Test.Mrr10 } | Measure-Object -Average).Average, 3)
+                TestHit5 = [math]::Round(($_.Group | ForEach-Object { $_.Test.Hit5 } | Measure-Object -Average).Average, 3)
+            }
+        } | Sort-Object DevMrr, DevHit5 -Descending
+        $lines += @('', 'Fusion settings tried (`-Tune`), mean over the sets above, ordered by dev MRR@10 (top 8; test shown, not used to choose):', '',
+            '| Setting | dev hit@5 | dev MRR@10 | test hit@5 | test MRR@10 |', '|---|---|---|---|---|')
+        foreach ($o in $byOption | Select-Object -First 8) { $lines += "| $($o.Options) | $($o.DevHit5) | $($o.DevMrr) | $($o.TestHit5) | $($o.TestMrr) |" }
+    }
+    if ($Notes.Retrieval) { $lines += @('', $Notes.Retrieval) }
+    $parts.retrieval = $lines
+}
+if ($results.Latency) {
+    $l = $results.Latency
+    $lines = @('### Query latency', '', $stamp, '',
+        "$($l.Chunks) chunks from the first evaluation corpus, $($l.Queries) queries (the corpus's questions), default Hybrid search, " +
+        "query embedding included, no reranking: **p50 $($l.P50Ms) ms**, p90 $($l.P90Ms) ms (target p50 <= 40 ms). Embedder $($l.Embedder) " +
+        '(queries embedded for real; the stored vectors are random unit vectors, which does not change the exact-scan cost, so 10k chunks ' +
+        'need no hour of embedding).')
+    if ($Notes.Latency) { $lines += @('', $Notes.Latency) }
+    $parts.latency = $lines
 }
 if ($results.Ingest) {
     $i = $results.Ingest
-    $lines += @('### Ingest speed', '',
-        "Add-path ingest (read, chunk, embed, SQLite + FTS5 + HNSW, index save) of the first $($i.Files) pages ($($i.Chunks) chunks): " +
-        "$($i.IngestChunksPerSecond) chunks/s. The raw MiniLM encoder on exactly the same chunk texts, same batch size (16), " +
-        "interleaved with the ingest in slices of 8 files: $($i.RawEncoderChunksPerSecond) chunks/s. Ratio **$($i.Ratio)** (target >= 0.9).", '')
+    $lines = @('### Ingest speed', '', $stamp, '',
+        "Add-path ingest (read, chunk with title and heading context, embed, SQLite + FTS5 + HNSW, index save) of the first $($i.Files) files " +
+        "($($i.Chunks) chunks) with the default embedder ($($i.Embedder)): $($i.IngestChunksPerSecond) chunks/s. The raw encoder on exactly the same " +
+        "embedded texts, same batch size (16), interleaved with the ingest in slices of 8 files: $($i.RawEncoderChunksPerSecond) chunks/s. " +
+        "Ratio **$($i.Ratio)** (target >= 0.9).")
+    if ($Notes.Ingest) { $lines += @('', $Notes.Ingest) }
+    $parts.ingest = $lines
 }
 if ($results.Hnsw) {
-    $lines += @('### HNSW (USearch) latency and recall', '',
+    $lines = @('### HNSW (USearch) latency and recall', '', $stamp, '',
         'Synthetic normalised 384-dim vectors, 200 queries drawn fresh from the same distribution as the data (same cluster ' +
         'centres), recall@10 against a full sort of every cosine. Query embedding not included. Data: **anisotropic** = 200 ' +
         'clusters, each spread along its own 24-dim subspace with decaying variance plus small noise (closest to sentence ' +
@@ -134,23 +190,34 @@ if ($results.Hnsw) {
         'path (VectorIndex below ExactSearchLimit), recall 1 by construction.', '',
         '| Vectors | Data | nn1 / nn100 | M | ef_add | ef_search | build vec/s | p50 ms | p99 ms | recall@10 | exact scan p50 ms |',
         '|---|---|---|---|---|---|---|---|---|---|---|')
-    foreach ($h in $results.Hnsw) {
+    foreach ($h in $results.Hnsw | Where-Object { $_ }) {
         foreach ($c in $h.Configs) {
             $lines += "| $($h.Count) | $($h.Distribution) | $($h.Neighbour1Cosine) / $($h.Neighbour100Cosine) | $($c.Connectivity) | $($c.ExpansionAdd) | $($c.ExpansionSearch) | $($c.BuildVectorsPerSecond) | $($c.P50Ms) | $($c.P99Ms) | $($c.RecallAt10) | $($h.ExactScan.P50Ms) |"
         }
     }
-    if ($HnswNote) { $lines += @('', $HnswNote) }
-    $lines += ''
+    if ($Notes.Hnsw) { $lines += @('', $Notes.Hnsw) }
+    $parts.hnsw = $lines
 }
-$lines += '<!-- knowledge:end -->'
+
 $docs = Join-Path $root 'docs/benchmarks.md'
 $content = Get-Content $docs -Raw
-$section = $lines -join "`n"
-if ($content -match '(?s)<!-- knowledge:begin -->.*<!-- knowledge:end -->') {
-    $content = [regex]::Replace($content, '(?s)<!-- knowledge:begin -->.*<!-- knowledge:end -->', { $section })
-} else {
-    $content = $content.TrimEnd() + "`n`n" + $section + "`n"
+if ($content -notmatch '(?s)<!-- knowledge:begin -->.*<!-- knowledge:end -->') {
+    $content = $content.TrimEnd() + "`n`n<!-- knowledge:begin -->`n## Knowledge base`n<!-- knowledge:end -->`n"
 }
+$section = [regex]::Match($content, '(?s)<!-- knowledge:begin -->.*<!-- knowledge:end -->').Value
+$partNames = 'retrieval', 'latency', 'ingest', 'hnsw'
+$existing = @{}
+foreach ($name in $partNames) {
+    $m = [regex]::Match($section, "(?s)<!-- knowledge-${name}:begin -->.*?<!-- knowledge-${name}:end -->")
+    if ($m.Success) { $existing[$name] = $m.Value }
+}
+$newSection = @('<!-- knowledge:begin -->', '## Knowledge base', '')
+foreach ($name in $partNames) {
+    if ($parts.Contains($name)) { $newSection += @("<!-- knowledge-${name}:begin -->") + $parts[$name] + @("<!-- knowledge-${name}:end -->", '') }
+    elseif ($existing[$name]) { $newSection += @($existing[$name], '') }
+}
+$newSection += '<!-- knowledge:end -->'
+$content = $content.Replace($section, ($newSection -join "`n"))
 Set-Content -LiteralPath $docs -Value $content -NoNewline
 Write-Host "Knowledge section written to $docs"
 $results

@@ -15,7 +15,7 @@ namespace CkLlm.Engine.Knowledge;
 /// <c>vectors.usearch</c> (HNSW cache of the vectors, with a checksum sidecar). Thread-safe. Writes take a
 /// cross-process writer lock; searches never block on other processes.
 /// </summary>
-public sealed class KnowledgeBase : IDisposable
+public sealed partial class KnowledgeBase : IDisposable
 {
     public const string DatabaseFileName = "knowledge.db";
     public const string IndexFileName = "vectors.usearch";
@@ -41,7 +41,8 @@ public sealed class KnowledgeBase : IDisposable
         _options = options;
         _indexPath = Path.Combine(directory, IndexFileName);
         _index = options.VectorIndexFactory(embedder.Dimensions, options);
-        _chunker = new TextChunker(embedder.CountTokens, options.ChunkSize, options.ChunkOverlap, embedder.MaxTokens);
+        // The window minus the reserve for the title and heading path that go in front of every chunk.
+        _chunker = new TextChunker(embedder.CountTokens, options.ChunkSize, options.ChunkOverlap, embedder.MaxTokens - ChunkContext.ReservedTokens);
     }
 
     /// <summary>Full path of the knowledge base directory.</summary>
@@ -69,24 +70,7 @@ public sealed class KnowledgeBase : IDisposable
         var store = new KnowledgeStore(Path.Combine(directory, DatabaseFileName));
         try
         {
-            var recordedId = store.GetMeta("embedder");
-            var recordedModel = store.GetMeta("embedder_model");
-            var requested = options.EmbeddingModel ?? recordedModel;
-            var embedder = EmbedderCache.Get(requested);
-            if (recordedId is null)
-            {
-                store.SetMeta("embedder", embedder.Id);
-                store.SetMeta("embedder_model", embedder is GgufEmbedder g ? g.ModelPath : EmbedderCache.MiniLmKey);
-                store.SetMeta("dimensions", embedder.Dimensions.ToString(System.Globalization.CultureInfo.InvariantCulture));
-            }
-            else
-            {
-                var recordedDims = store.GetMeta("dimensions");
-                if (recordedId != embedder.Id || recordedDims != embedder.Dimensions.ToString(System.Globalization.CultureInfo.InvariantCulture))
-                    throw new EmbedderMismatchException(
-                        $"The knowledge base '{directory}' was built with {recordedId}/{recordedDims} dimensions; " +
-                        $"{embedder.Id}/{embedder.Dimensions} cannot be mixed into it. Use the same embedding model or a new knowledge base.");
-            }
+            var embedder = ResolveEmbedder(directory, store, options);
             var kb = new KnowledgeBase(directory, store, embedder, options);
             kb.LoadIndex();
             return kb;
@@ -101,6 +85,33 @@ public sealed class KnowledgeBase : IDisposable
             store.Dispose();
             throw;
         }
+    }
+
+    /// <summary>The embedder named in <paramref name="options"/>, else the recorded one, else the default; recorded on
+    /// first use. A knowledge base built with another model refuses it (vectors of two models cannot be compared).</summary>
+    private static IEmbedder ResolveEmbedder(string directory, KnowledgeStore store, KnowledgeBaseOptions options)
+    {
+        if (options.Embedder is not null && options.EmbeddingModel is not null)
+            throw new ArgumentException("Name either an embedder or an embedding model file, not both.", nameof(options));
+        var recordedId = store.GetMeta("embedder");
+        var requested = options.Embedder ?? options.EmbeddingModel;
+        var embedder = EmbedderRegistry.Resolve(requested ?? store.GetMeta("embedder_model"));
+        var dimensions = embedder.Dimensions.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        if (recordedId is null)
+        {
+            store.SetMeta("embedder", embedder.Id);
+            store.SetMeta("embedder_model", embedder.Locator);
+            store.SetMeta("dimensions", dimensions);
+            return embedder;
+        }
+        var recordedDims = store.GetMeta("dimensions");
+        if (!embedder.Identifies(recordedId) || recordedDims != dimensions)
+            throw new EmbedderMismatchException(
+                $"The knowledge base '{directory}' was built with {recordedId}/{recordedDims} dimensions; " +
+                $"{embedder.Id}/{embedder.Dimensions} cannot be mixed into it. Use the same embedder or a new knowledge base.");
+        // An id recorded by an older CkLlm for the same model is brought up to date.
+        if (recordedId != embedder.Id) store.SetMeta("embedder", embedder.Id);
+        return embedder;
     }
 
     private void LoadIndex()
@@ -124,296 +135,6 @@ public sealed class KnowledgeBase : IDisposable
         catch (KnowledgeBaseBusyException) { }
     }
 
-    /// <summary>Brings the in-memory index up to the database (another process may have written).</summary>
-    private void SyncIndex()
-    {
-        lock (_syncGate)
-        {
-            var generation = _store.Generation;
-            if (generation == _index.Generation) return;
-            var dbIds = _store.GetChunkIds();
-            var indexed = _index.Keys;
-            var stale = indexed.Where(id => !dbIds.Contains(id)).ToList();
-            var indexedSet = indexed as IReadOnlySet<long> ?? indexed.ToHashSet();
-            var missing = dbIds.Where(id => !indexedSet.Contains(id)).ToList();
-            _index.Remove(stale);
-            foreach (var batch in _store.ReadVectors(missing).Chunk(1024))
-                _index.Add(batch.Select(b => b.Id).ToArray(), batch.Select(b => b.Vector).ToArray());
-            _index.Generation = generation;
-            if (stale.Count > 0 || missing.Count > 0) _indexDirty = true;
-        }
-    }
-
-    // ---------------------------------------------------------------- ingestion
-
-    /// <summary>Adds or updates a file (Markdown, text/code, HTML, PDF, DOCX, JSON, CSV, or any format registered in
-    /// <see cref="DocumentReaderRegistry.Default"/>). Unchanged content is skipped unless <paramref name="force"/>.
-    /// The file is streamed (hash, encoding check, then plain text in blocks), so memory does not grow with its size
-    /// beyond the chunks themselves, and cancellation is honoured inside it.</summary>
-    /// <exception cref="UnreadableDocumentException">Binary or malformed content.</exception>
-    /// <exception cref="DocumentTooLargeException">Larger than <paramref name="maxFileSize"/> (0 = no limit).</exception>
-    public IngestResult AddFile(string path, IReadOnlyDictionary<string, string>? metadata = null,
-        IProgress<IngestProgress>? progress = null, bool force = false, CancellationToken cancellationToken = default,
-        long maxFileSize = DocumentFile.DefaultMaxFileSize)
-    {
-        path = Path.GetFullPath(path);
-        var file = DocumentFile.Open(path, maxFileSize, cancellationToken);
-        if (!force && GetSource(path) is { } existing && existing.ContentHash == file.Hash && SameMetadata(existing.Metadata, metadata))
-            return new IngestResult { Source = path, Status = IngestStatus.Skipped, Chunks = existing.Chunks, SourceId = existing.Id };
-        var reader = DocumentReaderRegistry.Default.Find(path, file.Head);
-        var sections = DocumentReader.ReadSections(file, reader, cancellationToken);
-        var result = Ingest(path, SourceKind.File, reader.Format, file.Hash, file.Length, metadata, sections, progress, cancellationToken);
-        return file.EncodingWarning is null ? result : result.WithWarning(file.EncodingWarning);
-    }
-
-    /// <summary>Adds text under a source name (default "text:" + content hash); same name and content is skipped.</summary>
-    public IngestResult AddText(string text, string? source = null, IReadOnlyDictionary<string, string>? metadata = null,
-        IProgress<IngestProgress>? progress = null, CancellationToken cancellationToken = default)
-    {
-        ArgumentNullException.ThrowIfNull(text);
-        var bytes = Encoding.UTF8.GetBytes(text);
-        var hash = Hash(bytes);
-        source ??= "text:" + hash[..12].ToLowerInvariant();
-        if (GetSource(source) is { } existing && existing.ContentHash == hash && SameMetadata(existing.Metadata, metadata))
-            return new IngestResult { Source = source, Status = IngestStatus.Skipped, Chunks = existing.Chunks, SourceId = existing.Id };
-        var sections = new[] { new DocumentSection(text.Replace("\r\n", "\n"), 1, null, null) };
-        return Ingest(source, SourceKind.Text, "Text", hash, bytes.LongLength, metadata, sections, progress, cancellationToken);
-    }
-
-    /// <summary>Adds structured records (one chunk each, "Name: value" lines) under one source name.</summary>
-    public IngestResult AddRecords(IEnumerable<KnowledgeRecord> records, string source, IReadOnlyDictionary<string, string>? metadata = null,
-        IProgress<IngestProgress>? progress = null, CancellationToken cancellationToken = default)
-    {
-        ArgumentException.ThrowIfNullOrEmpty(source);
-        var sections = records.Select((r, i) => RecordRenderer.ToSection(r, i + 1, null)).ToList();
-        var canonical = new StringBuilder();
-        foreach (var s in sections)
-        {
-            canonical.Append(s.Text).Append('\u001e');
-            foreach (var (k, v) in s.Metadata ?? new Dictionary<string, string>()) canonical.Append(k).Append('=').Append(v).Append('\u001f');
-        }
-        var bytes = Encoding.UTF8.GetBytes(canonical.ToString());
-        var hash = Hash(bytes);
-        if (GetSource(source) is { } existing && existing.ContentHash == hash && SameMetadata(existing.Metadata, metadata))
-            return new IngestResult { Source = source, Status = IngestStatus.Skipped, Chunks = existing.Chunks, SourceId = existing.Id };
-        return Ingest(source, SourceKind.Records, "Records", hash, bytes.LongLength, metadata, sections, progress, cancellationToken);
-    }
-
-    /// <summary>Chunks a document exactly as ingestion would (for tests and benchmarks).</summary>
-    internal IReadOnlyList<DocumentChunk> ChunkSections(IEnumerable<DocumentSection> sections) => sections.SelectMany(s => _chunker.Chunk(s)).ToList();
-
-    private IngestResult Ingest(string source, SourceKind kind, string format, string hash, long size,
-        IReadOnlyDictionary<string, string>? metadata, IEnumerable<DocumentSection> sections,
-        IProgress<IngestProgress>? progress, CancellationToken cancellationToken)
-    {
-        ObjectDisposedException.ThrowIf(_disposed, this);
-        var chunks = sections.SelectMany(s => _chunker.Chunk(s, cancellationToken)).Where(c => !string.IsNullOrWhiteSpace(c.Text)).ToList();
-        var vectors = new List<float[]>(chunks.Count);
-        int batch = Math.Max(1, _options.EmbeddingBatchSize);
-        progress?.Report(new IngestProgress(source, 0, chunks.Count));
-        for (int i = 0; i < chunks.Count; i += batch)
-        {
-            // Cancellation lands between batches; nothing of this source has been written yet.
-            cancellationToken.ThrowIfCancellationRequested();
-            var texts = chunks.Skip(i).Take(batch).Select(EmbeddingText).ToList();
-            var embedded = _embedder.Embed(texts, cancellationToken);
-            foreach (var v in embedded)
-            {
-                if (v.Length != _embedder.Dimensions)
-                    throw new KnowledgeBaseException($"The embedder returned a {v.Length}-dimension vector; expected {_embedder.Dimensions}.");
-                vectors.Add(v);
-            }
-            progress?.Report(new IngestProgress(source, vectors.Count, chunks.Count));
-        }
-        cancellationToken.ThrowIfCancellationRequested();
-
-        lock (_writeGate)
-        {
-            using var writer = WriterLock.Acquire(Directory, _options.WriterLockTimeout, cancellationToken);
-            SyncIndex();
-            bool existed = GetSource(source) is not null;
-            var (sourceId, ids, removed) = WithCorruptionCheck(() =>
-                _store.ReplaceSource(source, kind, format, hash, size, metadata, chunks, vectors));
-            UpdateIndexAfterCommit(removed, ids, vectors);
-            return new IngestResult { Source = source, Status = existed ? IngestStatus.Updated : IngestStatus.Added, Chunks = chunks.Count, SourceId = sourceId };
-        }
-    }
-
-    /// <summary>The heading path is part of what the embedder sees: it names what the chunk is about.</summary>
-    private static string EmbeddingText(DocumentChunk chunk) =>
-        chunk.Heading is null || chunk.Text.Contains(chunk.Heading, StringComparison.Ordinal) ? chunk.Text : chunk.Heading + "\n" + chunk.Text;
-
-    private void UpdateIndexAfterCommit(IReadOnlyCollection<long> removed, IReadOnlyList<long> added, IReadOnlyList<float[]> vectors)
-    {
-        lock (_syncGate)
-        {
-            _index.Remove(removed);
-            if (added.Count > 0) _index.Add(added, vectors);
-            _index.Generation = _store.Generation;
-            _indexDirty = true;
-        }
-        if (DateTime.UtcNow - _lastSave > IndexSaveInterval) SaveIndex();
-    }
-
-    // ---------------------------------------------------------------- removal
-
-    /// <summary>Removes sources by exact name or by id; returns one result per removed source.</summary>
-    public IReadOnlyList<IngestResult> Remove(IEnumerable<KnowledgeSource> sources, CancellationToken cancellationToken = default)
-    {
-        var list = sources.ToList();
-        if (list.Count == 0) return [];
-        lock (_writeGate)
-        {
-            using var writer = WriterLock.Acquire(Directory, _options.WriterLockTimeout, cancellationToken);
-            SyncIndex();
-            var removed = WithCorruptionCheck(() => _store.RemoveSources(list.Select(s => s.Id).ToList()));
-            UpdateIndexAfterCommit(removed, [], []);
-            return list.Select(s => new IngestResult { Source = s.Source, Status = IngestStatus.Removed, Chunks = s.Chunks, SourceId = s.Id }).ToList();
-        }
-    }
-
-    /// <summary>Sources stored from files that no longer exist.</summary>
-    public IReadOnlyList<KnowledgeSource> GetMissingSources() =>
-        GetSources().Where(s => s.Kind == SourceKind.File && !File.Exists(s.Source)).ToList();
-
-    /// <summary>True when a file source's file exists and its content hash differs from the stored one.</summary>
-    public bool HasChanged(KnowledgeSource source)
-    {
-        if (source.Kind != SourceKind.File || !File.Exists(source.Source)) return false;
-        try { return DocumentFile.HashFile(source.Source) != source.ContentHash; }
-        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException) { return false; }
-    }
-
-    /// <summary>Removes sources whose files no longer exist.</summary>
-    public IReadOnlyList<IngestResult> Prune(CancellationToken cancellationToken = default) => Remove(GetMissingSources(), cancellationToken);
-
-    // ---------------------------------------------------------------- queries
-
-    public IReadOnlyList<KnowledgeSource> GetSources() => WithCorruptionCheck(_store.GetSources);
-
-    public KnowledgeSource? GetSource(string source) => WithCorruptionCheck(() => _store.FindSource(source));
-
-    public KnowledgeStatistics GetStatistics()
-    {
-        var db = new FileInfo(Path.Combine(Directory, DatabaseFileName));
-        var idx = new FileInfo(_indexPath);
-        return WithCorruptionCheck(() => new KnowledgeStatistics
-        {
-            Directory = Directory,
-            Sources = _store.CountSources(),
-            Chunks = _store.CountChunks(),
-            Embedder = _embedder.Id,
-            Dimensions = _embedder.Dimensions,
-            DatabaseBytes = db.Exists ? db.Length : 0,
-            IndexBytes = idx.Exists ? idx.Length : 0,
-            IndexedVectors = _index.Count,
-            IndexRebuiltOnOpen = IndexRebuildReason is not null,
-        });
-    }
-
-    /// <summary>Hybrid (default), vector or keyword search.</summary>
-    public IReadOnlyList<KnowledgeHit> Search(string query, SearchOptions? options = null)
-    {
-        ObjectDisposedException.ThrowIf(_disposed, this);
-        ArgumentNullException.ThrowIfNull(query);
-        options ??= new SearchOptions();
-        if (options.Top <= 0) throw new ArgumentOutOfRangeException(nameof(options), options.Top, "Top must be at least 1.");
-        if (string.IsNullOrWhiteSpace(query)) return [];
-        // Embed outside the gate: it is the slow part and needs no database.
-        var queryVector = options.Mode == SearchMode.Keyword ? null : _embedder.Embed([query])[0];
-        return WithCorruptionCheck(() => SearchCore(query, queryVector, options));
-    }
-
-    private IReadOnlyList<KnowledgeHit> SearchCore(string query, float[]? queryVector, SearchOptions options)
-    {
-        SyncIndex();
-        var filterIds = options.Filter is { Count: > 0 } f ? _store.FilterChunkIds(f) : null;
-        int candidates = Math.Max(options.Candidates, options.Top * 4);
-
-        List<(long Id, double Score)> keyword = [];
-        List<(long Id, double Score)> vector = [];
-        if (options.Mode != SearchMode.Vector)
-        {
-            keyword = _store.KeywordSearch(query, filterIds is null ? candidates : candidates * 20);
-            if (filterIds is not null) keyword = keyword.Where(k => filterIds.Contains(k.Id)).Take(candidates).ToList();
-        }
-        if (queryVector is { } qv)
-        {
-            vector = filterIds is not null ? ExactSearch(qv, filterIds, candidates) : VectorSearch(qv, candidates);
-        }
-
-        List<(long Id, double Score)> ranked = options.Mode switch
-        {
-            SearchMode.Keyword => keyword,
-            SearchMode.Vector => vector,
-            _ => RankFusion.Fuse(options.RrfK, (keyword.Select(k => k.Id).ToList(), 1.0), (vector.Select(v => v.Id).ToList(), options.VectorWeight))
-                .Select(p => (p.Id, p.Score / ((1.0 + options.VectorWeight) / (options.RrfK + 1)))).ToList(),
-        };
-
-        var chunks = _store.GetChunks(ranked.Take(candidates * 2).Select(r => r.Id).ToList());
-        var hits = new List<KnowledgeHit>();
-        var perSource = new Dictionary<long, int>();
-        foreach (var (id, score) in ranked)
-        {
-            if (score < options.MinScore) break;
-            if (!chunks.TryGetValue(id, out var c)) continue; // removed by another process meanwhile
-            perSource.TryGetValue(c.SourceId, out var n);
-            if (options.MaxPerSource > 0 && n >= options.MaxPerSource) continue;
-            perSource[c.SourceId] = n + 1;
-            hits.Add(new KnowledgeHit
-            {
-                Rank = hits.Count + 1, Score = Math.Round(score, 6), Text = c.Text, Source = c.Source, Heading = c.Heading,
-                LineStart = c.LineStart, LineEnd = c.LineEnd, Page = c.Page, ChunkId = c.Id, SourceId = c.SourceId, Metadata = c.Metadata,
-            });
-            if (hits.Count == options.Top) break;
-        }
-        return hits;
-    }
-
-    private List<(long Id, double Score)> VectorSearch(float[] query, int count) =>
-        _index.Search(query, count).Select(r => (r.Id, (double)r.Similarity)).ToList();
-
-    /// <summary>Exact cosine over a filtered subset (vectors are normalised, so the dot product is the cosine).</summary>
-    private List<(long Id, double Score)> ExactSearch(float[] query, IReadOnlyCollection<long> ids, int count)
-    {
-        var scored = new List<(long, double)>();
-        foreach (var (id, v) in _store.ReadVectors(ids))
-            scored.Add((id, TensorPrimitives.CosineSimilarity(query, v)));
-        return scored.OrderByDescending(s => s.Item2).Take(count).ToList();
-    }
-
-    /// <summary>Saves the HNSW index now if it changed (done automatically every 30 s of writing and on Dispose).</summary>
-    public void Flush()
-    {
-        if (!_indexDirty) return;
-        lock (_writeGate)
-        {
-            try
-            {
-                using var writer = WriterLock.Acquire(Directory, _options.WriterLockTimeout, CancellationToken.None);
-                SyncIndex();
-                SaveIndex();
-            }
-            catch (KnowledgeBaseBusyException)
-            {
-                // Another writer owns the files now and will save an index that includes our work; the database
-                // is the truth either way.
-            }
-        }
-    }
-
-    private void SaveIndex()
-    {
-        lock (_syncGate)
-        {
-            // Only a file that matches the committed database may be written.
-            if (_index.Generation != _store.Generation) return;
-            _index.Save(_indexPath);
-            _indexDirty = false;
-            _lastSave = DateTime.UtcNow;
-        }
-    }
-
     /// <summary>Runs a store call under the gate (one SQLite connection is not thread-safe) and turns corruption
     /// into <see cref="KnowledgeBaseCorruptException"/>.</summary>
     private T WithCorruptionCheck<T>(Func<T> action)
@@ -426,12 +147,6 @@ public sealed class KnowledgeBase : IDisposable
     }
 
     private static string Hash(byte[] content) => Convert.ToHexString(SHA256.HashData(content));
-
-    private static bool SameMetadata(IReadOnlyDictionary<string, string> stored, IReadOnlyDictionary<string, string>? requested)
-    {
-        requested ??= new Dictionary<string, string>();
-        return stored.Count == requested.Count && requested.All(p => stored.TryGetValue(p.Key, out var v) && v == p.Value);
-    }
 
     public void Dispose()
     {

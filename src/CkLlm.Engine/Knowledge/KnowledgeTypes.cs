@@ -4,8 +4,12 @@ namespace CkLlm.Engine.Knowledge;
 public sealed class KnowledgeBaseOptions
 {
     /// <summary>Path to a GGUF embedding model; null uses the embedder the knowledge base was built with, or
-    /// the built-in all-MiniLM-L6-v2 for a new one.</summary>
+    /// <see cref="Embedder"/>, or the default embedder for a new one.</summary>
     public string? EmbeddingModel { get; set; }
+
+    /// <summary>A registered embedder name ("MiniLM", "ArcticXs", see <see cref="Embedding.EmbedderRegistry"/>) or a GGUF
+    /// path; null uses the one the knowledge base was built with, or the default for a new one.</summary>
+    public string? Embedder { get; set; }
 
     /// <summary>Target chunk size in tokens of the embedder's own tokenizer (capped by the embedder's window).</summary>
     public int ChunkSize { get; set; } = 200;
@@ -62,24 +66,53 @@ public sealed class SearchOptions
     /// <summary>At most this many hits per source (0 = no limit); further chunks of the same source are collapsed.</summary>
     public int MaxPerSource { get; set; } = 2;
 
-    /// <summary>Candidates taken from each retriever before fusion.</summary>
+    /// <summary>Chunk candidates taken from each retriever before fusion (at least 4 x Top).</summary>
     public int Candidates { get; set; } = 60;
 
-    /// <summary>The k of reciprocal-rank fusion: 1/(k + rank).</summary>
+    /// <summary>How Hybrid combines the keyword and vector evidence of each document.</summary>
+    public FusionMethod Fusion { get; set; } = FusionMethod.Score;
+
+    /// <summary>The k of reciprocal-rank fusion: 1/(k + rank) (<see cref="FusionMethod.Rrf"/> only).</summary>
     public int RrfK { get; set; } = 60;
 
-    /// <summary>Weight of the vector ranking in fusion (keyword weight is 1).</summary>
-    public double VectorWeight { get; set; } = 1.0;
+    /// <summary>Weight of the vector evidence in Hybrid fusion; the keyword evidence weighs 1 - VectorWeight.</summary>
+    public double VectorWeight { get; set; } = 0.7;
+
+    /// <summary>Keyword candidates scoring below this fraction of the best BM25 score are dropped before fusion
+    /// (a weak keyword match is noise next to a good vector match).</summary>
+    public double KeywordCutoff { get; set; }
+
+    /// <summary>BM25 weights of a match in the document title, the heading path and the body.</summary>
+    public KeywordWeights KeywordWeights { get; set; } = KeywordWeights.Default;
+}
+
+/// <summary>How Hybrid search fuses keyword and vector evidence (both per document: the best chunk of each).</summary>
+public enum FusionMethod
+{
+    /// <summary>Weighted mean of the cosine similarity and the BM25 score relative to the query's best BM25 score.</summary>
+    Score,
+
+    /// <summary>Weighted reciprocal-rank fusion of the two document rankings.</summary>
+    Rrf,
+}
+
+/// <summary>BM25 column weights: a query word in the title or heading path counts this many times a body match.</summary>
+public sealed record KeywordWeights(double Title, double Headings, double Body)
+{
+    public static KeywordWeights Default { get; } = new(4.0, 2.0, 1.0);
 }
 
 /// <summary>One search result.</summary>
-public sealed class KnowledgeHit
+public sealed record KnowledgeHit
 {
     public int Rank { get; init; }
     public double Score { get; init; }
     public string Text { get; init; } = "";
     public string Source { get; init; } = "";
     public string? Heading { get; init; }
+
+    /// <summary>The document's title (man page summary, first heading or file name) as it was indexed.</summary>
+    public string? Title { get; init; }
     public int? LineStart { get; init; }
     public int? LineEnd { get; init; }
     public int? Page { get; init; }

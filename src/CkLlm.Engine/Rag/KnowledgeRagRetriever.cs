@@ -1,15 +1,17 @@
 using CkLlm.Engine.Knowledge;
+using CkLlm.Engine.Knowledge.Search;
 
 namespace CkLlm.Engine.Rag;
 
-/// <summary>Retrieves RAG passages with the same search as Search-CkKnowledge (Top, Mode, Filter, MinScore).</summary>
-public sealed class KnowledgeRagRetriever(KnowledgeBase knowledgeBase) : IRagRetriever
+/// <summary>Retrieves RAG passages with the same search as Search-CkKnowledge (Top, Mode, Filter, MinScore), optionally
+/// reordered by a reranker.</summary>
+public sealed class KnowledgeRagRetriever(KnowledgeBase knowledgeBase, IReranker? reranker = null) : IRagRetriever
 {
     public IReadOnlyList<RagPassage> Retrieve(RagRequest request, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(request);
         cancellationToken.ThrowIfCancellationRequested();
-        var hits = knowledgeBase.Search(request.Question, Options(request.Mode, request.Top, request.Filter, request.MinScore));
+        var hits = Search(request.Question, Options(request.Mode, request.Top, request.Filter, request.MinScore), cancellationToken);
         return hits.Select(h => new RagPassage
         {
             Source = h.Source, Text = h.Text, Heading = h.Heading, LineStart = h.LineStart, LineEnd = h.LineEnd, Page = h.Page, Score = h.Score,
@@ -18,7 +20,20 @@ public sealed class KnowledgeRagRetriever(KnowledgeBase knowledgeBase) : IRagRet
 
     /// <summary>Hit sources, best first, for Measure-CkRetrieval.</summary>
     public IReadOnlyList<string> SearchSources(string question, string mode, int top, IReadOnlyDictionary<string, string>? filter = null) =>
-        knowledgeBase.Search(question, Options(mode, top, filter, 0)).Select(h => h.Source).ToArray();
+        Search(question, Options(mode, top, filter, 0), CancellationToken.None).Select(h => h.Source).ToArray();
+
+    /// <summary>The knowledge base's search; with a reranker, deeper, then reordered and cut to Top. MinScore applies
+    /// to the first stage (the reranker's scores are on another scale).</summary>
+    public IReadOnlyList<KnowledgeHit> Search(string query, SearchOptions options, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        if (reranker is null) return knowledgeBase.Search(query, options);
+        int top = options.Top;
+        options.Top = Reranking.Depth(top);
+        var candidates = knowledgeBase.Search(query, options);
+        options.Top = top;
+        return Reranking.Rerank(reranker, query, candidates, top, cancellationToken);
+    }
 
     /// <summary>"Hybrid", "Vector" or "Keyword" (any case) as the knowledge base's search mode.</summary>
     public static SearchMode ParseMode(string mode) =>

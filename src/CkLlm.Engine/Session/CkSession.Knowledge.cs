@@ -77,11 +77,11 @@ public sealed partial class CkSession
     }
 
     /// <summary>Whether a request may use an instance opened with <paramref name="cached"/>: every option equal, and no
-    /// explicit embedding model (that must be checked against the recorded one by opening).</summary>
+    /// explicit embedding model or embedder name (that must be checked against the recorded one by opening).</summary>
     private static bool SameOptions(KnowledgeBaseOptions cached, KnowledgeBaseOptions requested) =>
-        requested.EmbeddingModel is null &&
+        requested.EmbeddingModel is null && requested.Embedder is null &&
         typeof(KnowledgeBaseOptions).GetProperties(BindingFlags.Public | BindingFlags.Instance)
-            .Where(p => p.CanRead && p.Name != nameof(KnowledgeBaseOptions.EmbeddingModel))
+            .Where(p => p.CanRead && p.Name is not (nameof(KnowledgeBaseOptions.EmbeddingModel)) and not (nameof(KnowledgeBaseOptions.Embedder)))
             .All(p => Equals(p.GetValue(cached), p.GetValue(requested)));
 
     /// <summary>Knowledge bases open in this process.</summary>

@@ -23,7 +23,8 @@ public sealed partial class CkSession : IDisposable
         old?.Dispose();
         // The embedder cache is process-wide like this session; a session instance's own Dispose must not free
         // embedders other sessions and knowledge bases are still using (that was a use-after-dispose in ONNX Runtime).
-        Knowledge.Embedding.EmbedderCache.Clear();
+        Knowledge.Embedding.EmbedderRegistry.Clear();
+        Knowledge.Search.RerankerRegistry.Clear();
     }
 
     public DateTimeOffset Created { get; } = DateTimeOffset.Now;

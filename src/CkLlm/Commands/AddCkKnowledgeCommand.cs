@@ -61,10 +61,17 @@ public sealed class AddCkKnowledgeCommand : KnowledgeCommandBase
     [Parameter]
     public Hashtable? Metadata { get; set; }
 
-    /// <summary>Path to a GGUF embedding model (default all-MiniLM-L6-v2, or what the knowledge base was built with).</summary>
+    /// <summary>Path to a GGUF embedding model (default: what the knowledge base was built with, or -Embedder's default).</summary>
     [Parameter]
     [ValidateNotNullOrEmpty]
     public string? EmbeddingModel { get; set; }
+
+    /// <summary>A built-in embedder by name (MiniLM, ArcticXs) for a new knowledge base; an existing one must name the
+    /// embedder it was built with (or nothing).</summary>
+    [Parameter]
+    [ValidateNotNullOrEmpty]
+    [ArgumentCompleter(typeof(EmbedderNameCompleter))]
+    public string? Embedder { get; set; }
 
     [Parameter]
     [ValidateRange(8, 8192)]
@@ -102,8 +109,12 @@ public sealed class AddCkKnowledgeCommand : KnowledgeCommandBase
             ThrowInputError(new ArgumentException($"ChunkOverlap ({ChunkOverlap}) must be smaller than ChunkSize ({ChunkSize})."),
                 "InvalidChunkOverlap", ErrorCategory.InvalidArgument, ChunkOverlap);
         }
+        if (EmbeddingModel is not null && Embedder is not null)
+        {
+            ThrowInputError(new ArgumentException("Use either -Embedder or -EmbeddingModel, not both."), "EmbedderConflict", ErrorCategory.InvalidArgument, Embedder);
+        }
         string? model = EmbeddingModel is null ? null : ResolvePath(EmbeddingModel);
-        _kb = OpenKnowledgeBase(new KnowledgeBaseOptions { EmbeddingModel = model, ChunkSize = ChunkSize, ChunkOverlap = ChunkOverlap });
+        _kb = OpenKnowledgeBase(new KnowledgeBaseOptions { EmbeddingModel = model, Embedder = Embedder, ChunkSize = ChunkSize, ChunkOverlap = ChunkOverlap });
         _watch = Stopwatch.StartNew();
     }
 
@@ -350,4 +361,14 @@ public sealed class AddCkKnowledgeCommand : KnowledgeCommandBase
         try { _kb?.Flush(); }
         catch (Exception ex) when (ex is IOException or KnowledgeBaseException) { WriteWarning("Saving the vector index failed (it will be rebuilt): " + ex.Message); }
     }
+}
+
+/// <summary>Tab completion of -Embedder from the engine's registry (called only when completing, after import).</summary>
+public sealed class EmbedderNameCompleter : IArgumentCompleter
+{
+    public IEnumerable<CompletionResult> CompleteArgument(string commandName, string parameterName, string wordToComplete,
+        System.Management.Automation.Language.CommandAst commandAst, IDictionary fakeBoundParameters) =>
+        Engine.Knowledge.Embedding.EmbedderRegistry.Names
+            .Where(n => n.StartsWith(wordToComplete ?? "", StringComparison.OrdinalIgnoreCase))
+            .Select(n => new CompletionResult(n));
 }

@@ -114,6 +114,25 @@ public abstract class CkCmdlet : PSCmdlet, IDisposable
     }
 
     /// <summary>
+    /// The reranker a -Rerank argument names: a loaded chat model's name (pointwise judge) or a GGUF reranker file
+    /// (a PowerShell path); null when not given. A file that is not a reranker is a terminating NotAReranker error.
+    /// </summary>
+    protected Engine.Knowledge.Search.IReranker? ResolveReranker(string? rerank)
+    {
+        if (rerank is null) return null;
+        try
+        {
+            return Engine.Knowledge.Search.RerankerRegistry.Resolve(rerank,
+                name => SessionHost.Session.TryGetModel(name, out var model) ? model : null, ResolvePath(rerank));
+        }
+        catch (Exception e) when (EngineErrors.IsEngineError(e))
+        {
+            ThrowTerminatingError(EngineErrors.ToErrorRecord(e, rerank));
+            throw; // unreachable: ThrowTerminatingError always throws
+        }
+    }
+
+    /// <summary>
     /// A property of a piped object, by name (case-insensitive): a hashtable key, a PSCustomObject or .NET property,
     /// an Import-Csv column. Null when it has none.
     /// </summary>

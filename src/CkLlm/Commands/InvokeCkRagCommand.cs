@@ -39,6 +39,11 @@ public sealed class InvokeCkRagCommand : GenerationCommandBase
     [ValidateMinScore]
     public double MinScore { get; set; }
 
+    /// <summary>A GGUF reranker file, or the name of a loaded chat model to judge relevance: searches deeper, reorders, keeps -Top.</summary>
+    [Parameter]
+    [ValidateNotNullOrEmpty]
+    public string? Rerank { get; set; }
+
     [Parameter]
     [ValidateNotNullOrEmpty]
     public string? Template { get; set; }
@@ -56,6 +61,7 @@ public sealed class InvokeCkRagCommand : GenerationCommandBase
         var model = ResolveModel(Model);
         if (model is null) return;
         var knowledgeBase = OpenKnowledgeBase(KnowledgeBase, mustExist: true);
+        var reranker = ResolveReranker(Rerank);
         var request = new RagRequest
         {
             Question = Question,
@@ -75,7 +81,7 @@ public sealed class InvokeCkRagCommand : GenerationCommandBase
         {
             try
             {
-                foreach (var chunk in RagEngine.Stream(request, new KnowledgeRagRetriever(knowledgeBase), model, Cancellation))
+                foreach (var chunk in RagEngine.Stream(request, new KnowledgeRagRetriever(knowledgeBase, reranker), model, Cancellation))
                 {
                     if (chunk.Answer is not null) { answer = chunk.Answer; break; }
                     if (Stream && chunk.Text.Length > 0)

@@ -35,6 +35,11 @@ public sealed class MeasureCkRetrievalCommand : KnowledgeCommandBase
     [Parameter]
     public Hashtable? Filter { get; set; }
 
+    /// <summary>A GGUF reranker file, or the name of a loaded chat model to judge relevance: searches deeper, reorders, keeps -Top.</summary>
+    [Parameter]
+    [ValidateNotNullOrEmpty]
+    public string? Rerank { get; set; }
+
     /// <summary>Write the per-question ranks instead of the per-mode summaries.</summary>
     [Parameter]
     public SwitchParameter Detailed { get; set; }
@@ -57,7 +62,7 @@ public sealed class MeasureCkRetrievalCommand : KnowledgeCommandBase
             return;
         }
         var knowledgeBase = OpenKnowledgeBase();
-        var retriever = new KnowledgeRagRetriever(knowledgeBase);
+        var retriever = new KnowledgeRagRetriever(knowledgeBase, ResolveReranker(Rerank));
         var filter = ToDictionary(Filter);
         var modes = Mode.Select(RetrievalParameters.Canonical).Distinct().ToArray();
         var progress = new ProgressRecord(1, "Measure-CkRetrieval", "Searching");

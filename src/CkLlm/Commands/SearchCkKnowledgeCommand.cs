@@ -4,7 +4,7 @@ using CkLlm.Engine.Knowledge;
 
 namespace CkLlm.Commands;
 
-/// <summary>Searches the knowledge base: hybrid (BM25 + HNSW fused by reciprocal rank), vector or keyword.</summary>
+/// <summary>Searches the knowledge base: hybrid (BM25 and vectors fused per document), vector or keyword; optionally reranked.</summary>
 [Cmdlet(VerbsCommon.Search, "CkKnowledge")]
 [OutputType(typeof(KnowledgeHit))]
 public sealed class SearchCkKnowledgeCommand : KnowledgeCommandBase
@@ -34,14 +34,20 @@ public sealed class SearchCkKnowledgeCommand : KnowledgeCommandBase
     [ValidateRange(0, 1000)]
     public int MaxPerSource { get; set; } = 2;
 
+    /// <summary>A GGUF reranker file, or the name of a loaded chat model to judge relevance: searches deeper, reorders, keeps -Top.</summary>
+    [Parameter]
+    [ValidateNotNullOrEmpty]
+    public string? Rerank { get; set; }
+
     protected override void ProcessRecord()
     {
         var kb = OpenKnowledgeBase();
+        var retriever = new Engine.Rag.KnowledgeRagRetriever(kb, ResolveReranker(Rerank));
         IReadOnlyList<KnowledgeHit> hits = [];
-        var searched = TryEngine(() => hits = kb.Search(Query, new SearchOptions
+        var searched = TryEngine(() => hits = retriever.Search(Query, new SearchOptions
         {
             Top = Top, Mode = Enum.Parse<SearchMode>(Mode, ignoreCase: true), Filter = ToDictionary(Filter), MinScore = MinScore, MaxPerSource = MaxPerSource,
-        }), Query);
+        }, Cancellation), Query);
         if (!searched) return;
         foreach (var hit in hits)
         {

@@ -5,7 +5,7 @@ namespace CkLlm.Engine.Tests.Knowledge;
 
 public class TextChunkerTests
 {
-    private static readonly Lazy<MiniLmEmbedder> Embedder = new(() => (MiniLmEmbedder)CkLlm.Engine.Knowledge.Embedding.EmbedderCache.Get(null));
+    private static readonly Lazy<MiniLmEmbedder> Embedder = new(() => (MiniLmEmbedder)CkLlm.Engine.Knowledge.Embedding.EmbedderRegistry.Resolve(MiniLmEmbedder.Name));
 
     [Fact]
     public void NoChunkExceedsTheSizeInTheEmbeddersOwnTokensAndChunksOverlap()

@@ -4,74 +4,26 @@ using System.Numerics.Tensors;
 using System.Text.Json;
 using CkLlm.Engine.Knowledge;
 using CkLlm.Engine.Knowledge.Embedding;
+using CkLlm.Engine.Knowledge.Ingestion;
 using CkLlm.Engine.Knowledge.Storage;
 
 // Usage:
-//   KnowledgeBench retrieval <corpusDir> <questions.csv> <workDir> <out.json>
 //   KnowledgeBench hnsw <count> <random|clustered> <out.json> [queries]
+//   KnowledgeBench latency <corpusDir> <kbDir> <out.json> <chunks> <questions.csv>
+//   KnowledgeBench eval <corpusDir> <kbDir> <embedder> <out.json> <questions.csv> <perSplit> <distractors> [tune]
 CultureInfo.DefaultThreadCurrentCulture = CultureInfo.InvariantCulture;
 var mode = args[0];
 object result = mode switch
 {
-    "retrieval" => Retrieval(args[1], args[2], args[3]),
     "ingest" => Ingest(args[1], args[2], args.Length > 4 ? int.Parse(args[4]) : int.MaxValue),
     "hnsw" => Hnsw(int.Parse(args[1]), args[2], args.Length > 4 ? int.Parse(args[4]) : 200),
-    _ => throw new ArgumentException("mode: retrieval | hnsw"),
+    "latency" => Latency(args[1], args[2], int.Parse(args[4]), args[5]),
+    "eval" => EvalSet.Run(args[1], args[2], args[3], args[5], int.Parse(args[6]), int.Parse(args[7]), args.Length > 8 && args[8] == "tune"),
+    _ => throw new ArgumentException("mode: eval | latency | ingest | hnsw"),
 };
-var outPath = mode == "hnsw" ? args[3] : mode == "ingest" ? args[3] : args[4];
+var outPath = mode is "hnsw" or "ingest" or "latency" ? args[3] : args[4];
 File.WriteAllText(outPath, JsonSerializer.Serialize(result, new JsonSerializerOptions { WriteIndented = true }));
 Console.WriteLine(File.ReadAllText(outPath));
-
-static object Retrieval(string corpus, string questionsCsv, string work)
-{
-    if (Directory.Exists(work)) Directory.Delete(work, true);
-    var files = Directory.GetFiles(corpus, "*.txt").Order(StringComparer.Ordinal).ToArray();
-    var total = Stopwatch.StartNew();
-    int chunks = 0;
-    using var kb = KnowledgeBase.Open(work);
-    _ = kb.Search("warm up"); // load the embedder before timing
-    total.Restart();
-    foreach (var f in files) chunks += kb.AddFile(f).Chunks;
-    kb.Flush();
-    var ingestSeconds = total.Elapsed.TotalSeconds;
-
-    var questions = File.ReadAllLines(questionsCsv).Skip(1).Where(l => l.Contains(','))
-        .Select(l => { var i = l.LastIndexOf(','); return (Q: l[..i].Trim('"'), Page: l[(i + 1)..].Trim()); }).ToList();
-    var modes = new Dictionary<string, object>();
-    var latencies = new Dictionary<string, double>();
-    foreach (var m in new[] { SearchMode.Keyword, SearchMode.Vector, SearchMode.Hybrid })
-    {
-        int hit1 = 0, hit5 = 0; double mrr = 0;
-        var misses = new List<string>();
-        var watch = Stopwatch.StartNew();
-        foreach (var (q, page) in questions)
-        {
-            var hits = kb.Search(q, new SearchOptions { Mode = m, Top = 10, MaxPerSource = 1 });
-            int rank = hits.ToList().FindIndex(h => Path.GetFileNameWithoutExtension(h.Source) == page) + 1;
-            if (rank == 1) hit1++;
-            if (rank is >= 1 and <= 5) hit5++;
-            if (rank >= 1) mrr += 1.0 / rank;
-            if (rank != 1) misses.Add($"{q} -> {page} (rank {rank}, top {(hits.Count > 0 ? Path.GetFileNameWithoutExtension(hits[0].Source) : "-")})");
-        }
-        latencies[m.ToString()] = watch.Elapsed.TotalMilliseconds / questions.Count;
-        modes[m.ToString()] = new
-        {
-            Hit1 = Math.Round((double)hit1 / questions.Count, 3),
-            Hit5 = Math.Round((double)hit5 / questions.Count, 3),
-            Mrr10 = Math.Round(mrr / questions.Count, 3),
-            MeanQueryMs = Math.Round(latencies[m.ToString()], 1),
-            Misses = misses,
-        };
-    }
-    return new
-    {
-        Pages = files.Length,
-        Questions = questions.Count,
-        Chunks = chunks,
-        IngestSeconds = Math.Round(ingestSeconds, 1),
-        Modes = modes,
-    };
-}
 
 // Ingest speed against the raw encoder on the same chunks. The machine is shared, so the two are interleaved in
 // rounds (ingest a slice of files, then encode exactly the chunks that slice produced) to keep load drift from
@@ -81,7 +33,8 @@ static object Ingest(string corpus, string work, int maxFiles)
     if (Directory.Exists(work)) Directory.Delete(work, true);
     var files = Directory.GetFiles(corpus, "*.txt").Order(StringComparer.Ordinal).Take(maxFiles).ToArray();
     using var kb = KnowledgeBase.Open(work);
-    var embedder = new MiniLmEmbedder();
+    // The same model the knowledge base uses, called directly: the raw encoder.
+    var embedder = EmbedderRegistry.Resolve(EmbedderRegistry.DefaultName);
     embedder.Embed(["warm up the raw encoder"]);
     _ = kb.Search("warm up");
     double ingestSeconds = 0, rawSeconds = 0;
@@ -92,7 +45,7 @@ static object Ingest(string corpus, string work, int maxFiles)
         var w = Stopwatch.StartNew();
         foreach (var f in slice) chunks += kb.AddFile(f).Chunks;
         ingestSeconds += w.Elapsed.TotalSeconds;
-        var texts = ReadEmbeddingTexts(db).Skip(seen).ToList();
+        var texts = ReadEmbeddingTexts(db, embedder).Skip(seen).ToList();
         seen += texts.Count;
         w.Restart();
         foreach (var batch in texts.Chunk(16)) embedder.Embed(batch);
@@ -104,6 +57,7 @@ static object Ingest(string corpus, string work, int maxFiles)
     ingestSeconds += f0.Elapsed.TotalSeconds;
     return new
     {
+        Embedder = embedder.Id,
         Files = files.Length,
         Chunks = chunks,
         IngestSeconds = Math.Round(ingestSeconds, 1),
@@ -113,21 +67,57 @@ static object Ingest(string corpus, string work, int maxFiles)
     };
 }
 
-static List<string> ReadEmbeddingTexts(string db)
+/// <summary>The texts ingestion embedded: each chunk with its document title and heading path in front.</summary>
+static List<string> ReadEmbeddingTexts(string db, IEmbedder embedder)
 {
     using var conn = new Microsoft.Data.Sqlite.SqliteConnection($"Data Source={db};Mode=ReadOnly");
     conn.Open();
     using var cmd = conn.CreateCommand();
-    cmd.CommandText = "SELECT heading, text FROM chunks ORDER BY id";
+    cmd.CommandText = "SELECT s.title, c.heading, c.text FROM chunks c JOIN sources s ON s.id = c.source_id ORDER BY c.id";
     using var r = cmd.ExecuteReader();
     var list = new List<string>();
     while (r.Read())
     {
-        var heading = r.IsDBNull(0) ? null : r.GetString(0);
-        var text = r.GetString(1);
-        list.Add(heading is null || text.Contains(heading) ? text : heading + "\n" + text);
+        var chunk = new DocumentChunk(r.GetString(2), null, null, null, r.IsDBNull(1) ? null : r.GetString(1), null, 0);
+        list.Add(ChunkContext.EmbeddingText(r.IsDBNull(0) ? null : r.GetString(0), chunk, embedder.CountTokens));
     }
     return list;
+}
+
+/// <summary>
+/// Query latency of the default search at a given number of chunks, query embedding included. The stored vectors are
+/// random unit vectors (an embedder that embeds queries with the default model and passages randomly), so building
+/// 10k chunks takes seconds instead of an hour of embedding; the exact scan and the fusion cost the same either way.
+/// </summary>
+static object Latency(string corpus, string work, int targetChunks, string questionsCsv)
+{
+    var model = EmbedderRegistry.Resolve(EmbedderRegistry.DefaultName);
+    var name = "bench-random-passages+" + model.Id;
+    EmbedderRegistry.Register(name, () => new RandomPassageEmbedder(name, model));
+    using var kb = KnowledgeBase.Open(work, new KnowledgeBaseOptions { Embedder = name });
+    foreach (var f in Directory.GetFiles(corpus, "*", SearchOption.AllDirectories).Order(StringComparer.Ordinal))
+    {
+        if (kb.GetStatistics().Chunks >= targetChunks) break;
+        kb.AddFile(f);
+    }
+    kb.Flush();
+    var queries = Questions.Read(questionsCsv).Select(q => q.Text).Take(200).ToList();
+    kb.Search(queries[0]); // warm up
+    var times = new List<double>();
+    foreach (var q in queries)
+    {
+        var w = Stopwatch.StartNew();
+        kb.Search(q);
+        times.Add(w.Elapsed.TotalMilliseconds);
+    }
+    return new
+    {
+        Embedder = model.Id,
+        Chunks = kb.GetStatistics().Chunks,
+        Queries = queries.Count,
+        P50Ms = Math.Round(Percentile(times, 0.5), 1),
+        P90Ms = Math.Round(Percentile(times, 0.9), 1),
+    };
 }
 
 static object Hnsw(int count, string distribution, int queries)
@@ -188,7 +178,7 @@ static object Hnsw(int count, string distribution, int queries)
     };
 }
 
-static (double P50, double P99, double Recall) Measure(float[][] query, List<long[]> exact, Func<float[], List<(long Id, float Similarity)>> search)
+static (double P50, double P99, double Recall) Measure(float[][] query, List<long[]> exact, Func<float[], IReadOnlyList<(long Id, float Similarity)>> search)
 {
     search(query[0]); // warm up (the exact path copies the vectors out on first use)
     var times = new List<double>();
@@ -269,4 +259,27 @@ sealed class SyntheticVectors
         double u1 = 1.0 - rng.NextDouble(), u2 = rng.NextDouble();
         return Math.Sqrt(-2 * Math.Log(u1)) * Math.Cos(2 * Math.PI * u2);
     }
+}
+
+/// <summary>Embeds queries with a real model and passages as random unit vectors (seeded by the text).</summary>
+sealed class RandomPassageEmbedder(string id, IEmbedder queries) : IEmbedder
+{
+    public string Id => id;
+    public string Locator => id;
+    public int Dimensions => queries.Dimensions;
+    public int MaxTokens => queries.MaxTokens;
+    public int CountTokens(string text) => queries.CountTokens(text);
+
+    public float[][] Embed(IReadOnlyList<string> texts, CancellationToken cancellationToken = default) => texts.Select(t =>
+    {
+        var rng = new Random(t.GetHashCode(StringComparison.Ordinal));
+        var v = new float[Dimensions];
+        for (int i = 0; i < v.Length; i++) v[i] = (float)(rng.NextDouble() - 0.5);
+        TensorPrimitives.Divide(v, TensorPrimitives.Norm(v), v);
+        return v;
+    }).ToArray();
+
+    public float[] EmbedQuery(string query, CancellationToken cancellationToken = default) => queries.EmbedQuery(query, cancellationToken);
+
+    public void Dispose() { }
 }

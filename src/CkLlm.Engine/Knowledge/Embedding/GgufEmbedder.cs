@@ -33,14 +33,22 @@ public sealed class GgufEmbedder : IEmbedder
         _embedder = new LLamaEmbedder(_weights, parameters);
         Dimensions = _embedder.EmbeddingSize;
         MaxTokens = (int)Math.Min(RequestedContext, (uint)Math.Max(16, _weights.ContextSize)) - 2;
-        Id = $"gguf:{Path.GetFileName(path)}:{Fingerprint(path)}";
-        ModelPath = path;
+        Id = $"gguf:{Path.GetFileName(path)}:sha256-{FileHash(path)}";
+        LegacyId = $"gguf:{Path.GetFileName(path)}:{LegacyFingerprint(path)}";
+        Locator = path;
     }
 
     public string Id { get; }
-    public string ModelPath { get; }
+
+    /// <summary>The id knowledge bases recorded before the whole-file hash (size plus a hash of the first MiB).</summary>
+    public string LegacyId { get; }
+
+    /// <summary>The model file's full path.</summary>
+    public string Locator { get; }
     public int Dimensions { get; }
     public int MaxTokens { get; }
+
+    public bool Identifies(string recordedId) => recordedId == Id || recordedId == LegacyId;
 
     public int CountTokens(string text)
     {
@@ -62,8 +70,15 @@ public sealed class GgufEmbedder : IEmbedder
         return result;
     }
 
-    /// <summary>Size plus a hash of the first MiB: cheap, and a different model (or quantisation) gets a different id.</summary>
-    private static string Fingerprint(string path)
+    /// <summary>SHA-256 of the whole file: two files that differ anywhere (a fine-tuned copy with the same header
+    /// and size) get different ids. Hashing runs once per load; it is fast next to loading the weights.</summary>
+    private static string FileHash(string path)
+    {
+        using var stream = File.OpenRead(path);
+        return Convert.ToHexString(SHA256.HashData(stream), 0, 16).ToLowerInvariant();
+    }
+
+    private static string LegacyFingerprint(string path)
     {
         using var stream = File.OpenRead(path);
         var buffer = new byte[Math.Min(stream.Length, 1 << 20)];

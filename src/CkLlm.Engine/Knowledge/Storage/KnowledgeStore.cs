@@ -9,7 +9,7 @@ namespace CkLlm.Engine.Knowledge.Storage;
 
 /// <summary>Row of the chunks table as search needs it.</summary>
 internal sealed record StoredChunk(long Id, long SourceId, string Source, string Text, string? Heading,
-    int? LineStart, int? LineEnd, int? Page, IReadOnlyDictionary<string, string> Metadata);
+    int? LineStart, int? LineEnd, int? Page, IReadOnlyDictionary<string, string> Metadata, string? Title = null);
 
 /// <summary>A chunk's text with what tells whether it continues the previous chunk.</summary>
 internal sealed record StoredChunkText(string Source, SourceKind Kind, string Text, string? Heading, int? LineStart, int? LineEnd, int? Page);
@@ -21,7 +21,10 @@ internal sealed record StoredChunkText(string Source, SourceKind Kind, string Te
 /// </summary>
 internal sealed class KnowledgeStore : IDisposable
 {
-    public const int SchemaVersion = 1;
+    public const int SchemaVersion = 2;
+
+    /// <summary>Version 1 had one FTS5 blob (text, heading) and no document titles; it is migrated on open.</summary>
+    private const int FirstSchemaVersion = 1;
     private readonly SqliteConnection _db;
     private readonly string _path;
 
@@ -41,7 +44,7 @@ internal sealed class KnowledgeStore : IDisposable
             Exec("PRAGMA busy_timeout=30000;");
             if (readOnly)
             {
-                CheckSchemaVersion();
+                CheckSchemaVersion(readOnly: true);
             }
             else
             {
@@ -88,7 +91,8 @@ internal sealed class KnowledgeStore : IDisposable
                 chunk_count INTEGER NOT NULL,
                 added_utc TEXT NOT NULL,
                 updated_utc TEXT NOT NULL,
-                metadata TEXT);
+                metadata TEXT,
+                title TEXT);
             CREATE TABLE IF NOT EXISTS chunks (
                 id INTEGER PRIMARY KEY AUTOINCREMENT,
                 source_id INTEGER NOT NULL REFERENCES sources(id) ON DELETE CASCADE,
@@ -102,17 +106,59 @@ internal sealed class KnowledgeStore : IDisposable
                 metadata TEXT,
                 vector BLOB NOT NULL);
             CREATE INDEX IF NOT EXISTS chunks_source ON chunks(source_id);
-            CREATE VIRTUAL TABLE IF NOT EXISTS chunks_fts USING fts5(text, heading, tokenize='porter unicode61');
             """);
-        if (GetMeta("schema_version") is null) SetMeta("schema_version", SchemaVersion.ToString(CultureInfo.InvariantCulture));
+        var version = GetMeta("schema_version");
+        if (version == FirstSchemaVersion.ToString(CultureInfo.InvariantCulture)) MigrateFromVersion1();
+        Exec(CreateFtsTable);
+        if (version is null) SetMeta("schema_version", SchemaVersion.ToString(CultureInfo.InvariantCulture));
         CheckSchemaVersion();
     }
 
-    private void CheckSchemaVersion()
+    // Separate columns so bm25() can weigh a match in the document title or heading path above one in the body.
+    private const string CreateFtsTable = "CREATE VIRTUAL TABLE IF NOT EXISTS chunks_fts USING fts5(title, headings, body, tokenize='porter unicode61');";
+
+    /// <summary>Version 1 → 2: adds source titles and rebuilds the keyword index with title/headings/body columns,
+    /// in one transaction. Titles come from the source names (the documents are not read again); the vectors stay
+    /// as they were embedded.</summary>
+    private void MigrateFromVersion1()
+    {
+        using var tx = _db.BeginTransaction();
+        using (var cmd = Command("SELECT count(*) FROM pragma_table_info('sources') WHERE name = 'title'"))
+        {
+            cmd.Transaction = tx;
+            if (Convert.ToInt32(cmd.ExecuteScalar(), CultureInfo.InvariantCulture) == 0) Exec("ALTER TABLE sources ADD COLUMN title TEXT;", tx);
+        }
+        var titles = new List<(long Id, string? Title)>();
+        using (var cmd = Command("SELECT id, source, kind FROM sources"))
+        {
+            cmd.Transaction = tx;
+            using var r = cmd.ExecuteReader();
+            while (r.Read()) titles.Add((r.GetInt64(0), ChunkContext.TitleFromSourceName(r.GetString(1), Enum.Parse<SourceKind>(r.GetString(2)))));
+        }
+        using (var update = Command("UPDATE sources SET title = $t WHERE id = $id"))
+        {
+            update.Transaction = tx;
+            foreach (var (id, title) in titles)
+            {
+                SetParams(update, ("$t", title), ("$id", id));
+                update.ExecuteNonQuery();
+            }
+        }
+        Exec("DROP TABLE IF EXISTS chunks_fts;", tx);
+        Exec(CreateFtsTable, tx);
+        Exec("INSERT INTO chunks_fts(rowid, title, headings, body) SELECT c.id, s.title, c.heading, c.text FROM chunks c JOIN sources s ON s.id = c.source_id;", tx);
+        SetMeta("schema_version", SchemaVersion.ToString(CultureInfo.InvariantCulture), tx);
+        tx.Commit();
+    }
+
+    /// <summary>Writers need the current version; read-only readers (which only read sources and chunks, unchanged since
+    /// version 1) also accept the first version, so a knowledge base not yet migrated can be read next to a writer.</summary>
+    private void CheckSchemaVersion(bool readOnly = false)
     {
         var version = GetMeta("schema_version");
-        if (version != SchemaVersion.ToString(CultureInfo.InvariantCulture))
-            throw new KnowledgeBaseException($"The knowledge base '{_path}' has schema version {version ?? "(none)"}; this CkLlm reads version {SchemaVersion}.");
+        if (version == SchemaVersion.ToString(CultureInfo.InvariantCulture)) return;
+        if (readOnly && version == FirstSchemaVersion.ToString(CultureInfo.InvariantCulture)) return;
+        throw new KnowledgeBaseException($"The knowledge base '{_path}' has schema version {version ?? "(none)"}; this CkLlm reads version {SchemaVersion}.");
     }
 
     /// <summary>Every chunk's text and position, by source name then chunk order: what the documents looked like.</summary>
@@ -185,7 +231,7 @@ internal sealed class KnowledgeStore : IDisposable
 
     /// <summary>Replaces a source and all its chunks in one transaction: after a crash it is either fully old or fully new.</summary>
     public (long SourceId, long[] ChunkIds, long[] RemovedChunkIds) ReplaceSource(string source, SourceKind kind, string format, string hash, long size,
-        IReadOnlyDictionary<string, string>? metadata, IReadOnlyList<DocumentChunk> chunks, IReadOnlyList<float[]> vectors)
+        string? title, IReadOnlyDictionary<string, string>? metadata, IReadOnlyList<DocumentChunk> chunks, IReadOnlyList<float[]> vectors)
     {
         using var tx = _db.BeginTransaction();
         var now = DateTime.UtcNow.ToString("O", CultureInfo.InvariantCulture);
@@ -193,10 +239,10 @@ internal sealed class KnowledgeStore : IDisposable
         long[] removed = existing is { } old ? DeleteChunks(old, tx) : [];
         long sourceId;
         using (var cmd = Command(existing is null
-            ? "INSERT INTO sources(source, kind, format, content_hash, size, chunk_count, added_utc, updated_utc, metadata) VALUES($s,$k,$f,$h,$z,$n,$t,$t,$m) RETURNING id"
-            : "UPDATE sources SET kind=$k, format=$f, content_hash=$h, size=$z, chunk_count=$n, updated_utc=$t, metadata=$m WHERE id=$id RETURNING id",
+            ? "INSERT INTO sources(source, kind, format, content_hash, size, chunk_count, added_utc, updated_utc, metadata, title) VALUES($s,$k,$f,$h,$z,$n,$t,$t,$m,$ti) RETURNING id"
+            : "UPDATE sources SET kind=$k, format=$f, content_hash=$h, size=$z, chunk_count=$n, updated_utc=$t, metadata=$m, title=$ti WHERE id=$id RETURNING id",
             ("$s", source), ("$k", kind.ToString()), ("$f", format), ("$h", hash), ("$z", size), ("$n", chunks.Count), ("$t", now),
-            ("$m", SerializeMetadata(metadata)), ("$id", existing ?? 0)))
+            ("$m", SerializeMetadata(metadata)), ("$ti", title), ("$id", existing ?? 0)))
         {
             cmd.Transaction = tx;
             sourceId = (long)cmd.ExecuteScalar()!;
@@ -204,7 +250,7 @@ internal sealed class KnowledgeStore : IDisposable
 
         var ids = new long[chunks.Count];
         using (var insert = Command("INSERT INTO chunks(source_id, ordinal, text, heading, line_start, line_end, page, token_count, metadata, vector) VALUES($s,$o,$t,$h,$l1,$l2,$p,$n,$m,$v) RETURNING id"))
-        using (var fts = Command("INSERT INTO chunks_fts(rowid, text, heading) VALUES($id, $t, $h)"))
+        using (var fts = Command("INSERT INTO chunks_fts(rowid, title, headings, body) VALUES($id, $ti, $h, $t)"))
         {
             insert.Transaction = tx;
             fts.Transaction = tx;
@@ -215,7 +261,7 @@ internal sealed class KnowledgeStore : IDisposable
                 SetParams(insert, ("$s", sourceId), ("$o", i), ("$t", c.Text), ("$h", c.Heading), ("$l1", c.LineStart), ("$l2", c.LineEnd),
                     ("$p", c.Page), ("$n", c.TokenCount), ("$m", SerializeMetadata(merged)), ("$v", MemoryMarshal.AsBytes(vectors[i].AsSpan()).ToArray()));
                 ids[i] = (long)insert.ExecuteScalar()!;
-                SetParams(fts, ("$id", ids[i]), ("$t", c.Text), ("$h", c.Heading));
+                SetParams(fts, ("$id", ids[i]), ("$ti", title), ("$h", c.Heading), ("$t", c.Text));
                 fts.ExecuteNonQuery();
             }
         }
@@ -296,18 +342,42 @@ internal sealed class KnowledgeStore : IDisposable
         }
     }
 
-    /// <summary>BM25 over the FTS5 table; returns (chunk id, score) best first, score = -bm25 (higher is better).</summary>
-    public List<(long Id, double Score)> KeywordSearch(string query, int limit)
+    /// <summary>BM25 over the FTS5 table; returns (chunk id, score) best first, score = -bm25 (higher is better).
+    /// <paramref name="weights"/> weigh a match in the document title, the heading path and the body.</summary>
+    public List<(long Id, double Score)> KeywordSearch(string query, int limit, KeywordWeights weights)
     {
         var match = ToMatchExpression(query);
         var results = new List<(long, double)>();
         if (match is null) return results;
-        // The heading column counts double: a query naming a section title should find that section.
-        using var cmd = Command("SELECT rowid, bm25(chunks_fts, 1.0, 2.0) AS score FROM chunks_fts WHERE chunks_fts MATCH $q ORDER BY score LIMIT $n",
-            ("$q", match), ("$n", limit));
+        using var cmd = Command("SELECT rowid, bm25(chunks_fts, $wt, $wh, $wb) AS score FROM chunks_fts WHERE chunks_fts MATCH $q ORDER BY score LIMIT $n",
+            ("$q", match), ("$n", limit), ("$wt", weights.Title), ("$wh", weights.Headings), ("$wb", weights.Body));
         using var r = cmd.ExecuteReader();
         while (r.Read()) results.Add((r.GetInt64(0), -r.GetDouble(1)));
         return results;
+    }
+
+    /// <summary>BM25 scores (as <see cref="KeywordSearch"/>) of the given chunks only; chunks without a query word are left out.</summary>
+    public List<(long Id, double Score)> KeywordScores(string query, IReadOnlyCollection<long> ids, KeywordWeights weights)
+    {
+        var match = ToMatchExpression(query);
+        var results = new List<(long, double)>();
+        if (match is null || ids.Count == 0) return results;
+        using var cmd = Command("SELECT rowid, bm25(chunks_fts, $wt, $wh, $wb) FROM chunks_fts WHERE chunks_fts MATCH $q AND rowid IN (SELECT value FROM json_each($ids))",
+            ("$q", match), ("$ids", JsonSerializer.Serialize(ids)), ("$wt", weights.Title), ("$wh", weights.Headings), ("$wb", weights.Body));
+        using var r = cmd.ExecuteReader();
+        while (r.Read()) results.Add((r.GetInt64(0), -r.GetDouble(1)));
+        return results;
+    }
+
+    /// <summary>The source id of each of the given chunks that still exists.</summary>
+    public Dictionary<long, long> SourceIdsOf(IReadOnlyCollection<long> ids)
+    {
+        var result = new Dictionary<long, long>();
+        if (ids.Count == 0) return result;
+        using var cmd = Command("SELECT id, source_id FROM chunks WHERE id IN (SELECT value FROM json_each($ids))", ("$ids", JsonSerializer.Serialize(ids)));
+        using var r = cmd.ExecuteReader();
+        while (r.Read()) result[r.GetInt64(0)] = r.GetInt64(1);
+        return result;
     }
 
     /// <summary>Turns free text into an FTS5 expression: each word quoted (so punctuation cannot break the syntax), OR-ed.</summary>
@@ -337,7 +407,7 @@ internal sealed class KnowledgeStore : IDisposable
         var result = new Dictionary<long, StoredChunk>();
         if (ids.Count == 0) return result;
         using var cmd = Command("""
-            SELECT c.id, c.source_id, s.source, c.text, c.heading, c.line_start, c.line_end, c.page, c.metadata
+            SELECT c.id, c.source_id, s.source, c.text, c.heading, c.line_start, c.line_end, c.page, c.metadata, s.title
             FROM chunks c JOIN sources s ON s.id = c.source_id
             WHERE c.id IN (SELECT value FROM json_each($ids))
             """, ("$ids", JsonSerializer.Serialize(ids)));
@@ -346,7 +416,7 @@ internal sealed class KnowledgeStore : IDisposable
         {
             var chunk = new StoredChunk(r.GetInt64(0), r.GetInt64(1), r.GetString(2), r.GetString(3),
                 r.IsDBNull(4) ? null : r.GetString(4), r.IsDBNull(5) ? null : r.GetInt32(5), r.IsDBNull(6) ? null : r.GetInt32(6),
-                r.IsDBNull(7) ? null : r.GetInt32(7), ParseMetadata(r.IsDBNull(8) ? null : r.GetString(8)));
+                r.IsDBNull(7) ? null : r.GetInt32(7), ParseMetadata(r.IsDBNull(8) ? null : r.GetString(8)), r.IsDBNull(9) ? null : r.GetString(9));
             result[chunk.Id] = chunk;
         }
         return result;
@@ -402,9 +472,10 @@ internal sealed class KnowledgeStore : IDisposable
         foreach (var (name, value) in parameters) cmd.Parameters.AddWithValue(name, value ?? DBNull.Value);
     }
 
-    private void Exec(string sql)
+    private void Exec(string sql, SqliteTransaction? tx = null)
     {
         using var cmd = Command(sql);
+        cmd.Transaction = tx;
         cmd.ExecuteNonQuery();
     }
 

@@ -1,0 +1,128 @@
+using System.Numerics.Tensors;
+using CkLlm.Engine.Knowledge.Search;
+
+namespace CkLlm.Engine.Knowledge;
+
+/// <summary>Queries: sources, statistics and search.</summary>
+public sealed partial class KnowledgeBase
+{
+    public IReadOnlyList<KnowledgeSource> GetSources() => WithCorruptionCheck(_store.GetSources);
+
+    public KnowledgeSource? GetSource(string source) => WithCorruptionCheck(() => _store.FindSource(source));
+
+    public KnowledgeStatistics GetStatistics()
+    {
+        var db = new FileInfo(Path.Combine(Directory, DatabaseFileName));
+        var idx = new FileInfo(_indexPath);
+        return WithCorruptionCheck(() => new KnowledgeStatistics
+        {
+            Directory = Directory,
+            Sources = _store.CountSources(),
+            Chunks = _store.CountChunks(),
+            Embedder = _embedder.Id,
+            Dimensions = _embedder.Dimensions,
+            DatabaseBytes = db.Exists ? db.Length : 0,
+            IndexBytes = idx.Exists ? idx.Length : 0,
+            IndexedVectors = _index.Count,
+            IndexRebuiltOnOpen = IndexRebuildReason is not null,
+        });
+    }
+
+    /// <summary>Hybrid (default), vector or keyword search.</summary>
+    public IReadOnlyList<KnowledgeHit> Search(string query, SearchOptions? options = null)
+    {
+        options ??= new SearchOptions();
+        // Embed outside the gate: it is the slow part and needs no database.
+        var queryVector = options.Mode == SearchMode.Keyword || string.IsNullOrWhiteSpace(query) ? null : EmbedQuery(query);
+        return Search(query, queryVector, options);
+    }
+
+    /// <summary>The query as the embedder embeds queries (with its query instruction, if it has one).</summary>
+    internal float[] EmbedQuery(string query) => _embedder.EmbedQuery(query);
+
+    /// <summary>Search with the query vector already computed (benchmarks replay one query under many options).</summary>
+    internal IReadOnlyList<KnowledgeHit> Search(string query, float[]? queryVector, SearchOptions options)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        ArgumentNullException.ThrowIfNull(query);
+        ArgumentNullException.ThrowIfNull(options);
+        if (options.Top <= 0) throw new ArgumentOutOfRangeException(nameof(options), options.Top, "Top must be at least 1.");
+        if (string.IsNullOrWhiteSpace(query)) return [];
+        return WithCorruptionCheck(() => SearchCore(query, options.Mode == SearchMode.Keyword ? null : queryVector, options));
+    }
+
+    private IReadOnlyList<KnowledgeHit> SearchCore(string query, float[]? queryVector, SearchOptions options)
+    {
+        SyncIndex();
+        var filterIds = options.Filter is { Count: > 0 } f ? _store.FilterChunkIds(f) : null;
+        int candidates = Math.Max(options.Candidates, options.Top * 4);
+
+        List<(long Id, double Score)> keyword = [];
+        List<(long Id, double Score)> vector = [];
+        if (options.Mode != SearchMode.Vector)
+        {
+            keyword = _store.KeywordSearch(query, filterIds is null ? candidates : candidates * 20, options.KeywordWeights);
+            if (filterIds is not null) keyword = keyword.Where(k => filterIds.Contains(k.Id)).Take(candidates).ToList();
+        }
+        if (queryVector is { } qv)
+        {
+            vector = filterIds is not null ? ExactSearch(qv, filterIds, candidates) : VectorSearch(qv, candidates);
+        }
+
+        List<(long Id, double Score)> ranked = options.Mode switch
+        {
+            SearchMode.Keyword => keyword,
+            SearchMode.Vector => vector,
+            _ => FuseHybrid(query, queryVector!, keyword, vector, options),
+        };
+
+        var chunks = _store.GetChunks(ranked.Take(candidates * 2).Select(r => r.Id).ToList());
+        var hits = new List<KnowledgeHit>();
+        var perSource = new Dictionary<long, int>();
+        foreach (var (id, score) in ranked)
+        {
+            if (score < options.MinScore) break;
+            if (!chunks.TryGetValue(id, out var c)) continue; // removed by another process meanwhile
+            perSource.TryGetValue(c.SourceId, out var n);
+            if (options.MaxPerSource > 0 && n >= options.MaxPerSource) continue;
+            perSource[c.SourceId] = n + 1;
+            hits.Add(new KnowledgeHit
+            {
+                Rank = hits.Count + 1, Score = Math.Round(score, 6), Text = c.Text, Source = c.Source, Heading = c.Heading,
+                LineStart = c.LineStart, LineEnd = c.LineEnd, Page = c.Page, ChunkId = c.Id, SourceId = c.SourceId, Metadata = c.Metadata,
+                Title = c.Title,
+            });
+            if (hits.Count == options.Top) break;
+        }
+        return hits;
+    }
+
+    /// <summary>Completes each side's evidence for the other side's candidates (the cosine of keyword-only chunks,
+    /// the BM25 of vector-only chunks: both cheap for a few dozen ids), then fuses per document.</summary>
+    private List<(long Id, double Score)> FuseHybrid(string query, float[] queryVector, List<(long Id, double Score)> keyword,
+        List<(long Id, double Score)> vector, SearchOptions options)
+    {
+        var keywordIds = keyword.Select(k => k.Id).ToHashSet();
+        var vectorIds = vector.Select(v => v.Id).ToHashSet();
+        var keywordOnly = keywordIds.Where(id => !vectorIds.Contains(id)).ToList();
+        var vectorOnly = vectorIds.Where(id => !keywordIds.Contains(id)).ToList();
+        var allKeyword = keyword.Concat(_store.KeywordScores(query, vectorOnly, options.KeywordWeights)).ToList();
+        var allVector = vector.Concat(ExactSearch(queryVector, keywordOnly, keywordOnly.Count)).ToList();
+        var sources = _store.SourceIdsOf(keywordIds.Union(vectorIds).ToList());
+        List<ChunkScore> Scores(List<(long Id, double Score)> list) =>
+            list.Where(x => sources.ContainsKey(x.Id)).Select(x => new ChunkScore(x.Id, sources[x.Id], x.Score)).ToList();
+        return DocumentFusion.Fuse(Scores(allKeyword), Scores(allVector), options);
+    }
+
+    private List<(long Id, double Score)> VectorSearch(float[] query, int count) =>
+        _index.Search(query, count).Select(r => (r.Id, (double)r.Similarity)).ToList();
+
+    /// <summary>Exact cosine over a filtered subset (vectors are normalised, so the dot product is the cosine).</summary>
+    private List<(long Id, double Score)> ExactSearch(float[] query, IReadOnlyCollection<long> ids, int count)
+    {
+        var scored = new List<(long, double)>();
+        foreach (var (id, v) in _store.ReadVectors(ids))
+            scored.Add((id, TensorPrimitives.CosineSimilarity(query, v)));
+        return scored.OrderByDescending(s => s.Item2).Take(count).ToList();
+    }
+}

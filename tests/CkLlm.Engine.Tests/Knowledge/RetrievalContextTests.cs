@@ -1,0 +1,199 @@
+using CkLlm.Engine.Knowledge;
+using CkLlm.Engine.Knowledge.Embedding;
+using CkLlm.Engine.Knowledge.Ingestion;
+using CkLlm.Engine.Knowledge.Search;
+using Microsoft.Data.Sqlite;
+
+namespace CkLlm.Engine.Tests.Knowledge;
+
+/// <summary>Embedders by name, contextual chunks, the schema migration and per-document fusion.</summary>
+public class RetrievalContextTests
+{
+    /// <summary>Records every text it embeds; vectors are bags of hashed words (enough to rank by shared words).</summary>
+    private sealed class RecordingEmbedder(string id) : IEmbedder
+    {
+        public List<string> Passages { get; } = [];
+        public List<string> Queries { get; } = [];
+        public string Id => id;
+        public string Locator => id;
+        public int Dimensions => 64;
+        public int MaxTokens => 100;
+        public int CountTokens(string text) => text.Split((char[]?)null, StringSplitOptions.RemoveEmptyEntries).Length;
+
+        public float[][] Embed(IReadOnlyList<string> texts, CancellationToken cancellationToken = default)
+        {
+            lock (Passages) Passages.AddRange(texts);
+            return texts.Select(Vector).ToArray();
+        }
+
+        public float[] EmbedQuery(string query, CancellationToken cancellationToken = default)
+        {
+            lock (Queries) Queries.Add(query);
+            return Vector("query: " + query);
+        }
+
+        private static float[] Vector(string text)
+        {
+            var v = new float[64];
+            foreach (var w in text.ToLowerInvariant().Split(' ', '\n', ':', '.', ','))
+                if (w.Length > 2) v[(w.GetHashCode(StringComparison.Ordinal) & 0x7fffffff) % 64] += 1;
+            v[0] += 0.01f;
+            var norm = MathF.Sqrt(v.Sum(x => x * x));
+            return v.Select(x => x / norm).ToArray();
+        }
+
+        public void Dispose() { }
+    }
+
+    private static RecordingEmbedder Register(string name)
+    {
+        var embedder = new RecordingEmbedder(name);
+        EmbedderRegistry.Register(name, () => embedder);
+        return embedder;
+    }
+
+    [Fact]
+    public void AnUnknownEmbedderNameIsAClearErrorNamingTheKnownOnes()
+    {
+        using var dir = new KnowledgeTestDirectory();
+        var ex = Assert.Throws<UnknownEmbedderException>(() => KnowledgeBase.Open(dir.Kb, new KnowledgeBaseOptions { Embedder = "NoSuchModel" }));
+        Assert.Contains("NoSuchModel", ex.Message);
+        Assert.Contains("ArcticXs", ex.Message);
+        Assert.Contains("MiniLM", ex.Message);
+    }
+
+    [Fact]
+    public void AKnowledgeBaseKeepsItsRecordedEmbedderAndRefusesAnother()
+    {
+        using var dir = new KnowledgeTestDirectory();
+        var first = Register("test-recorder-a-" + Guid.NewGuid().ToString("N"));
+        var second = Register("test-recorder-b-" + Guid.NewGuid().ToString("N"));
+        using (var kb = KnowledgeBase.Open(dir.Kb, new KnowledgeBaseOptions { Embedder = first.Id }))
+            kb.AddText("Kestrels hover over the meadow.", "birds");
+        // Reopened without a name: the recorded embedder, found through its recorded locator.
+        using (var kb = KnowledgeBase.Open(dir.Kb))
+        {
+            Assert.Equal(first.Id, kb.Embedder);
+            Assert.Equal("birds", kb.Search("kestrels meadow", new SearchOptions { Mode = SearchMode.Vector })[0].Source);
+        }
+        var ex = Assert.Throws<EmbedderMismatchException>(() => KnowledgeBase.Open(dir.Kb, new KnowledgeBaseOptions { Embedder = second.Id }));
+        Assert.Contains(first.Id, ex.Message);
+    }
+
+    [Fact]
+    public void QueriesGoThroughTheQueryPathAndPassagesCarryTitleAndHeadingPath()
+    {
+        using var dir = new KnowledgeTestDirectory();
+        var embedder = Register("test-recorder-" + Guid.NewGuid().ToString("N"));
+        var file = dir.Write("docs/tides.md", "# Tide tables\n\nIntro line.\n\n## Spring tides\n\nThe moon and sun align twice a month.\n");
+        using var kb = KnowledgeBase.Open(dir.Kb, new KnowledgeBaseOptions { Embedder = embedder.Id });
+        kb.AddFile(file);
+        Assert.Contains(embedder.Passages, p => p.StartsWith("tides: Tide tables\n", StringComparison.Ordinal) && p.Contains("Spring tides") && p.EndsWith("twice a month.", StringComparison.Ordinal));
+        kb.Search("when do the sun and moon line up");
+        Assert.Equal(["when do the sun and moon line up"], embedder.Queries);
+        // The keyword index finds the chunk by its document title even though the chunk's body never says "tables".
+        var hit = Assert.Single(kb.Search("tables", new SearchOptions { Mode = SearchMode.Keyword, MaxPerSource = 1 }));
+        Assert.Equal("tides: Tide tables", hit.Title);
+    }
+
+    [Fact]
+    public void ArcticXsEmbedsQueriesWithItsInstructionPrefixAndPassagesWithout()
+    {
+        var arctic = EmbedderRegistry.Resolve(ArcticXsEmbedder.Name);
+        const string query = "how do I list files";
+        var viaQueryPath = arctic.EmbedQuery(query);
+        var prefixed = arctic.Embed([ArcticXsEmbedder.QueryPrefix + query])[0];
+        var plain = arctic.Embed([query])[0];
+        Assert.Equal(prefixed, viaQueryPath);
+        Assert.NotEqual(plain, viaQueryPath);
+        Assert.Equal("snowflake-arctic-embed-xs", arctic.Id);
+    }
+
+    [Fact]
+    public void ManAndPydocPagesAreTitledByTheirNameLine()
+    {
+        var man = "LS(1)                User Commands               LS(1)\n\nNAME\n       ls - list directory contents\n\nSYNOPSIS\n       ls [OPTION]...";
+        Assert.Equal("ls.1: ls - list directory contents",
+            ChunkContext.Title("/c/man1/ls.1.txt", SourceKind.File, [new DocumentSection(man, 1, null, null)]));
+        var pydoc = "Help on module json:\n\nNAME\n    json - JSON (JavaScript Object Notation) encoder and decoder\n\nDESCRIPTION\n";
+        Assert.Equal("json - JSON (JavaScript Object Notation) encoder and decoder",
+            ChunkContext.Title("/c/json.txt", SourceKind.File, [new DocumentSection(pydoc, 1, null, null)]));
+        Assert.Equal("zlib/README", ChunkContext.Title("/usr/share/doc/zlib/README", SourceKind.File, [new DocumentSection("plain words", 1, null, null)]));
+        Assert.Null(ChunkContext.Title("text:abc123", SourceKind.Text, [new DocumentSection("plain words", 1, null, null)]));
+    }
+
+    [Fact]
+    public void ChunksWithTheirContextNeverExceedTheEmbedderWindow()
+    {
+        using var dir = new KnowledgeTestDirectory();
+        var embedder = Register("test-recorder-" + Guid.NewGuid().ToString("N"));
+        var longTitle = string.Join(" ", Enumerable.Range(0, 80).Select(i => "title" + i));
+        var body = string.Join(" ", Enumerable.Range(0, 2000).Select(i => "word" + i));
+        var file = dir.Write("long.md", $"# {longTitle}\n\n## {longTitle}\n\n{body}\n");
+        using var kb = KnowledgeBase.Open(dir.Kb, new KnowledgeBaseOptions { Embedder = embedder.Id, ChunkSize = 100, ChunkOverlap = 10 });
+        kb.AddFile(file);
+        Assert.True(embedder.Passages.Count > 10);
+        Assert.All(embedder.Passages, p => Assert.InRange(embedder.CountTokens(p), 1, embedder.MaxTokens));
+        Assert.Contains(embedder.Passages, p => p.StartsWith("long: title0 title1", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public void AVersion1KnowledgeBaseIsMigratedOnOpenAndSearchesByTitle()
+    {
+        using var dir = new KnowledgeTestDirectory();
+        var embedder = Register("test-recorder-" + Guid.NewGuid().ToString("N"));
+        var file = dir.Write("volcanoes.txt", "Magma rises through the crust and erupts as lava.");
+        using (var kb = KnowledgeBase.Open(dir.Kb, new KnowledgeBaseOptions { Embedder = embedder.Id })) kb.AddFile(file);
+        // Turn it into what CkLlm wrote before contextual chunks: one (text, heading) FTS table, no titles, version 1.
+        using (var db = new SqliteConnection($"Data Source={Path.Combine(dir.Kb, KnowledgeBase.DatabaseFileName)};Pooling=False"))
+        {
+            db.Open();
+            using var cmd = db.CreateCommand();
+            cmd.CommandText = """
+                DROP TABLE chunks_fts;
+                CREATE VIRTUAL TABLE chunks_fts USING fts5(text, heading, tokenize='porter unicode61');
+                INSERT INTO chunks_fts(rowid, text, heading) SELECT id, text, heading FROM chunks;
+                ALTER TABLE sources DROP COLUMN title;
+                UPDATE meta SET value = '1' WHERE key = 'schema_version';
+                """;
+            cmd.ExecuteNonQuery();
+        }
+        var before = KnowledgeDocuments.Read(dir.Kb); // read-only readers accept version 1 as it is
+        Assert.Contains("Magma", Assert.Single(before).Text);
+        using (var kb = KnowledgeBase.Open(dir.Kb))
+        {
+            var hit = Assert.Single(kb.Search("volcanoes", new SearchOptions { Mode = SearchMode.Keyword }));
+            Assert.Equal("volcanoes", hit.Title);
+            Assert.Single(kb.Search("magma lava", new SearchOptions { Mode = SearchMode.Keyword }));
+        }
+        using var check = new SqliteConnection($"Data Source={Path.Combine(dir.Kb, KnowledgeBase.DatabaseFileName)};Pooling=False");
+        check.Open();
+        using var version = check.CreateCommand();
+        version.CommandText = "SELECT value FROM meta WHERE key = 'schema_version'";
+        Assert.Equal("2", version.ExecuteScalar());
+    }
+
+    [Fact]
+    public void FusionAddsKeywordAndVectorEvidenceFromDifferentChunksOfOneDocument()
+    {
+        // Document 1: its best keyword chunk (10) and best vector chunk (11) differ; document 2 is strong on one side only.
+        var keyword = new List<ChunkScore> { new(20, 2, 10.0), new(10, 1, 9.0) };
+        var vector = new List<ChunkScore> { new(20, 2, 0.10), new(11, 1, 0.80) };
+        var fused = DocumentFusion.Fuse(keyword, vector, new SearchOptions { Fusion = FusionMethod.Score, VectorWeight = 0.5 });
+        Assert.Equal(10, fused[0].ChunkId); // document 1's best chunk carries the document's combined score
+        Assert.Equal(0.5 * 0.9 + 0.5 * 0.8, fused[0].Score, 6);
+        Assert.Equal(20, fused[1].ChunkId);
+        Assert.Equal(11, fused[2].ChunkId); // document 1's other chunk keeps its own, lower score
+        Assert.Equal(0.5 * 0.8, fused[2].Score, 6);
+
+        // A keyword cutoff of 95% of the best BM25 drops document 1's keyword evidence.
+        var cut = DocumentFusion.Fuse(keyword, vector, new SearchOptions { Fusion = FusionMethod.Score, VectorWeight = 0.5, KeywordCutoff = 0.95 });
+        Assert.Equal(0.5 * 0.8, cut.First(c => c.ChunkId == 11).Score, 6);
+
+        // Weighted RRF over document ranks (k = 1), normalised so first in both rankings would score 1.
+        var rrf = DocumentFusion.Fuse(keyword, vector, new SearchOptions { Fusion = FusionMethod.Rrf, VectorWeight = 0.7, RrfK = 1 });
+        Assert.Equal(11, rrf[0].ChunkId);
+        Assert.Equal((0.3 / 3 + 0.7 / 2) / 0.5, rrf[0].Score, 6);
+        Assert.Equal((0.3 / 2 + 0.7 / 3) / 0.5, rrf[1].Score, 6);
+    }
+}
