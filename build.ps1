@@ -7,7 +7,7 @@
             format file and generated help into out/CkLlm.
     Test  : Build, then every xunit test (engine) and every Pester test (cmdlets); ends with 'N passed, N failed'.
     Demo  : Build, then runs the main job on embedded defaults.
-    Bench : Build, then the benchmarks recorded in docs/benchmarks.md (-BenchArea Completion|Knowledge|FineTune).
+    Bench : Build, then the benchmarks recorded in docs/benchmarks.md (-BenchArea Completion|Knowledge|FineTune|Ingestion|Soak).
 .EXAMPLE
     dotnet tool restore && dotnet pwsh ./build.ps1 -Task Test
 #>
@@ -22,7 +22,7 @@ param(
     # Test: run only Pester files whose name matches this wildcard (e.g. '*Completion*'); xunit is skipped when set.
     [string] $PesterFilter,
     # Bench: which benchmark to run.
-    [ValidateSet('All', 'Completion', 'Knowledge', 'FineTune')]
+    [ValidateSet('All', 'Completion', 'Knowledge', 'FineTune', 'Ingestion', 'Soak')]
     [string] $BenchArea = 'All'
 )
 
@@ -63,7 +63,7 @@ function Invoke-Build {
         dotnet publish (Join-Path $Root 'src/CkLlm/CkLlm.csproj') -c $Configuration -r linux-x64 --self-contained false -o $ModuleDir --nologo -v quiet @BuildProperties
     }
     Copy-Item (Join-Path $Root 'module/*') $ModuleDir -Recurse -Force
-    $helpScript = Join-Path $Root 'tools/New-CkHelp.ps1'
+    $helpScript = Join-Path $Root 'docs/cmdlets/New-CkHelp.ps1'
     # In a child pwsh: generating help imports the module, which must not stay loaded in this build process.
     Invoke-Native 'Generate help from docs/cmdlets' {
         & (Get-PwshCommand) -NoProfile -File $helpScript -ModulePath (Join-Path $ModuleDir 'CkLlm.psd1') `
@@ -142,20 +142,26 @@ switch ($Task) {
     }
     'Demo' {
         Invoke-Build
-        & (Join-Path $Root 'tools/Demo.ps1') -ModulePath (Join-Path $ModuleDir 'CkLlm.psd1') -Model $Model
+        & (Join-Path $Root 'docs/demo/Demo.ps1') -ModulePath (Join-Path $ModuleDir 'CkLlm.psd1') -Model $Model
     }
     'Bench' {
         Invoke-Build
         $modulePath = Join-Path $ModuleDir 'CkLlm.psd1'
         # Each area in its own pwsh: the benchmarks import the module and load native libraries.
         if ($BenchArea -in 'All', 'Completion') {
-            Invoke-Native 'Benchmark: completion' { & (Get-PwshCommand) -NoProfile -File (Join-Path $Root 'tools/Bench.ps1') -ModulePath $modulePath -Configuration $Configuration }
+            Invoke-Native 'Benchmark: completion' { & (Get-PwshCommand) -NoProfile -File (Join-Path $Root 'tests/bench/Completion.Bench.ps1') -ModulePath $modulePath -Configuration $Configuration }
         }
         if ($BenchArea -in 'All', 'Knowledge') {
-            Invoke-Native 'Benchmark: knowledge base' { & (Get-PwshCommand) -NoProfile -File (Join-Path $Root 'tools/bench/Knowledge.Bench.ps1') }
+            Invoke-Native 'Benchmark: knowledge base' { & (Get-PwshCommand) -NoProfile -File (Join-Path $Root 'tests/bench/Knowledge.Bench.ps1') }
         }
         if ($BenchArea -in 'All', 'FineTune') {
-            Invoke-Native 'Benchmark: fine-tuning' { & (Get-PwshCommand) -NoProfile -File (Join-Path $Root 'tools/bench/FineTune.Bench.ps1') -ModulePath $modulePath }
+            Invoke-Native 'Benchmark: fine-tuning' { & (Get-PwshCommand) -NoProfile -File (Join-Path $Root 'tests/bench/FineTune.Bench.ps1') -ModulePath $modulePath }
+        }
+        if ($BenchArea -in 'All', 'Ingestion') {
+            Invoke-Native 'Benchmark: ingestion scaling' { & (Get-PwshCommand) -NoProfile -File (Join-Path $Root 'tests/bench/Ingestion.Bench.ps1') }
+        }
+        if ($BenchArea -in 'All', 'Soak') {
+            Invoke-Native 'Benchmark: soak' { & (Get-PwshCommand) -NoProfile -File (Join-Path $Root 'tests/bench/Soak.Bench.ps1') -ModulePath $modulePath }
         }
     }
 }

@@ -8,7 +8,7 @@
     cmdlet itself knows (syntax, parameter types, mandatory, position, pipeline input, aliases) comes from the built
     module, so the two cannot drift apart. Run it in a child process: it imports the module it documents.
 .EXAMPLE
-    ./tools/New-CkHelp.ps1 -ModulePath out/CkLlm/CkLlm.psd1 -DocsPath docs/cmdlets -OutputPath out/CkLlm/en-US/CkLlm.dll-Help.xml
+    ./docs/cmdlets/New-CkHelp.ps1 -ModulePath out/CkLlm/CkLlm.psd1 -DocsPath docs/cmdlets -OutputPath out/CkLlm/en-US/CkLlm.dll-Help.xml
 #>
 [CmdletBinding()]
 param(

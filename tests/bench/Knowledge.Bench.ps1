@@ -120,7 +120,7 @@ if ($NoDocs) { return $results }
 # run keep what an earlier run wrote.
 $cpu = (Get-Content /proc/cpuinfo | Select-String '^model name' | Select-Object -First 1).Line -replace '.*:\s*', ''
 $load = ((Get-Content /proc/loadavg) -split ' ')[0..2] -join ' '
-$stamp = "Measured $(Get-Date -Format 'yyyy-MM-dd HH:mm') UTC with ``tools/bench/Knowledge.Bench.ps1`` on $([Environment]::ProcessorCount) cores ($cpu), load average $load at the end."
+$stamp = "Measured $(Get-Date -Format 'yyyy-MM-dd HH:mm') UTC with ``tests/bench/Knowledge.Bench.ps1`` on $([Environment]::ProcessorCount) cores ($cpu), load average $load at the end."
 $parts = [ordered]@{}
 function Format-Metric($m) { "$($m.Hit1) | $($m.Hit5) | $($m.Mrr10)" }
 

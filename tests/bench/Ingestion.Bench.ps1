@@ -85,7 +85,7 @@ $ratio = { param($pair) [Math]::Round($pair[1].ChunksPerSecond / $pair[0].Chunks
 $lines = @(
     '## Ingestion scaling'
     ''
-    "Written by tools/bench/Ingestion.Bench.ps1 on $(Get-Date -Format 'yyyy-MM-dd') ($($results.ProcessorCount) cores, run with nice -n 10 on a shared machine)."
+    "Written by tests/bench/Ingestion.Bench.ps1 on $(Get-Date -Format 'yyyy-MM-dd') ($($results.ProcessorCount) cores, run with nice -n 10 on a shared machine)."
     "Material: $($files.Count) man pages as small files; the same pages concatenated into one heading-less text file"
     "(a single section). Default chunk settings, MiniLM tokenizer and embedder ($($results.Embedder))."
     ''

@@ -5,7 +5,7 @@
 .DESCRIPTION
     Generates a Medium (~100M parameter) model, quantizes a Q8_0 copy with llama_model_quantize, and for each file
     measures prompt-processing and generation tokens/s of (1) LLamaSharp's StatelessExecutor and (2) CkLlm's
-    completion engine through its model seam (tools/bench harness, same process, identical outside timing, the same
+    completion engine through its model seam (tests/bench/CompletionBench harness, same process, identical outside timing, the same
     number of decodes on both sides), in alternating rounds, and records (3) the figures Invoke-CkCompletion reports
     about itself in this pwsh, in a separate table without a ratio (they are timed differently). Same threads
     everywhere. Writes the Completion section of docs/benchmarks.md: every number and sentence in it comes from this
@@ -24,8 +24,8 @@ param(
 
 $ErrorActionPreference = 'Stop'
 Set-StrictMode -Version Latest
-$root = Split-Path $PSScriptRoot -Parent
-$harnessProject = Join-Path $PSScriptRoot 'bench/CompletionBench/CkLlm.Bench.csproj'
+$root = Resolve-Path (Join-Path $PSScriptRoot '../..')
+$harnessProject = Join-Path $PSScriptRoot 'CompletionBench/CkLlm.Bench.csproj'
 $harnessDir = Join-Path $root ".build/bench"
 
 Write-Host '==> Building the benchmark harness' -ForegroundColor Cyan
@@ -129,7 +129,7 @@ In this run the CkLlm generation rate was $slowest to $fastest times the raw exe
 
 - *Raw*: LLamaSharp 0.30's ``StatelessExecutor``; *CkLlm*: the session's model seam (``IChatModel.Stream`` on the
   llama.cpp ``LoadedModel``, what Invoke-CkCompletion runs). Both timed identically from outside in the same process
-  (``tools/bench``): prompt tok/s = prompt tokens / time to the first generated token (context creation included),
+  (``tests/bench/CompletionBench``): prompt tok/s = prompt tokens / time to the first generated token (context creation included),
   generation tok/s = tokens after the first / time from receiving the first token to receiving the last. Both clocks
   stop at the last token, so both sides are charged one decode per token after the first (the raw executor's extra
   decode after its last token is not counted against it).

@@ -54,7 +54,7 @@ try {
     $object | Format-List | Out-Host
     Write-Host 'Even a random model produces valid JSON of the requested shape: the grammar only allows matching tokens.'
 
-    $docs = Join-Path (Split-Path $PSScriptRoot -Parent) 'docs'
+    $docs = Split-Path $PSScriptRoot -Parent
     $kb = Join-Path $work 'kb'
     Write-Step "Add-CkKnowledge: building a knowledge base from the repository's own docs ($docs)"
     $clock = [Diagnostics.Stopwatch]::StartNew()

@@ -13,7 +13,7 @@
        generated Small model and on the pretrained fixture: llama.cpp perplexity ratio, greedy recall of each sentence's
        key fact from its first five words, and perplexity on held-out paraphrases (reported, not gated).
 .EXAMPLE
-    dotnet pwsh ./tools/bench/FineTune.Bench.ps1 -ModulePath ./out/CkLlm/CkLlm.psd1
+    dotnet pwsh ./tests/bench/FineTune.Bench.ps1 -ModulePath ./out/CkLlm/CkLlm.psd1
 #>
 [CmdletBinding()]
 param(
@@ -167,7 +167,7 @@ $results | ConvertTo-Json -Depth 5 | Write-Host
 $f0 = { param($x) if ($null -eq $x) { 'n/a' } else { '{0:N0}' -f $x } }
 $f1 = { param($x) if ($null -eq $x) { 'n/a' } else { '{0:N1}' -f $x } }
 $lines = @('<!-- finetune:begin -->', '## Fine-tuning', '',
-    "Measured $(Get-Date -Format 'yyyy-MM-dd HH:mm') UTC by ``tools/bench/FineTune.Bench.ps1`` (``./build.ps1 -Task Bench -BenchArea FineTune``) on $([Environment]::ProcessorCount) cores ($($results.Cpu)); load average $($results.LoadBefore) before, $($results.LoadAfter) after (1 / 5 / 15 min). The machine is shared: absolute numbers move with the load, columns of one row were measured back to back.", '')
+    "Measured $(Get-Date -Format 'yyyy-MM-dd HH:mm') UTC by ``tests/bench/FineTune.Bench.ps1`` (``./build.ps1 -Task Bench -BenchArea FineTune``) on $([Environment]::ProcessorCount) cores ($($results.Cpu)); load average $($results.LoadBefore) before, $($results.LoadAfter) after (1 / 5 / 15 min). The machine is shared: absolute numbers move with the load, columns of one row were measured back to back.", '')
 if ($results.Throughput) {
     $p = $results.Preset
     $lines += "### Training speed: $($p.Name) preset ($($p.ParameterCount) parameters, vocabulary $($p.VocabularySize))", '',

@@ -105,7 +105,7 @@ if ($NoDocs) { return $summary }
 $lines = @(
     '## Soak'
     ''
-    "Written by tools/bench/Soak.Bench.ps1 on $(Get-Date -Format 'yyyy-MM-dd') ($([Environment]::ProcessorCount) cores, shared machine)."
+    "Written by tests/bench/Soak.Bench.ps1 on $(Get-Date -Format 'yyyy-MM-dd') ($([Environment]::ProcessorCount) cores, shared machine)."
     "$($summary.Requests) requests from $Runspaces runspaces of one pwsh (Search-CkKnowledge, Invoke-CkRag, Invoke-CkCompletion in turn;"
     "generated Tiny chat model, MiniLM knowledge base of $seedSources man pages) while another pwsh added and removed sources of the same"
     "knowledge base ($($summary.Writer))."
