@@ -14,7 +14,7 @@ public class ShapeParityTests(TrainingFixture fixture, ITestOutputHelper output)
     private const string Sentence = "The storm loaf contains caraway, smoked salt and a spoon of lighthouse honey. Mira Quill keeps the slate board.";
 
     private static readonly Dictionary<ModelArchitecture, string> Models = new();
-    private static readonly Dictionary<ModelArchitecture, string> Adapters = new();
+    private static readonly Dictionary<ModelArchitecture, (string Path, IReadOnlyList<string> Targets)> Adapters = new();
     private static readonly Lock Gate = new();
 
     public static TheoryData<ModelArchitecture> Trainable => new(ModelArchitecture.Llama3, ModelArchitecture.Qwen2, ModelArchitecture.SmolLM);
@@ -53,9 +53,13 @@ public class ShapeParityTests(TrainingFixture fixture, ITestOutputHelper output)
         };
         lock (Gate)
         {
-            if (!Adapters.TryGetValue(architecture, out var adapter) || !File.Exists(adapter))
-                Adapters[architecture] = adapter = FineTuner.Run(options).AdapterPath!;
-            return (adapter, options);
+            if (!Adapters.TryGetValue(architecture, out var trained) || !File.Exists(trained.Path))
+            {
+                var result = FineTuner.Run(options);
+                Adapters[architecture] = trained = (result.AdapterPath!, result.LoraTargets);
+            }
+            // The trainer resolves its default targets per model (the output too when it is not tied): rebuild the same.
+            return (trained.Path, options with { LoraTargets = trained.Targets });
         }
     }
 
