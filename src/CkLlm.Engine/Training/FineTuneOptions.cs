@@ -133,6 +133,7 @@ public sealed record FineTuneResult
     public double? PerplexityBefore { get; init; }
     public double? PerplexityAfter { get; init; }
     public double TokensPerSecond { get; init; }
+    /// <summary>Peak resident memory of the process during this run (VmHWM, reset when the run starts), in bytes.</summary>
     public long PeakMemory { get; init; }
     public TimeSpan Duration { get; init; }
     public long TrainableParameters { get; init; }

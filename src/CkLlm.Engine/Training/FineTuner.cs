@@ -14,6 +14,7 @@ public static unsafe class FineTuner
     public static FineTuneResult Run(FineTuneOptions options, IProgress<FineTuneProgress>? progress = null, CancellationToken cancellation = default)
     {
         Validate(options);
+        ResetPeakResident();
         var clock = Stopwatch.StartNew();
         var modelPath = Path.GetFullPath(options.ModelPath);
         var outputPath = Path.GetFullPath(options.OutputPath);
@@ -251,6 +252,14 @@ public static unsafe class FineTuner
             rows += n;
         }
         return sum / Math.Max(1, rows);
+    }
+
+    /// <summary>Starts a new peak-RSS (VmHWM) period, so a run's PeakMemory is its own and not that of whatever ran
+    /// earlier in the same process (other runs, tests, a benchmark's previous method).</summary>
+    private static void ResetPeakResident()
+    {
+        try { File.WriteAllText("/proc/self/clear_refs", "5"); }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { }
     }
 
     /// <summary>Peak resident memory of this process (VmHWM), in bytes.</summary>
