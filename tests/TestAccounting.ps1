@@ -32,7 +32,8 @@ function Read-XunitTrx([string] $TrxPath) {
         Outcome     = $summary.GetAttribute('outcome')
         Passed      = [int]$counters.GetAttribute('passed')
         Failed      = [int]$counters.GetAttribute('failed') + [int]$counters.GetAttribute('error') + [int]$counters.GetAttribute('timeout') + [int]$counters.GetAttribute('aborted')
-        Skipped     = [int]$counters.GetAttribute('notExecuted')
+        # The summary's notExecuted counter stays 0 for xunit's skipped tests; their results say NotExecuted.
+        Skipped     = @($results | Where-Object { $_.GetAttribute('outcome') -eq 'NotExecuted' }).Count
         Executed    = $results.Count
         FailedTests = @($results | Where-Object { $_.GetAttribute('outcome') -in 'Failed', 'Error', 'Timeout', 'Aborted' } | ForEach-Object { $_.GetAttribute('testName') })
         RunErrors   = $runErrors
