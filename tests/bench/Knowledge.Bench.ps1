@@ -92,7 +92,8 @@ if (-not $ReuseResults -and -not $SkipRetrieval) {
 if (-not $ReuseResults -and -not $SkipLatency) {
     Write-Host '==> query latency at 10k chunks' -ForegroundColor Cyan
     $corpus = Get-Corpus $Sets[0]
-    $results.Latency = Invoke-Bench 'latency.json' @('latency', $corpus, (Join-Path $WorkDirectory 'kb-latency'), (Join-Path $WorkDirectory 'latency.json'), 10000, 200)
+    $results.Latency = Invoke-Bench 'latency.json' @('latency', $corpus, (Join-Path $WorkDirectory 'kb-latency'), (Join-Path $WorkDirectory 'latency.json'), 10000,
+        (Join-Path $evalRoot "$($Sets[0])/questions.csv"))
 }
 
 if (-not $ReuseResults -and -not $SkipIngest) {

@@ -31,7 +31,8 @@ Console.WriteLine(File.ReadAllText(outPath));
 static object Ingest(string corpus, string work, int maxFiles)
 {
     if (Directory.Exists(work)) Directory.Delete(work, true);
-    var files = Directory.GetFiles(corpus, "*.txt").Order(StringComparer.Ordinal).Take(maxFiles).ToArray();
+    var files = Directory.GetFiles(corpus, "*", SearchOption.AllDirectories).Order(StringComparer.Ordinal).Take(maxFiles).ToArray();
+    if (files.Length == 0) throw new ArgumentException($"No files in the corpus '{corpus}'.");
     using var kb = KnowledgeBase.Open(work);
     // The same model the knowledge base uses, called directly: the raw encoder.
     var embedder = EmbedderRegistry.Resolve(EmbedderRegistry.DefaultName);
