@@ -43,6 +43,30 @@ Describe 'Add-CkKnowledge on a directory tree' {
         $problems[0].TargetObject | Should -Be $locked
         $out.Source | Should -Contain (Join-Path $tree 'readme.md')
     }
+
+    # Root reads any folder: run the same call in a child pwsh without the capabilities that bypass permission bits.
+    It 'reports an unreadable folder as a non-terminating error and adds the rest (root without DAC capabilities)' -Skip:($IsWindows -or [Environment]::UserName -ne 'root' -or -not (Get-Command setpriv -ErrorAction Ignore)) {
+        $locked = Join-Path $tree 'locked'
+        New-Item -ItemType Directory -Path $locked | Out-Null
+        Set-Content (Join-Path $locked 'x.txt') 'hidden away'
+        (Get-Item $locked).UnixFileMode = 'None'
+        Close-KbTestKnowledgeBase $kb
+        $script = Join-Path $root 'child.ps1'
+        Set-Content $script @"
+Import-Module '$env:CKLLM_MODULE'
+`$out = Add-CkKnowledge -Path '$tree' -Recurse -KnowledgeBase '$kb' -ErrorAction SilentlyContinue -ErrorVariable problems
+[pscustomobject]@{ Ids = @(`$problems | ForEach-Object FullyQualifiedErrorId); Targets = @(`$problems | ForEach-Object { [string]`$_.TargetObject }); Sources = @(`$out.Source) } | ConvertTo-Json -Compress
+"@
+        $pwsh = [Environment]::ProcessPath
+        $pre = @(if ((Split-Path $pwsh -Leaf) -like 'dotnet*') { Join-Path $PSHOME 'pwsh.dll' })
+        $lines = & setpriv --bounding-set=-dac_override,-dac_read_search -- $pwsh @pre -NoProfile -NonInteractive -File $script 2>&1 | ForEach-Object { "$_" }
+        $result = $lines | Where-Object { $_ -like '{*' } | Select-Object -Last 1 | ConvertFrom-Json
+        $result | Should -Not -BeNullOrEmpty -Because ($lines -join [Environment]::NewLine)
+        $result.Ids[0] | Should -BeLike 'DirectoryUnreadable,*'
+        $result.Targets[0] | Should -Be $locked
+        $result.Sources | Should -Contain (Join-Path $tree 'readme.md')
+        $result.Sources | Should -Not -Contain (Join-Path $locked 'x.txt')
+    }
 }
 
 Describe 'Add-CkKnowledge file limits and encodings' {

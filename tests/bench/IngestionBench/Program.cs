@@ -9,7 +9,7 @@ using CkLlm.Engine.Knowledge.Ingestion;
 // then end to end (Add through KnowledgeBase.AddFile, MiniLM embedding, SQLite) over a bounded pair of the same kind.
 if (args.Length != 6) { Console.Error.WriteLine("usage: IngestionBench small-dir big-file e2e-small-dir e2e-big-file work-dir out.json"); return 2; }
 var (smallDir, bigFile, e2eSmallDir, e2eBigFile, work, output) = (args[0], args[1], args[2], args[3], args[4], args[5]);
-var embedder = EmbedderCache.Get(null);
+var embedder = EmbedderRegistry.Resolve(null);
 var defaults = new KnowledgeBaseOptions();
 // One chunker for every run, as in a knowledge base; the large file is the small files' text repeated, so a warm-up
 // over the small files fills the word-token cache for both and the runs compare reading and chunking, not the cache.
