@@ -166,7 +166,7 @@ $results | ConvertTo-Json -Depth 5 | Write-Host
 # ---- docs/benchmarks.md: replace the fine-tuning section between markers
 $f0 = { param($x) if ($null -eq $x) { 'n/a' } else { '{0:N0}' -f $x } }
 $f1 = { param($x) if ($null -eq $x) { 'n/a' } else { '{0:N1}' -f $x } }
-$lines = @('<!-- finetune:begin -->', '## Fine-tuning', '',
+$lines = @('## Fine-tuning', '',
     "Measured $(Get-Date -Format 'yyyy-MM-dd HH:mm') UTC by ``tests/bench/FineTune.Bench.ps1`` (``./build.ps1 -Task Bench -BenchArea FineTune``) on $([Environment]::ProcessorCount) cores ($($results.Cpu)); load average $($results.LoadBefore) before, $($results.LoadAfter) after (1 / 5 / 15 min). The machine is shared: absolute numbers move with the load, columns of one row were measured back to back.", '')
 if ($results.Throughput) {
     $p = $results.Preset
@@ -194,14 +194,5 @@ if ($results.Infusion) {
     }
     $lines += ''
 }
-$lines += '<!-- finetune:end -->'
-$docs = Join-Path $root 'docs/benchmarks.md'
-$content = Get-Content $docs -Raw
-$section = $lines -join "`n"
-if ($content -match '(?s)<!-- finetune:begin -->.*<!-- finetune:end -->') {
-    $content = [regex]::Replace($content, '(?s)<!-- finetune:begin -->.*<!-- finetune:end -->', { $section })
-} else {
-    $content = $content.TrimEnd() + "`n`n" + $section + "`n"
-}
-Set-Content -LiteralPath $docs -Value $content -NoNewline
-Write-Host "docs/benchmarks.md updated"
+. (Join-Path $PSScriptRoot 'BenchDocs.ps1')
+Set-BenchmarkSection 'finetune' $lines
