@@ -94,6 +94,28 @@ function Initialize-TestTools {
     }
     $env:PSModulePath = $ToolsDir + [IO.Path]::PathSeparator + $env:PSModulePath
     $env:CKLLM_TEST_PACKAGES = $PackagesDir
+    Initialize-TestClients
+}
+
+# The real third-party clients (npm 'openai', '@modelcontextprotocol/sdk') the server tests drive, installed exactly as
+# locked in tests/clients/package-lock.json; re-installed only when the lockfile changes.
+function Initialize-TestClients {
+    $source = Join-Path $Root 'tests/clients'
+    $target = Join-Path $BuildDir 'clients'
+    $lock = Join-Path $source 'package-lock.json'
+    $stamp = Join-Path $target '.lock-hash'
+    $hash = (Get-FileHash $lock -Algorithm SHA256).Hash
+    if (-not (Test-Path $stamp) -or (Get-Content $stamp -Raw).Trim() -ne $hash) {
+        Remove-Item $target -Recurse -Force -ErrorAction Ignore
+        New-Item -ItemType Directory -Force $target | Out-Null
+        Copy-Item (Join-Path $source 'package.json'), $lock $target
+        Invoke-Native 'Install test clients (npm ci)' {
+            Push-Location $target
+            try { npm ci --ignore-scripts --no-audit --no-fund --loglevel=error } finally { Pop-Location }
+        }
+        Set-Content $stamp $hash
+    }
+    $env:CKLLM_TEST_CLIENTS = $target
 }
 
 . (Join-Path $Root 'tests/TestAccounting.ps1')
