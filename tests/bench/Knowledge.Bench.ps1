@@ -117,11 +117,14 @@ $results | ConvertTo-Json -Depth 10 | Set-Content (Join-Path $WorkDirectory 'kno
 
 if ($NoDocs) { return $results }
 
-# ---- docs/benchmarks.md: each part between its own markers inside the Knowledge section; parts not measured in this
-# run keep what an earlier run wrote.
+# ---- docs/benchmarks.md: each part between its own markers inside the Knowledge section (Set-BenchmarkPart); parts not
+# measured in this run keep what an earlier run wrote.
 $cpu = (Get-Content /proc/cpuinfo | Select-String '^model name' | Select-Object -First 1).Line -replace '.*:\s*', ''
 $load = ((Get-Content /proc/loadavg) -split ' ')[0..2] -join ' '
 $stamp = "Measured $(Get-Date -Format 'yyyy-MM-dd HH:mm') UTC with ``tests/bench/Knowledge.Bench.ps1`` on $([Environment]::ProcessorCount) cores ($cpu), load average $load at the end."
+if ($ReuseResults) {
+    $stamp = "Written $(Get-Date -Format 'yyyy-MM-dd HH:mm') UTC by ``tests/bench/Knowledge.Bench.ps1 -ReuseResults`` from results measured earlier on $([Environment]::ProcessorCount) cores ($cpu); the load during that run is not recorded in them."
+}
 $parts = [ordered]@{}
 function Format-Metric($m) { "$($m.Hit1) | $($m.Hit5) | $($m.Mrr10)" }
 
@@ -200,25 +203,6 @@ if ($results.Hnsw) {
     $parts.hnsw = $lines
 }
 
-$docs = Join-Path $root 'docs/benchmarks.md'
-$content = Get-Content $docs -Raw
-if ($content -notmatch '(?s)<!-- knowledge:begin -->.*<!-- knowledge:end -->') {
-    $content = $content.TrimEnd() + "`n`n<!-- knowledge:begin -->`n## Knowledge base`n<!-- knowledge:end -->`n"
-}
-$section = [regex]::Match($content, '(?s)<!-- knowledge:begin -->.*<!-- knowledge:end -->').Value
-$partNames = 'retrieval', 'latency', 'ingest', 'hnsw'
-$existing = @{}
-foreach ($name in $partNames) {
-    $m = [regex]::Match($section, "(?s)<!-- knowledge-${name}:begin -->.*?<!-- knowledge-${name}:end -->")
-    if ($m.Success) { $existing[$name] = $m.Value }
-}
-$newSection = @('<!-- knowledge:begin -->', '## Knowledge base', '')
-foreach ($name in $partNames) {
-    if ($parts.Contains($name)) { $newSection += @("<!-- knowledge-${name}:begin -->") + $parts[$name] + @("<!-- knowledge-${name}:end -->", '') }
-    elseif ($existing[$name]) { $newSection += @($existing[$name], '') }
-}
-$newSection += '<!-- knowledge:end -->'
-$content = $content.Replace($section, ($newSection -join "`n"))
-Set-Content -LiteralPath $docs -Value $content -NoNewline
-Write-Host "Knowledge section written to $docs"
+. (Join-Path $PSScriptRoot 'BenchDocs.ps1')
+foreach ($name in $parts.Keys) { Set-BenchmarkPart 'knowledge' '## Knowledge base' "knowledge-$name" $parts[$name] }
 $results
