@@ -74,11 +74,42 @@ Describe 'The cmdlet base' {
             Test-Path (Join-Path $dir 'never') | Should -BeFalse
         }
 
+        It 'declares the retrieval parameters once for Search-CkKnowledge, Invoke-CkRag and Measure-CkRetrieval' {
+            foreach ($parameter in 'KnowledgeBase', 'Top', 'Filter', 'Rerank', 'Mode', 'MinScore') {
+                $declaring = foreach ($type in [CkLlm.Commands.SearchCkKnowledgeCommand], [CkLlm.Commands.InvokeCkRagCommand], [CkLlm.Commands.MeasureCkRetrievalCommand]) {
+                    $property = $type.GetProperty($parameter)
+                    if ($property) { $property.DeclaringType.Name } else { 'none' }
+                }
+                "$parameter $declaring" | Should -BeIn @(
+                    "$parameter KnowledgeCommandBase KnowledgeCommandBase KnowledgeCommandBase",
+                    "$parameter RetrievalCommandBase RetrievalCommandBase RetrievalCommandBase",
+                    # Measure-CkRetrieval scores several modes at once (a list) and has no score floor.
+                    "$parameter QueryRetrievalCommandBase QueryRetrievalCommandBase MeasureCkRetrievalCommand",
+                    "$parameter QueryRetrievalCommandBase QueryRetrievalCommandBase none")
+            }
+        }
+
+        It 'binds -Top exactly in Invoke-CkRag beside the sampling parameters -TopK and -TopP' {
+            $kb = Join-Path $dir 'kb-top'
+            Add-CkKnowledge -Text 'Rivers carry water to the sea.', 'Mountains rise above the plain.' -Source notes -KnowledgeBase $kb | Out-Null
+            $answer = Invoke-CkRag 'rivers' -Top 1 -TopK 5 -TopP 0.9 -KnowledgeBase $kb -MaxTokens 2 -Temperature 0 -Model (Import-CkModel $tiny -Name 'rag-top' -ContextSize 2048)
+            $answer.Citations.Count | Should -Be 1
+        }
+
+        It 'rejects an out-of-range -Top in Invoke-CkRag and an unknown -Mode in Measure-CkRetrieval before touching the knowledge base' {
+            { Invoke-CkRag 'x' -Top 0 -KnowledgeBase (Join-Path $dir 'never') } |
+                Should -Throw -ErrorId 'ParameterArgumentValidationError,CkLlm.Commands.InvokeCkRagCommand'
+            { Measure-CkRetrieval -Path (Join-Path $dir 'q.csv') -Mode Fuzzy -KnowledgeBase (Join-Path $dir 'never') } |
+                Should -Throw -ErrorId 'ParameterArgumentValidationError,CkLlm.Commands.MeasureCkRetrievalCommand'
+            Test-Path (Join-Path $dir 'never') | Should -BeFalse
+        }
+
         It 'declares the sampling parameters once for Invoke-CkCompletion and Invoke-CkRag' {
             foreach ($parameter in 'MaxTokens', 'Temperature', 'TopK', 'TopP', 'MinP', 'RepeatPenalty', 'Seed', 'Stop', 'Stream', 'System', 'Model') {
-                $completion = [CkLlm.Commands.InvokeCkCompletionCommand].GetProperty($parameter).DeclaringType.Name
-                $rag = [CkLlm.Commands.InvokeCkRagCommand].GetProperty($parameter).DeclaringType.Name
-                "$parameter $completion $rag" | Should -Be "$parameter GenerationCommandBase GenerationCommandBase"
+                $completion = (Get-Command Invoke-CkCompletion).Parameters[$parameter]
+                $rag = (Get-Command Invoke-CkRag).Parameters[$parameter]
+                $declaring = [CkLlm.Commands.GenerationParameters].GetProperty($parameter).DeclaringType.Name
+                "$parameter $($completion.IsDynamic) $($rag.IsDynamic) $declaring" | Should -Be "$parameter True True GenerationParameters"
             }
         }
     }

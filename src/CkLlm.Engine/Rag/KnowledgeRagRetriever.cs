@@ -7,6 +7,8 @@ namespace CkLlm.Engine.Rag;
 /// reordered by a reranker.</summary>
 public sealed class KnowledgeRagRetriever(KnowledgeBase knowledgeBase, IReranker? reranker = null) : IRagRetriever
 {
+    public KnowledgeBase KnowledgeBase => knowledgeBase;
+
     public IReadOnlyList<RagPassage> Retrieve(RagRequest request, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(request);

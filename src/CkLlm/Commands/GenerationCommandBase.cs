@@ -4,10 +4,13 @@ using CkLlm.Engine.Inference;
 namespace CkLlm.Commands;
 
 /// <summary>
-/// The cmdlets that generate text (Invoke-CkCompletion, Invoke-CkRag): -Model, -Stream, -System and the sampling
-/// parameters, declared once here and mapped to the engine's one <see cref="SamplingOptions"/> record.
+/// -Model, -Stream, -System and the sampling parameters of every cmdlet that generates text, declared once and mapped
+/// to the engine's one <see cref="SamplingOptions"/> record. The cmdlets bind them as dynamic parameters through an
+/// instance: Invoke-CkCompletion (and the chat cmdlets) through <see cref="GenerationCommandBase"/>, Invoke-CkRag,
+/// whose one base class is the retrieval base, directly. Parameters of a cmdlet's own class are bound first, so none
+/// may be named like a prefix of these (PowerShell would call it ambiguous before it sees them).
 /// </summary>
-public abstract class GenerationCommandBase : CkCmdlet
+public sealed class GenerationParameters
 {
     /// <summary>A model name or a model object from Import-CkModel/Get-CkModel; default: the current model.</summary>
     [Parameter]
@@ -53,16 +56,37 @@ public abstract class GenerationCommandBase : CkCmdlet
     [ValidateNotNullOrEmpty]
     public string[] Stop { get; set; } = [];
 
-    /// <summary>The sampling parameters as the engine's record; Seed only when given (otherwise random).</summary>
-    protected SamplingOptions Sampling() => new()
+    /// <summary>The sampling parameters as the engine's record; Seed only when it was given (otherwise random).</summary>
+    public SamplingOptions ToSampling(InvocationInfo invocation)
     {
-        MaxTokens = MaxTokens,
-        Temperature = Temperature,
-        TopK = TopK,
-        TopP = TopP,
-        MinP = MinP,
-        RepeatPenalty = RepeatPenalty,
-        Seed = MyInvocation.BoundParameters.ContainsKey(nameof(Seed)) ? Seed : null,
-        Stop = Stop,
-    };
+        ArgumentNullException.ThrowIfNull(invocation);
+        return new()
+        {
+            MaxTokens = MaxTokens,
+            Temperature = Temperature,
+            TopK = TopK,
+            TopP = TopP,
+            MinP = MinP,
+            RepeatPenalty = RepeatPenalty,
+            Seed = invocation.BoundParameters.ContainsKey(nameof(Seed)) ? Seed : null,
+            Stop = Stop,
+        };
+    }
+}
+
+/// <summary>The cmdlets that generate text from a prompt or chat (Invoke-CkCompletion): <see cref="GenerationParameters"/>.</summary>
+public abstract class GenerationCommandBase : CkCmdlet, IDynamicParameters
+{
+    /// <summary>The bound generation parameters.</summary>
+    protected GenerationParameters Generation { get; } = new();
+
+    public object GetDynamicParameters() => Generation;
+
+    protected object? Model => Generation.Model;
+
+    protected string? System => Generation.System;
+
+    protected bool Stream => Generation.Stream;
+
+    protected SamplingOptions Sampling() => Generation.ToSampling(MyInvocation);
 }

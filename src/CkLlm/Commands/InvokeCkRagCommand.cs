@@ -1,4 +1,3 @@
-using System.Collections;
 using System.Management.Automation;
 using CkLlm.Engine.Inference;
 using CkLlm.Engine.Rag;
@@ -8,41 +7,15 @@ namespace CkLlm.Commands;
 /// <summary>Answers questions from the knowledge base with a loaded model, citing numbered passages [n].</summary>
 [Cmdlet(VerbsLifecycle.Invoke, "CkRag")]
 [OutputType(typeof(RagAnswer), typeof(string))]
-public sealed class InvokeCkRagCommand : GenerationCommandBase
+public sealed class InvokeCkRagCommand : QueryRetrievalCommandBase, IDynamicParameters
 {
     public const string AnswerTypeName = "CkRagAnswer";
+    private readonly GenerationParameters _generation = new();
 
     /// <summary>The question; pipe strings or objects with a Question property (Import-Csv rows).</summary>
     [Parameter(Mandatory = true, Position = 0, ValueFromPipeline = true, ValueFromPipelineByPropertyName = true)]
     [AllowEmptyString]
     public string Question { get; set; } = "";
-
-    /// <summary>Knowledge base directory; defaults to the session's current one (or ~/.ckllm/knowledge).</summary>
-    /// <remarks>Declared here and in <see cref="KnowledgeCommandBase"/>: a cmdlet has one base class, and this one's is
-    /// the generation base; both resolve it through <see cref="CkCmdlet.OpenKnowledgeBase"/>.</remarks>
-    [Parameter]
-    [ValidateNotNullOrEmpty]
-    public string? KnowledgeBase { get; set; }
-
-    [Parameter]
-    [ValidateRange(RetrievalParameters.MinTop, RetrievalParameters.MaxTop)]
-    public int Top { get; set; } = RetrievalParameters.DefaultTop;
-
-    [Parameter]
-    [ValidateSet(typeof(SearchModeValues), IgnoreCase = true)]
-    public string Mode { get; set; } = RetrievalParameters.DefaultMode;
-
-    [Parameter]
-    public Hashtable? Filter { get; set; }
-
-    [Parameter]
-    [ValidateMinScore]
-    public double MinScore { get; set; }
-
-    /// <summary>A GGUF reranker file, or the name of a loaded chat model to judge relevance: searches deeper, reorders, keeps -Top.</summary>
-    [Parameter]
-    [ValidateNotNullOrEmpty]
-    public string? Rerank { get; set; }
 
     [Parameter]
     [ValidateNotNullOrEmpty]
@@ -51,6 +24,9 @@ public sealed class InvokeCkRagCommand : GenerationCommandBase
     [Parameter]
     public SwitchParameter PromptOnly { get; set; }
 
+    /// <summary>-Model, -System, -Stream and the sampling parameters, as Invoke-CkCompletion takes them.</summary>
+    public object GetDynamicParameters() => _generation;
+
     protected override void ProcessRecord()
     {
         if (string.IsNullOrWhiteSpace(Question))
@@ -58,10 +34,9 @@ public sealed class InvokeCkRagCommand : GenerationCommandBase
             WriteInputError(new ArgumentException("The question is empty."), "EmptyQuestion", ErrorCategory.InvalidArgument, Question);
             return;
         }
-        var model = ResolveModel(Model);
+        var model = ResolveModel(_generation.Model);
         if (model is null) return;
-        var knowledgeBase = OpenKnowledgeBase(KnowledgeBase, mustExist: true);
-        var reranker = ResolveReranker(Rerank);
+        var retriever = OpenRetriever();
         var request = new RagRequest
         {
             Question = Question,
@@ -69,10 +44,10 @@ public sealed class InvokeCkRagCommand : GenerationCommandBase
             Mode = Mode,
             Filter = ToDictionary(Filter),
             MinScore = MinScore,
-            System = System,
+            System = _generation.System,
             Template = Template,
             PromptOnly = PromptOnly,
-            Generation = new CompletionRequest(Sampling()),
+            Generation = new CompletionRequest(_generation.ToSampling(MyInvocation)),
         };
 
         RagAnswer? answer = null;
@@ -81,10 +56,10 @@ public sealed class InvokeCkRagCommand : GenerationCommandBase
         {
             try
             {
-                foreach (var chunk in RagEngine.Stream(request, new KnowledgeRagRetriever(knowledgeBase, reranker), model, Cancellation))
+                foreach (var chunk in RagEngine.Stream(request, retriever, model, Cancellation))
                 {
                     if (chunk.Answer is not null) { answer = chunk.Answer; break; }
-                    if (Stream && chunk.Text.Length > 0)
+                    if (_generation.Stream && chunk.Text.Length > 0)
                     {
                         WriteStreamedText(chunk.Text);
                         streamed = true;

@@ -1,4 +1,3 @@
-using System.Collections;
 using System.Management.Automation;
 using CkLlm.Engine.Knowledge;
 using CkLlm.Engine.Rag;
@@ -8,7 +7,7 @@ namespace CkLlm.Commands;
 /// <summary>Scores retrieval on question/expected-source pairs: hit@1, hit@K and MRR@K per search mode.</summary>
 [Cmdlet(VerbsDiagnostic.Measure, "CkRetrieval", DefaultParameterSetName = ObjectSet)]
 [OutputType(typeof(RetrievalSummary), typeof(RetrievalRank))]
-public sealed class MeasureCkRetrievalCommand : KnowledgeCommandBase
+public sealed class MeasureCkRetrievalCommand : RetrievalCommandBase
 {
     private const string ObjectSet = "Object";
     private const string PathSet = "Path";
@@ -23,26 +22,14 @@ public sealed class MeasureCkRetrievalCommand : KnowledgeCommandBase
     [ValidateNotNullOrEmpty]
     public string Path { get; set; } = "";
 
-    /// <summary>K: hits considered per question.</summary>
-    [Parameter]
-    [ValidateRange(RetrievalParameters.MinTop, RetrievalParameters.MaxTop)]
-    public int Top { get; set; } = RetrievalParameters.DefaultTop;
-
-    [Parameter]
-    [ValidateSet(typeof(SearchModeValues), IgnoreCase = true)]
-    public string[] Mode { get; set; } = [.. RetrievalParameters.Modes];
-
-    [Parameter]
-    public Hashtable? Filter { get; set; }
-
-    /// <summary>A GGUF reranker file, or the name of a loaded chat model to judge relevance: searches deeper, reorders, keeps -Top.</summary>
-    [Parameter]
-    [ValidateNotNullOrEmpty]
-    public string? Rerank { get; set; }
-
     /// <summary>Write the per-question ranks instead of the per-mode summaries.</summary>
     [Parameter]
     public SwitchParameter Detailed { get; set; }
+
+    /// <summary>The modes to score side by side (default: all).</summary>
+    [Parameter]
+    [ValidateSet(typeof(SearchModeValues), IgnoreCase = true)]
+    public string[] Mode { get; set; } = [.. RetrievalParameters.Modes];
 
     protected override void ProcessRecord()
     {
@@ -61,8 +48,7 @@ public sealed class MeasureCkRetrievalCommand : KnowledgeCommandBase
             WriteInputError(new ArgumentException("No question/expected-source pairs were given."), "NoQuestions", ErrorCategory.InvalidArgument, null);
             return;
         }
-        var knowledgeBase = OpenKnowledgeBase();
-        var retriever = new KnowledgeRagRetriever(knowledgeBase, ResolveReranker(Rerank));
+        var retriever = OpenRetriever();
         var filter = ToDictionary(Filter);
         var modes = Mode.Select(RetrievalParameters.Canonical).Distinct().ToArray();
         var progress = new ProgressRecord(1, "Measure-CkRetrieval", "Searching");
@@ -76,7 +62,7 @@ public sealed class MeasureCkRetrievalCommand : KnowledgeCommandBase
                     progress.PercentComplete = (int)(100L * done / total);
                     progress.StatusDescription = $"{done} of {total} searches";
                     WriteProgress(progress);
-                }), knowledgeBase.Directory);
+                }), retriever.KnowledgeBase.Directory);
         }
         finally
         {
