@@ -26,6 +26,17 @@ public static class ChatFormatter
         ArgumentNullException.ThrowIfNull(request);
         if (!request.IsChat) return new FormattedPrompt(request.Prompt ?? string.Empty, "none", []);
 
+        var messages = Messages(request);
+        if (model.HasChatTemplate && TryApplyModelTemplate(model, messages, out var templated))
+            return new FormattedPrompt(templated, "template", []);
+        return new FormattedPrompt(ApplyFallback(messages), "fallback", [FallbackEndOfTurn]);
+    }
+
+    /// <summary>A chat request's messages in order: System first, then Messages, then Prompt as a user message.</summary>
+    /// <exception cref="ArgumentException">A message without a role or content.</exception>
+    public static List<ChatMessage> Messages(CompletionRequest request)
+    {
+        ArgumentNullException.ThrowIfNull(request);
         var messages = new List<ChatMessage>();
         if (!string.IsNullOrEmpty(request.System)) messages.Add(new ChatMessage("system", request.System));
         if (request.Messages is { Count: > 0 }) messages.AddRange(request.Messages);
@@ -35,10 +46,7 @@ public static class ChatFormatter
             if (string.IsNullOrWhiteSpace(message.Role)) throw new ArgumentException("Every chat message needs a Role (system, user or assistant).", nameof(request));
             if (message.Content is null) throw new ArgumentException($"The '{message.Role}' message has no Content.", nameof(request));
         }
-
-        if (model.HasChatTemplate && TryApplyModelTemplate(model, messages, out var templated))
-            return new FormattedPrompt(templated, "template", []);
-        return new FormattedPrompt(ApplyFallback(messages), "fallback", [FallbackEndOfTurn]);
+        return messages;
     }
 
     /// <summary>The fallback format (see the class summary).</summary>
