@@ -4,10 +4,10 @@ using CkLlm.Engine.Inference;
 namespace CkLlm.Commands;
 
 /// <summary>
-/// The cmdlets that generate text (Invoke-CkCompletion, Invoke-CkRag): -Model, -Stream, -System and the sampling
-/// parameters, declared once here and mapped to the engine's one <see cref="SamplingOptions"/> record.
+/// The cmdlets that generate text (Invoke-CkCompletion, Invoke-CkRag): -Model and -System on top of the shared
+/// -Stream and sampling parameters of <see cref="SamplingCommandBase"/>.
 /// </summary>
-public abstract class GenerationCommandBase : CkCmdlet
+public abstract class GenerationCommandBase : SamplingCommandBase
 {
     /// <summary>A model name or a model object from Import-CkModel/Get-CkModel; default: the current model.</summary>
     [Parameter]
@@ -17,7 +17,14 @@ public abstract class GenerationCommandBase : CkCmdlet
     [Parameter]
     [ValidateNotNullOrEmpty]
     public string? System { get; set; }
+}
 
+/// <summary>
+/// -Stream and the sampling parameters, declared once for every cmdlet that generates (Invoke-CkCompletion,
+/// Invoke-CkRag, Invoke-CkChat) and mapped to the engine's one <see cref="SamplingOptions"/> record.
+/// </summary>
+public abstract class SamplingCommandBase : CkCmdlet
+{
     /// <summary>Writes the text as it is generated to the information stream (shown like Write-Host; 6>&amp;1 captures it).</summary>
     [Parameter]
     public SwitchParameter Stream { get; set; }
