@@ -31,6 +31,7 @@ internal static class EngineErrors
         (typeof(Engine.Knowledge.Search.NotARerankerException), new("NotAReranker", ErrorCategory.InvalidArgument, true)),
         (typeof(KnowledgeBaseException), new("KnowledgeBaseError", ErrorCategory.InvalidOperation, true)),
         (typeof(Engine.Chat.ChatModelRemovedException), new("ChatModelRemoved", ErrorCategory.ResourceUnavailable, false)),
+        (typeof(Engine.Chat.ChatRemovedException), new("ChatRemoved", ErrorCategory.InvalidOperation, false)),
         (typeof(ChatNotFoundException), new("ChatNotFound", ErrorCategory.ObjectNotFound, false)),
         (typeof(ChatExistsException), new("ChatExists", ErrorCategory.ResourceExists, false)),
         (typeof(Engine.Chat.ChatBudgetException), new("PromptDoesNotFit", ErrorCategory.LimitsExceeded, false)),

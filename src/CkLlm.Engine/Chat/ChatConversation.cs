@@ -174,7 +174,7 @@ public sealed class ChatConversation : IDisposable
 
     private void ThrowIfUnusable()
     {
-        if (IsRemoved) throw new ObjectDisposedException(Name, $"Chat '{Name}' has been removed.");
+        if (IsRemoved) throw new ChatRemovedException(Name);
         if (Model.IsDisposed) throw new ChatModelRemovedException(Name, Model.Name);
     }
 
@@ -185,7 +185,7 @@ public sealed class ChatConversation : IDisposable
         try { _turnGate.Wait(token); }
         catch (OperationCanceledException) when (_life.IsCancellationRequested)
         {
-            throw new ObjectDisposedException(Name, $"Chat '{Name}' has been removed.");
+            throw new ChatRemovedException(Name);
         }
         try
         {

@@ -120,5 +120,9 @@ public sealed class ChatModelRemovedException(string chat, string model)
     public string ModelName { get; } = model;
 }
 
+/// <summary>The chat has been removed (Remove-CkChat); it takes no more turns.</summary>
+public sealed class ChatRemovedException(string chat)
+    : ObjectDisposedException(chat, $"Chat '{chat}' has been removed. Import-CkChat a saved copy or start a New-CkChat.");
+
 /// <summary>The message cannot fit the context window even with the whole history dropped.</summary>
 public sealed class ChatBudgetException(string message) : ArgumentException(message);

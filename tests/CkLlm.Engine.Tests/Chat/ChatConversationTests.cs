@@ -213,7 +213,7 @@ public class ChatConversationTests(ChatTestModels models) : IClassFixture<ChatTe
         Assert.True(chat.KeptTokens > 0);
         chat.Dispose();
         Assert.Equal(0, chat.KeptTokens);
-        Assert.Throws<ObjectDisposedException>(() => chat.Send(Greedy("again", 4)));
+        Assert.Throws<ChatRemovedException>(() => chat.Send(Greedy("again", 4)));
     }
 
     [Fact]
