@@ -9,8 +9,10 @@ using LLama.Sampling;
 namespace CkLlm.Engine.Inference;
 
 /// <summary>
-/// Runs completions on a <see cref="LoadedModel"/>. Every call gets a fresh llama.cpp context (KV cache), so calls are
-/// independent, several may run at once on one model, and a cancelled call leaves nothing behind.
+/// Runs completions on a <see cref="LoadedModel"/>. Every call has a llama.cpp context (KV cache) of its own while it
+/// runs, so several may run at once on one model: a chat's kept context, or one borrowed from the model's prompt
+/// cache (<see cref="PromptCachePool"/>), which keeps the tokens of recent calls so a prompt sharing their prefix
+/// evaluates only the rest. What a cache holds never changes the text, only the time to the first token.
 /// </summary>
 public static class CompletionEngine
 {
@@ -18,8 +20,15 @@ public static class CompletionEngine
     /// Streams text as it is generated; the last chunk carries the result. Decoding runs on a worker thread, one chunk
     /// ahead at most: the caller's thread only receives chunks (see <see cref="WorkerThread"/>).
     /// </summary>
-    /// <remarks>Cancellation is checked before every token: it ends the stream with FinishReason Cancelled, no exception.</remarks>
-    public static IEnumerable<CompletionChunk> Stream(LoadedModel model, CompletionRequest request, CancellationToken cancellationToken = default)
+    /// <remarks>Cancellation is checked before every token: it ends the stream with FinishReason Cancelled, no exception.
+    /// With <see cref="CompletionRequest.CachePrompt"/> the call reuses the longest matching prompt prefix of a recent call
+    /// on the same model (<see cref="CompletionResult.CachedPromptTokens"/>); the text is the same either way.</remarks>
+    public static IEnumerable<CompletionChunk> Stream(LoadedModel model, CompletionRequest request, CancellationToken cancellationToken = default) =>
+        Stream(model, request, kept: null, cancellationToken);
+
+    /// <summary>As <see cref="Stream(LoadedModel, CompletionRequest, CancellationToken)"/>, on <paramref name="kept"/>
+    /// (a chat's own context) when given, else on a context of the model's prompt cache.</summary>
+    internal static IEnumerable<CompletionChunk> Stream(LoadedModel model, CompletionRequest request, KeptContext? kept, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(request);
@@ -32,7 +41,7 @@ public static class CompletionEngine
             GbnfGrammar.Validate(grammar);
             NativeGrammarProbe.Check(model, grammar);
         }
-        return WorkerThread.Enumerate(Run(model, request, promptText, chatFormat, extraStops, grammar, cancellationToken), "CkLlm completion");
+        return WorkerThread.Enumerate(Run(model, request, promptText, chatFormat, extraStops, grammar, kept, cancellationToken), "CkLlm completion");
     }
 
     /// <summary>Streams on a thread-pool thread (native decoding blocks).</summary>
@@ -78,90 +87,114 @@ public static class CompletionEngine
     }
 
     private static IEnumerable<CompletionChunk> Run(LoadedModel model, CompletionRequest request, string promptText,
-        string chatFormat, IReadOnlyList<string> extraStops, string? grammar, CancellationToken cancellationToken)
+        string chatFormat, IReadOnlyList<string> extraStops, string? grammar, KeptContext? chatContext, CancellationToken cancellationToken)
     {
         var total = Stopwatch.StartNew();
         using var use = model.AcquireUse();
         var weights = model.Weights;
-        using var context = weights.CreateContext(model.Parameters);
-        if (model.LoraAdapters.Count > 0)
-        {
-            var adapters = model.LoraAdapters.Select(a => (a, 1f)).ToArray();
-            context.NativeHandle.SetLoraAdapters(adapters);
-        }
-
         var vocab = weights.Vocab;
-        var promptTokens = context.Tokenize(promptText, addBos: vocab.ShouldAddBOS, special: true);
+        var promptTokens = weights.Tokenize(promptText, vocab.ShouldAddBOS, true, Encoding.UTF8);
         if (promptTokens.Length == 0) promptTokens = [vocab.BOS ?? default];
-        if (promptTokens.Length >= context.ContextSize)
-            throw new ArgumentException($"The prompt has {promptTokens.Length} tokens; the context of model '{model.Name}' holds {context.ContextSize}. Shorten it or import the model with a larger -ContextSize.");
 
-        using var sampler = CreateSampler(request, grammar);
-        var stops = new StopMatcher(request.Stop.Concat(extraStops));
-        var decoder = new StreamingTokenDecoder(context);
-        var batch = new LLamaBatch();
-
-        // Prompt processing, in batches the context accepts; cancellation is honoured between batches.
-        var promptClock = Stopwatch.StartNew();
-        var position = 0;
-        var batchSize = (int)context.BatchSize;
-        var cancelled = false;
-        while (position < promptTokens.Length)
+        // A chat brings its own context; a single call borrows one from the model's prompt cache (or a fresh one).
+        var kept = chatContext ?? (request.CachePrompt ? model.PromptCache.Rent(model, promptTokens) : KeptContext.Create(model));
+        var decoding = false;
+        try
         {
-            if (cancellationToken.IsCancellationRequested) { cancelled = true; break; }
-            var count = Math.Min(batchSize, promptTokens.Length - position);
-            batch.Clear();
-            for (var i = 0; i < count; i++)
-                batch.Add(promptTokens[position + i], position + i, LLamaSeqId.Zero, position + i == promptTokens.Length - 1);
-            CheckDecode(context.Decode(batch));
-            position += count;
+            var context = kept.Context;
+            if (promptTokens.Length >= context.ContextSize)
+                throw new ArgumentException($"The prompt has {promptTokens.Length} tokens; the context of model '{model.Name}' holds {context.ContextSize}. Shorten it or import the model with a larger -ContextSize.");
+
+            using var sampler = CreateSampler(request, grammar);
+            var stops = new StopMatcher(request.Stop.Concat(extraStops));
+            var decoder = new StreamingTokenDecoder(context);
+            var batch = new LLamaBatch();
+
+            // Prompt processing, in batches the context accepts, after the prefix the kept cache already holds;
+            // cancellation is honoured between batches.
+            var promptClock = Stopwatch.StartNew();
+            var cached = kept.KeepPrefixOf(promptTokens);
+            var position = cached;
+            var batchSize = (int)context.BatchSize;
+            var cancelled = false;
+            while (position < promptTokens.Length)
+            {
+                if (cancellationToken.IsCancellationRequested) { cancelled = true; break; }
+                var count = Math.Min(batchSize, promptTokens.Length - position);
+                batch.Clear();
+                for (var i = 0; i < count; i++)
+                    batch.Add(promptTokens[position + i], position + i, LLamaSeqId.Zero, position + i == promptTokens.Length - 1);
+                decoding = true;
+                CheckDecode(context.Decode(batch));
+                for (var i = 0; i < count; i++) kept.Append(promptTokens[position + i]);
+                decoding = false;
+                position += count;
+            }
+            promptClock.Stop();
+            var evaluated = position - cached;
+
+            var generated = 0;
+            TimeSpan? firstToken = null;
+            var finish = cancelled ? FinishReason.Cancelled : FinishReason.Length;
+            var generationClock = Stopwatch.StartNew();
+            while (!cancelled)
+            {
+                if (generated >= request.MaxTokens || position >= context.ContextSize) { finish = FinishReason.Length; break; }
+                if (cancellationToken.IsCancellationRequested) { finish = FinishReason.Cancelled; break; }
+
+                var token = sampler.Sample(context.NativeHandle, batch.TokenCount - 1);
+                firstToken ??= total.Elapsed;
+                if (token.IsEndOfGeneration(vocab)) { finish = FinishReason.Stop; break; }
+                generated++;
+
+                decoder.Add(token);
+                var piece = decoder.Read();
+                var (emit, stopped) = stops.Append(piece);
+                if (emit.Length > 0) yield return new CompletionChunk(emit, generated);
+                if (stopped) { finish = FinishReason.Stop; break; }
+                if (cancellationToken.IsCancellationRequested) { finish = FinishReason.Cancelled; break; }
+                // The last allowed token needs no decode: nothing will be sampled after it.
+                if (generated >= request.MaxTokens) { finish = FinishReason.Length; break; }
+
+                batch.Clear();
+                batch.Add(token, position++, LLamaSeqId.Zero, true);
+                decoding = true;
+                CheckDecode(context.Decode(batch));
+                kept.Append(token);
+                decoding = false;
+            }
+            generationClock.Stop();
+
+            var rest = stops.Flush();
+            if (rest.Length > 0) yield return new CompletionChunk(rest, generated);
+
+            total.Stop();
+            yield return new CompletionChunk(string.Empty, generated, new CompletionResult
+            {
+                Model = model.Name,
+                Prompt = promptText,
+                Text = stops.Text,
+                PromptTokens = promptTokens.Length,
+                CachedPromptTokens = cached,
+                CompletionTokens = generated,
+                TokensPerSecond = Rate(generated, generationClock.Elapsed),
+                PromptTokensPerSecond = Rate(evaluated, promptClock.Elapsed),
+                FinishReason = finish,
+                ChatFormat = chatFormat,
+                Duration = total.Elapsed,
+                TimeToFirstToken = firstToken ?? total.Elapsed,
+            });
         }
-        promptClock.Stop();
-
-        var generated = 0;
-        var finish = cancelled ? FinishReason.Cancelled : FinishReason.Length;
-        var generationClock = Stopwatch.StartNew();
-        while (!cancelled)
+        finally
         {
-            if (generated >= request.MaxTokens || position >= context.ContextSize) { finish = FinishReason.Length; break; }
-            if (cancellationToken.IsCancellationRequested) { finish = FinishReason.Cancelled; break; }
-
-            var token = sampler.Sample(context.NativeHandle, batch.TokenCount - 1);
-            if (token.IsEndOfGeneration(vocab)) { finish = FinishReason.Stop; break; }
-            generated++;
-
-            decoder.Add(token);
-            var piece = decoder.Read();
-            var (emit, stopped) = stops.Append(piece);
-            if (emit.Length > 0) yield return new CompletionChunk(emit, generated);
-            if (stopped) { finish = FinishReason.Stop; break; }
-            if (cancellationToken.IsCancellationRequested) { finish = FinishReason.Cancelled; break; }
-            // The last allowed token needs no decode: nothing will be sampled after it.
-            if (generated >= request.MaxTokens) { finish = FinishReason.Length; break; }
-
-            batch.Clear();
-            batch.Add(token, position++, LLamaSeqId.Zero, true);
-            CheckDecode(context.Decode(batch));
+            // A decode that failed half-way leaves the KV cache unknown: empty it rather than trust it next time.
+            if (decoding) kept.Clear();
+            if (chatContext is null)
+            {
+                if (request.CachePrompt) model.PromptCache.Return(kept);
+                else kept.Dispose();
+            }
         }
-        generationClock.Stop();
-
-        var rest = stops.Flush();
-        if (rest.Length > 0) yield return new CompletionChunk(rest, generated);
-
-        total.Stop();
-        yield return new CompletionChunk(string.Empty, generated, new CompletionResult
-        {
-            Model = model.Name,
-            Prompt = promptText,
-            Text = stops.Text,
-            PromptTokens = promptTokens.Length,
-            CompletionTokens = generated,
-            TokensPerSecond = Rate(generated, generationClock.Elapsed),
-            PromptTokensPerSecond = Rate(position > 0 ? Math.Min(position, promptTokens.Length) : 0, promptClock.Elapsed),
-            FinishReason = finish,
-            ChatFormat = chatFormat,
-            Duration = total.Elapsed,
-        });
     }
 
     private static double Rate(int tokens, TimeSpan elapsed) =>

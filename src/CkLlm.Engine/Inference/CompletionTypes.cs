@@ -81,6 +81,12 @@ public sealed record CompletionRequest : SamplingOptions
     /// <summary>A JSON schema the output must match (converted to GBNF by <see cref="JsonSchemaGrammar"/>).</summary>
     public string? JsonSchema { get; init; }
 
+    /// <summary>
+    /// Reuse the longest prompt prefix a recent call on the same model left in a kept KV cache (llama.cpp server's
+    /// cache_prompt), so only the rest is evaluated. The output is the same either way; false gives a fresh context.
+    /// </summary>
+    public bool CachePrompt { get; init; } = true;
+
     /// <summary>True when the request is a chat (Messages or System set).</summary>
     public bool IsChat => Messages is { Count: > 0 } || !string.IsNullOrEmpty(System);
 }
@@ -93,6 +99,9 @@ public sealed record CompletionResult
     public required string Prompt { get; init; }
     public required string Text { get; init; }
     public required int PromptTokens { get; init; }
+    /// <summary>Prompt tokens taken from a kept KV cache instead of being evaluated (a chat's earlier turns, or the
+    /// shared prefix of a recent call on the same model); PromptTokens - CachedPromptTokens were evaluated.</summary>
+    public int CachedPromptTokens { get; init; }
     public required int CompletionTokens { get; init; }
     /// <summary>Generation speed (tokens after the prompt).</summary>
     public required double TokensPerSecond { get; init; }
@@ -102,6 +111,8 @@ public sealed record CompletionResult
     /// <summary>"template" (the model's own chat template), "fallback" (ChatML-like text) or "none" (raw prompt).</summary>
     public required string ChatFormat { get; init; }
     public required TimeSpan Duration { get; init; }
+    /// <summary>From the start of the call to the first sampled token (prompt evaluation included).</summary>
+    public TimeSpan TimeToFirstToken { get; init; }
 }
 
 /// <summary>

@@ -46,6 +46,17 @@ public interface IChatModel : IDisposable
     /// </summary>
     IEnumerable<CompletionChunk> Stream(CompletionRequest request, CancellationToken cancellationToken = default) =>
         StreamAsync(request, cancellationToken).ToBlockingEnumerable(cancellationToken);
+
+    /// <summary>
+    /// A conversation's state on this model (a chat keeps one for its life). The default keeps nothing and sends the
+    /// whole prompt each time; the llama.cpp model keeps a context whose KV cache survives between turns.
+    /// </summary>
+    /// <exception cref="ObjectDisposedException">The model was removed.</exception>
+    IChatSequence OpenSequence()
+    {
+        ObjectDisposedException.ThrowIf(IsDisposed, this);
+        return new StatelessChatSequence(this);
+    }
 }
 
 /// <summary>Conveniences over any <see cref="IChatModel"/>.</summary>

@@ -24,6 +24,10 @@ public sealed record ModelLoadOptions
 
     /// <summary>LoRA adapter GGUF files, applied with scale 1 to every completion.</summary>
     public IReadOnlyList<string> Adapters { get; init; } = [];
+
+    /// <summary>Idle contexts kept for the prompt-prefix cache of single calls (each holds a KV cache of ContextSize
+    /// tokens); default 1, 0 disables the cache.</summary>
+    public int? PromptCacheContexts { get; init; }
 }
 
 /// <summary>
@@ -36,13 +40,15 @@ public sealed class LoadedModel : IChatModel
     private const int DefaultMaxContext = 4096;
     private readonly LLamaWeights _weights;
     private readonly LoraAdapter[] _loraAdapters;
+    private readonly HashSet<KeptChatSequence> _sequences = new(ReferenceEqualityComparer.Instance);
     private int _disposed;
     private int _activeUses;
     private int _freed;
 
     private LoadedModel(GgufModelSummary summary, string name, LLamaWeights weights, ModelParams parameters,
-        LoraAdapter[] adapters, TimeSpan loadTime)
+        LoraAdapter[] adapters, TimeSpan loadTime, int promptCacheContexts)
     {
+        PromptCache = new PromptCachePool(promptCacheContexts);
         Summary = summary;
         Name = name;
         _weights = weights;
@@ -63,6 +69,7 @@ public sealed class LoadedModel : IChatModel
         foreach (var adapter in options.Adapters) ValidateAdapter(System.IO.Path.GetFullPath(adapter), summary);
         if (options.ContextSize is < 0) throw new ArgumentOutOfRangeException(nameof(options), "ContextSize must not be negative.");
         if (options.Threads is < 1) throw new ArgumentOutOfRangeException(nameof(options), "Threads must be at least 1.");
+        if (options.PromptCacheContexts is < 0) throw new ArgumentOutOfRangeException(nameof(options), "PromptCacheContexts must not be negative.");
 
         NativeBackend.EnsureInitialized();
         var contextSize = options.ContextSize is > 0 ? options.ContextSize.Value
@@ -106,7 +113,7 @@ public sealed class LoadedModel : IChatModel
         clock.Stop();
 
         var name = string.IsNullOrWhiteSpace(options.Name) ? System.IO.Path.GetFileNameWithoutExtension(fullPath) : options.Name!;
-        return new LoadedModel(summary, name, weights, parameters, adapters.ToArray(), clock.Elapsed);
+        return new LoadedModel(summary, name, weights, parameters, adapters.ToArray(), clock.Elapsed, options.PromptCacheContexts ?? 1);
     }
 
     /// <summary>
@@ -165,6 +172,12 @@ public sealed class LoadedModel : IChatModel
 
     internal IReadOnlyList<LoraAdapter> LoraAdapters => _loraAdapters;
 
+    /// <summary>The prompt-prefix cache of single calls (see <see cref="PromptCachePool"/>).</summary>
+    internal PromptCachePool PromptCache { get; }
+
+    /// <summary>Tokens the prompt cache holds for later calls.</summary>
+    public int CachedPromptTokens => PromptCache.CachedTokens;
+
     /// <summary>Whether llama.cpp's handle is released (for tests proving Remove frees native memory).</summary>
     internal bool NativeHandleClosed => _weights.NativeHandle.IsClosed;
 
@@ -211,6 +224,21 @@ public sealed class LoadedModel : IChatModel
     public IAsyncEnumerable<CompletionChunk> StreamAsync(CompletionRequest request, CancellationToken cancellationToken = default) =>
         CompletionEngine.StreamAsync(this, request, cancellationToken);
 
+    /// <summary>A conversation with a llama.cpp context of its own, kept between turns (freed by its Dispose or with
+    /// this model).</summary>
+    public IChatSequence OpenSequence()
+    {
+        using var use = AcquireUse();
+        var sequence = new KeptChatSequence(this);
+        lock (_sequences) _sequences.Add(sequence);
+        return sequence;
+    }
+
+    internal void ForgetSequence(KeptChatSequence sequence)
+    {
+        lock (_sequences) _sequences.Remove(sequence);
+    }
+
     public override string ToString() => $"{Name} ({Architecture}, {ParameterCount:N0} parameters)";
 
     /// <summary>
@@ -236,6 +264,11 @@ public sealed class LoadedModel : IChatModel
     private void FreeNative()
     {
         if (Interlocked.Exchange(ref _freed, 1) != 0) return;
+        // Contexts first: each holds a reference on the weights, which would otherwise stay mapped.
+        PromptCache.Dispose();
+        KeptChatSequence[] sequences;
+        lock (_sequences) sequences = _sequences.ToArray();
+        foreach (var sequence in sequences) sequence.Dispose();
         foreach (var adapter in _loraAdapters) adapter.Unload();
         _weights.Dispose();
     }

@@ -125,6 +125,7 @@ public static class RagEngine
             UnknownCitations = unknown,
             Prompt = result.Prompt,
             PromptTokens = result.PromptTokens,
+            CachedPromptTokens = result.CachedPromptTokens,
             CompletionTokens = result.CompletionTokens,
             TokensPerSecond = result.TokensPerSecond,
             GenerationMs = clock.Elapsed.TotalMilliseconds,
@@ -133,7 +134,7 @@ public static class RagEngine
         });
     }
 
-    private static RagCitation ToCitation(PromptPassage p) => new()
+    internal static RagCitation ToCitation(PromptPassage p) => new()
     {
         Number = p.Number,
         Source = p.Passage.Source,

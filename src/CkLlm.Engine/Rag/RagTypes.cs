@@ -87,6 +87,9 @@ public sealed record RagAnswer
     public bool NoKnowledge { get; init; }
     public string? Model { get; init; }
     public int PromptTokens { get; init; }
+    /// <summary>Prompt tokens reused from a recent call's KV cache on the same model (the system message and template
+    /// header repeated questions share) instead of being evaluated.</summary>
+    public int CachedPromptTokens { get; init; }
     public int CompletionTokens { get; init; }
     public double TokensPerSecond { get; init; }
     public double RetrievalMs { get; init; }

@@ -4,23 +4,14 @@ using CkLlm.Engine.Inference;
 namespace CkLlm.Commands;
 
 /// <summary>
-/// -Model, -Stream, -System and the sampling parameters of every cmdlet that generates text, declared once and mapped
-/// to the engine's one <see cref="SamplingOptions"/> record. The cmdlets bind them as dynamic parameters through an
-/// instance: Invoke-CkCompletion (and the chat cmdlets) through <see cref="GenerationCommandBase"/>, Invoke-CkRag,
-/// whose one base class is the retrieval base, directly. Parameters of a cmdlet's own class are bound first, so none
-/// may be named like a prefix of these (PowerShell would call it ambiguous before it sees them).
+/// -Stream and the sampling parameters of every cmdlet that generates text, declared once and mapped to the engine's one
+/// <see cref="SamplingOptions"/> record. The cmdlets bind them as dynamic parameters through an instance: Invoke-CkChat
+/// through <see cref="SamplingCommandBase"/>, Invoke-CkCompletion through <see cref="GenerationCommandBase"/> and
+/// Invoke-CkRag, whose one base class is the retrieval base, directly. Parameters of a cmdlet's own class are bound first,
+/// so none may be named like a prefix of these (PowerShell would call it ambiguous before it sees them).
 /// </summary>
-public sealed class GenerationParameters
+public class SamplingParameters
 {
-    /// <summary>A model name or a model object from Import-CkModel/Get-CkModel; default: the current model.</summary>
-    [Parameter]
-    [ValidateNotNull]
-    public object? Model { get; set; }
-
-    [Parameter]
-    [ValidateNotNullOrEmpty]
-    public string? System { get; set; }
-
     /// <summary>Writes the text as it is generated to the information stream (shown like Write-Host; 6>&amp;1 captures it).</summary>
     [Parameter]
     public SwitchParameter Stream { get; set; }
@@ -74,19 +65,43 @@ public sealed class GenerationParameters
     }
 }
 
+/// <summary>-Model and -System on top of <see cref="SamplingParameters"/>: the cmdlets that generate from a prompt.</summary>
+public sealed class GenerationParameters : SamplingParameters
+{
+    /// <summary>A model name or a model object from Import-CkModel/Get-CkModel; default: the current model.</summary>
+    [Parameter]
+    [ValidateNotNull]
+    public object? Model { get; set; }
+
+    [Parameter]
+    [ValidateNotNullOrEmpty]
+    public string? System { get; set; }
+}
+
+/// <summary>The cmdlets that generate with a model chosen elsewhere (Invoke-CkChat: the chat's model): <see cref="SamplingParameters"/>.</summary>
+public abstract class SamplingCommandBase : CkCmdlet, IDynamicParameters
+{
+    private SamplingParameters? _sampling;
+
+    /// <summary>The bound sampling parameters (a derived class binds a larger set).</summary>
+    protected virtual SamplingParameters SamplingParameters => _sampling ??= new();
+
+    public object GetDynamicParameters() => SamplingParameters;
+
+    protected bool Stream => SamplingParameters.Stream;
+
+    protected SamplingOptions Sampling() => SamplingParameters.ToSampling(MyInvocation);
+}
+
 /// <summary>The cmdlets that generate text from a prompt or chat (Invoke-CkCompletion): <see cref="GenerationParameters"/>.</summary>
-public abstract class GenerationCommandBase : CkCmdlet, IDynamicParameters
+public abstract class GenerationCommandBase : SamplingCommandBase
 {
     /// <summary>The bound generation parameters.</summary>
     protected GenerationParameters Generation { get; } = new();
 
-    public object GetDynamicParameters() => Generation;
+    protected override SamplingParameters SamplingParameters => Generation;
 
     protected object? Model => Generation.Model;
 
     protected string? System => Generation.System;
-
-    protected bool Stream => Generation.Stream;
-
-    protected SamplingOptions Sampling() => Generation.ToSampling(MyInvocation);
 }

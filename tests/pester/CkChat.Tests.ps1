@@ -1,0 +1,226 @@
+# New-CkChat, Invoke-CkChat, Get-CkChat, Remove-CkChat, Export-CkChat and Import-CkChat.
+BeforeAll {
+    Import-Module $env:CKLLM_MODULE -Force
+    . (Join-Path $PSScriptRoot 'Model.TestHelpers.ps1')
+    . (Join-Path $PSScriptRoot 'Rag.TestHelpers.ps1')
+    Clear-CkTestModels
+    $script:dir = New-CkTestModelFolder
+    $script:chatFile = Join-Path $dir 'tiny-chat.gguf'
+    $script:system = 'You are a terse assistant.'
+
+    function Remove-TestChats { Get-CkChat | Remove-CkChat -Confirm:$false }
+
+    # The reply a plain completion gives to the same messages.
+    function Get-CompletionReply($Chat, [string] $Message, [int] $MaxTokens) {
+        $messages = @($Chat.Messages | ForEach-Object { @{ Role = $_.Role; Content = $_.Content } }) + @(@{ Role = 'user'; Content = $Message })
+        (Invoke-CkCompletion -Messages $messages -System $Chat.System -Model $Chat.ModelName -Temperature 0 -MaxTokens $MaxTokens).Text
+    }
+}
+
+AfterAll {
+    Get-CkChat | Remove-CkChat -Confirm:$false
+    Clear-CkTestModels
+    Remove-Item $script:dir -Recurse -Force -ErrorAction Ignore
+}
+
+Describe 'New-CkChat and Get-CkChat' {
+    BeforeAll { $null = Import-CkModel $chatFile -ContextSize 1024 }
+    AfterEach { Remove-TestChats }
+
+    It 'names chats chat1, chat2, ... and lists them in creation order' {
+        $a = New-CkChat
+        $b = New-CkChat -System $system
+        $a.GetType().FullName | Should -Be 'CkLlm.Engine.Chat.ChatConversation'
+        $a.Name | Should -Match '^chat\d+$'
+        $b.Name | Should -Not -Be $a.Name
+        $b.System | Should -Be $system
+        (Get-CkChat).Name | Should -Be @($a.Name, $b.Name)
+        (Get-CkChat -Name $b.Name).Name | Should -Be $b.Name
+    }
+
+    It 'refuses a name in use (ChatExists) unless -Force' {
+        $first = New-CkChat -Name 'same'
+        New-CkChat -Name 'same' -ErrorAction SilentlyContinue -ErrorVariable problems | Should -BeNullOrEmpty
+        $problems[0].FullyQualifiedErrorId | Should -BeLike 'ChatExists,*'
+        $problems[0].CategoryInfo.Category | Should -Be 'ResourceExists'
+        $second = New-CkChat -Name 'same' -Force
+        $first.IsRemoved | Should -BeTrue
+        (Get-CkChat same) | Should -Be $second
+    }
+
+    It 'says which chat is missing (ChatNotFound)' {
+        Get-CkChat 'no-such-chat' -ErrorAction SilentlyContinue -ErrorVariable problems | Should -BeNullOrEmpty
+        $problems[0].FullyQualifiedErrorId | Should -BeLike 'ChatNotFound,*'
+        Invoke-CkChat 'no-such-chat' 'hello' -ErrorAction SilentlyContinue -ErrorVariable invokeProblems | Should -BeNullOrEmpty
+        $invokeProblems[0].FullyQualifiedErrorId | Should -BeLike 'ChatNotFound,*'
+    }
+
+    It 'stops at a knowledge base that does not exist (KnowledgeBaseNotFound) and creates nothing' {
+        $missing = Join-Path $dir 'no-kb'
+        { New-CkChat -KnowledgeBase $missing } | Should -Throw -ErrorId 'KnowledgeBaseNotFound,CkLlm.Commands.NewCkChatCommand'
+        Test-Path $missing | Should -BeFalse
+        Get-CkChat | Should -BeNullOrEmpty
+    }
+}
+
+Describe 'Invoke-CkChat' {
+    BeforeAll { $null = Import-CkModel $chatFile -ContextSize 1024 }
+    AfterEach { Remove-TestChats }
+
+    It 'answers piped messages turn by turn, reusing the kept state, with the text of a plain completion' {
+        $chat = New-CkChat -System $system
+        $expected = @()
+        $turns = foreach ($message in 'Tell me about the sea.', 'Why is it salty?', 'What lives in it?') {
+            $expected += Get-CompletionReply $chat $message 16
+            $message | Invoke-CkChat $chat -Temperature 0 -MaxTokens 16
+        }
+        $turns.Count | Should -Be 3
+        $turns[0].GetType().FullName | Should -Be 'CkLlm.Engine.Chat.ChatTurn'
+        $turns.Number | Should -Be @(1, 2, 3)
+        $turns.Text | Should -Be $expected
+        $turns[1].CachedPromptTokens | Should -BeGreaterThan 0
+        $turns[2].EvaluatedTokens | Should -BeLessThan $turns[2].PromptTokens
+        $turns | ForEach-Object { $_.EvaluatedTokens + $_.CachedPromptTokens | Should -Be $_.PromptTokens }
+        $chat.Messages.Count | Should -Be 6
+        $chat.Messages[0].Content | Should -Be 'Tell me about the sea.'
+    }
+
+    It 'streams the reply to the information stream and still outputs the turn' {
+        $chat = New-CkChat
+        $output = Invoke-CkChat $chat 'Hello' -Temperature 0 -MaxTokens 8 -Stream 6>&1
+        # The engine's types live in its own load context: compare type names, not type literals.
+        $turn = @($output | Where-Object { $_.GetType().FullName -eq 'CkLlm.Engine.Chat.ChatTurn' })[0]
+        $streamed = -join @($output | Where-Object { $_ -is [System.Management.Automation.InformationRecord] } | ForEach-Object { $_.MessageData.Message })
+        $turn.Text | Should -Not -BeNullOrEmpty
+        $streamed | Should -Be $turn.Text
+    }
+
+    It 'reports an empty message (EmptyMessage) and goes on with the next' {
+        $chat = New-CkChat
+        $turns = '', 'Hi' | Invoke-CkChat $chat -MaxTokens 2 -ErrorAction SilentlyContinue -ErrorVariable problems
+        @($turns).Count | Should -Be 1
+        $problems[0].FullyQualifiedErrorId | Should -BeLike 'EmptyMessage,*'
+    }
+
+    It 'gives a clear error (ChatModelRemoved) when the chat''s model was removed' {
+        $model = Import-CkModel $chatFile -Name 'short-lived' -ContextSize 512
+        $chat = New-CkChat -Model $model
+        $null = Invoke-CkChat $chat 'Hello' -MaxTokens 2
+        $chat.KeptTokens | Should -BeGreaterThan 0
+        Remove-CkModel 'short-lived'
+        $chat.KeptTokens | Should -Be 0
+        Invoke-CkChat $chat 'Still there?' -ErrorAction SilentlyContinue -ErrorVariable problems | Should -BeNullOrEmpty
+        $problems[0].FullyQualifiedErrorId | Should -BeLike 'ChatModelRemoved,*'
+        $problems[0].CategoryInfo.Category | Should -Be 'ResourceUnavailable'
+        $problems[0].Exception.Message | Should -BeLike "*'short-lived'*removed*"
+    }
+
+    It 'keeps two chats on one model in two runspaces apart' {
+        $first = 'Tell me about the sea.', 'Why is it salty?', 'What lives in it?'
+        $second = 'Describe a mountain.', 'How high can it be?', 'Who climbs it?'
+        $expected = foreach ($messages in @(, $first) + @(, $second)) {
+            $chat = New-CkChat -System $system
+            , @($messages | Invoke-CkChat $chat -Temperature 0 -MaxTokens 12 | ForEach-Object Text)
+            Remove-CkChat -Chat $chat
+        }
+        $a = New-CkChat -Name 'parallel-a' -System $system
+        $b = New-CkChat -Name 'parallel-b' -System $system
+        $module = $env:CKLLM_MODULE
+        $results = @(@{ Chat = 'parallel-a'; Messages = $first }, @{ Chat = 'parallel-b'; Messages = $second }) | ForEach-Object -ThrottleLimit 2 -Parallel {
+            Import-Module $using:module
+            $job = $_
+            [pscustomobject]@{ Chat = $job.Chat; Texts = @($job.Messages | Invoke-CkChat $job.Chat -Temperature 0 -MaxTokens 12 | ForEach-Object Text) }
+        }
+        ($results | Where-Object Chat -EQ 'parallel-a').Texts | Should -Be $expected[0]
+        ($results | Where-Object Chat -EQ 'parallel-b').Texts | Should -Be $expected[1]
+        $a.TurnCount | Should -Be 3
+        $b.TurnCount | Should -Be 3
+    }
+}
+
+Describe 'Remove-CkChat' {
+    BeforeAll { $null = Import-CkModel $chatFile -ContextSize 512 }
+    AfterEach { Remove-TestChats }
+
+    It 'keeps the chat with -WhatIf and frees its state when it removes it' {
+        $chat = New-CkChat -Name 'to-remove'
+        $null = Invoke-CkChat $chat 'Hello' -MaxTokens 2
+        Remove-CkChat 'to-remove' -WhatIf
+        @(Get-CkChat | ForEach-Object Name) | Should -Contain 'to-remove'
+        $chat.KeptTokens | Should -BeGreaterThan 0
+        Get-CkChat 'to-remove' | Remove-CkChat
+        @(Get-CkChat | ForEach-Object Name) | Should -Not -Contain 'to-remove'
+        $chat.IsRemoved | Should -BeTrue
+        $chat.KeptTokens | Should -Be 0
+        Invoke-CkChat $chat 'again' -ErrorAction SilentlyContinue -ErrorVariable problems | Should -BeNullOrEmpty
+        $problems[0].FullyQualifiedErrorId | Should -BeLike 'ChatRemoved,*'
+    }
+}
+
+Describe 'Export-CkChat and Import-CkChat' {
+    BeforeAll { $null = Import-CkModel $chatFile -ContextSize 1024 }
+    AfterEach { Remove-TestChats }
+
+    It 'restores a chat that continues identically' {
+        $chat = New-CkChat -Name 'saved' -System $system
+        $null = 'Tell me about the sea.', 'Why is it salty?' | Invoke-CkChat $chat -Temperature 0 -MaxTokens 12
+        $file = Join-Path $dir 'saved.json'
+        Export-CkChat $chat $file -Force
+        (Get-Content $file -Raw | ConvertFrom-Json).format | Should -Be 'ckllm-chat/1'
+        $restored = Import-CkChat $file -Name 'restored'
+        $restored.Name | Should -Be 'restored'
+        $restored.TurnCount | Should -Be 2
+        $restored.System | Should -Be $system
+        ($restored.Messages | ForEach-Object Content) | Should -Be ($chat.Messages | ForEach-Object Content)
+        $original = Invoke-CkChat $chat 'What lives in it?' -Temperature 0 -MaxTokens 12
+        $continued = Invoke-CkChat $restored 'What lives in it?' -Temperature 0 -MaxTokens 12
+        $continued.Text | Should -Be $original.Text
+        $continued.Number | Should -Be 3
+    }
+
+    It 'does not overwrite a file without -Force (ChatFileExists) and honours -WhatIf' {
+        $chat = New-CkChat
+        $file = Join-Path $dir 'exists.json'
+        Set-Content $file 'keep me'
+        Export-CkChat $chat $file -ErrorAction SilentlyContinue -ErrorVariable problems
+        $problems[0].FullyQualifiedErrorId | Should -BeLike 'ChatFileExists,*'
+        Get-Content $file | Should -Be 'keep me'
+        $other = Join-Path $dir 'whatif.json'
+        Export-CkChat $chat $other -WhatIf
+        Test-Path $other | Should -BeFalse
+    }
+
+    It 'rejects a file that is not a transcript (InvalidData)' {
+        $file = Join-Path $dir 'not-a-chat.json'
+        Set-Content $file '{"format":"something-else","name":"x","model":"y"}'
+        Import-CkChat $file -ErrorAction SilentlyContinue -ErrorVariable problems | Should -BeNullOrEmpty
+        $problems[0].FullyQualifiedErrorId | Should -BeLike 'InvalidData,*'
+        Get-CkChat | Should -BeNullOrEmpty
+    }
+}
+
+Describe 'A chat grounded in a knowledge base' {
+    BeforeAll {
+        Clear-CkTestModels
+        $script:fixture = New-RagTestFixture
+        $null = Import-CkModel $fixture.Model -ContextSize 2048
+    }
+    AfterAll {
+        Remove-TestChats
+        Remove-RagTestFixture $fixture
+    }
+
+    It 'retrieves for a standalone question, cites numbered passages and keeps only questions and answers in the history' {
+        $chat = New-CkChat -KnowledgeBase $fixture.KnowledgeBase
+        $first = Invoke-CkChat $chat 'Which volcano is on Hawaii?' -Temperature 0 -MaxTokens 8 -Top 2 -Mode Keyword
+        $first.StandaloneQuestion | Should -Be 'Which volcano is on Hawaii?'
+        $first.Citations.Number | Should -Be @(1..$first.Citations.Count)
+        $first.Citations[0].Source | Should -BeLike '*volcano.md'
+        $second = Invoke-CkChat $chat 'When did it erupt?' -Temperature 0 -MaxTokens 8 -Top 2
+        $second.StandaloneQuestion | Should -Not -BeNullOrEmpty
+        $second.Citations.Count | Should -BeGreaterThan 0
+        $chat.Messages.Content | Should -Not -Match 'BEGIN PASSAGE'
+        $chat.Messages[0].Content | Should -Be 'Which volcano is on Hawaii?'
+        $chat.Messages[2].Content | Should -Be 'When did it erupt?'
+    }
+}
