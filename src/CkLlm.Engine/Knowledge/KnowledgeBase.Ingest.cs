@@ -99,13 +99,13 @@ public sealed partial class KnowledgeBase
 
         lock (_writeGate)
         {
-            using var writer = WriterLock.Acquire(Directory, _options.WriterLockTimeout, cancellationToken);
+            using var writer = WriterLock.Acquire(_cacheDirectory, _options.WriterLockTimeout, cancellationToken);
             SyncIndex();
             bool existed = GetSource(source) is not null;
-            var (sourceId, ids, removed) = WithCorruptionCheck(() =>
-                _store.ReplaceSource(source, kind, format, hash, size, title, metadata, chunks, vectors));
-            UpdateIndexAfterCommit(removed, ids, vectors);
-            return new IngestResult { Source = source, Status = existed ? IngestStatus.Updated : IngestStatus.Added, Chunks = chunks.Count, SourceId = sourceId };
+            var commit = WithCorruptionCheck(() =>
+                _store.ReplaceSource(new SourceRecord(source, kind, format, hash, size, title, metadata), chunks, vectors));
+            UpdateIndexAfterCommit(commit, vectors);
+            return new IngestResult { Source = source, Status = existed ? IngestStatus.Updated : IngestStatus.Added, Chunks = chunks.Count, SourceId = commit.SourceId };
         }
     }
 
@@ -118,10 +118,10 @@ public sealed partial class KnowledgeBase
         if (list.Count == 0) return [];
         lock (_writeGate)
         {
-            using var writer = WriterLock.Acquire(Directory, _options.WriterLockTimeout, cancellationToken);
+            using var writer = WriterLock.Acquire(_cacheDirectory, _options.WriterLockTimeout, cancellationToken);
             SyncIndex();
-            var removed = WithCorruptionCheck(() => _store.RemoveSources(list.Select(s => s.Id).ToList()));
-            UpdateIndexAfterCommit(removed, [], []);
+            var commit = WithCorruptionCheck(() => _store.RemoveSources(list.Select(s => s.Id).ToList()));
+            UpdateIndexAfterCommit(commit, []);
             return list.Select(s => new IngestResult { Source = s.Source, Status = IngestStatus.Removed, Chunks = s.Chunks, SourceId = s.Id }).ToList();
         }
     }
