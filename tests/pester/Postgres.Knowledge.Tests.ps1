@@ -9,7 +9,7 @@ BeforeAll {
     $script:savedCache = $env:CKLLM_CACHE
     $env:CKLLM_CACHE = Join-Path $root 'cache'
     $script:corpus = Join-Path $root 'corpus'
-    New-KbTestCorpus $corpus 10
+    New-KbTestCorpus $corpus 6
 }
 
 AfterAll {
@@ -50,8 +50,9 @@ Describe 'Knowledge cmdlets with a postgresql:// knowledge base' {
             Close-KbTestKnowledgeBase $uri
             @(Get-CkKnowledge -KnowledgeBase $uri).Source | Should -Be 'door'
             $env:PGPASSWORD = 'wrong'
-            Close-KbTestKnowledgeBase $uri
-            $e = { Get-CkKnowledge -KnowledgeBase $uri -ErrorAction Stop } | Should -Throw -ErrorId 'KnowledgeServerAuthentication,CkLlm.Commands.GetCkKnowledgeCommand' -PassThru
+            # Another connect_timeout is another connection pool: the signed-in connections of the pool above are not reused.
+            $fresh = "$uri&connect_timeout=9"
+            $e = { Get-CkKnowledge -KnowledgeBase $fresh -ErrorAction Stop } | Should -Throw -ErrorId 'KnowledgeServerAuthentication,CkLlm.Commands.GetCkKnowledgeCommand' -PassThru
             $e.CategoryInfo.Category | Should -Be 'AuthenticationError'
         }
         finally { $env:PGPASSWORD = $saved }
@@ -93,8 +94,31 @@ Describe 'Knowledge cmdlets with a postgresql:// knowledge base' {
         Close-KbTestKnowledgeBase $uri
         $sources = @(Get-CkKnowledge -KnowledgeBase $uri)
         $stats = Get-CkKnowledge -KnowledgeBase $uri -Statistics
-        $sources.Count | Should -Be 11 -Because 'ten files once each (no duplicates from three writers) and the seed'
+        $sources.Count | Should -Be 7 -Because 'six files once each (no duplicates from three writers) and the seed'
         ($sources | Measure-Object Chunks -Sum).Sum | Should -Be $stats.Chunks -Because 'no source is half-written'
         $stats.IndexedVectors | Should -Be $stats.Chunks
+    }
+
+    It 'copies a folder knowledge base to the server and back with the same vectors, and -WhatIf creates nothing' {
+        $folder = Join-Path $root 'folder-kb'
+        Get-ChildItem $corpus | Select-Object -First 4 | Add-CkKnowledge -KnowledgeBase $folder -ChunkSize 48 -ChunkOverlap 8 | Out-Null
+        $uri = Get-CkTestPostgresUri $pg 'copied'
+        Copy-CkKnowledge -From $folder -To $uri -WhatIf
+        { Get-CkKnowledge -KnowledgeBase $uri -ErrorAction Stop } | Should -Throw -ErrorId 'KnowledgeBaseNotFound,CkLlm.Commands.GetCkKnowledgeCommand'
+
+        $up = Copy-CkKnowledge -From $folder -To $uri
+        @($up | Where-Object Status -eq 'Added').Count | Should -Be 4
+        @(Copy-CkKnowledge -From $folder -To $uri | Where-Object Status -eq 'Skipped').Count | Should -Be 4
+        $back = Join-Path $root 'back-kb'
+        Copy-CkKnowledge -From $uri -To $back | Out-Null
+        # Same vectors: the same vector-mode scores, to the last digit, in all three.
+        $q = 'history of volcanoes'
+        $a = Search-CkKnowledge $q -KnowledgeBase $folder -Mode Vector -Top 5
+        $b = Search-CkKnowledge $q -KnowledgeBase $uri -Mode Vector -Top 5
+        $c = Search-CkKnowledge $q -KnowledgeBase $back -Mode Vector -Top 5
+        $b.Score | Should -Be $a.Score
+        $c.Score | Should -Be $a.Score
+        $c.Text | Should -Be $a.Text
+        (Get-CkKnowledge -KnowledgeBase $back -Statistics).Embedder | Should -Be (Get-CkKnowledge -KnowledgeBase $folder -Statistics).Embedder
     }
 }

@@ -12,6 +12,11 @@ public sealed partial class KnowledgeBase
         {
             var generation = _store.Generation;
             if (generation == _index.Generation) return;
+            if (!_index.HoldsVectors)
+            {
+                _index.Generation = generation; // it searches the store's own copy: nothing to fetch
+                return;
+            }
             if (_index.Generation >= 0 && _store.ChangesSince(_index.Generation) is { } changes)
             {
                 ApplyChanges(changes);

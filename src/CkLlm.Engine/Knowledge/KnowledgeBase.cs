@@ -35,7 +35,8 @@ public sealed partial class KnowledgeBase : IDisposable
     private DateTime _lastSave = DateTime.UtcNow;
     private bool _disposed;
 
-    private KnowledgeBase(string location, string cacheDirectory, IKnowledgeStore store, IEmbedder embedder, KnowledgeBaseOptions options)
+    private KnowledgeBase(string location, string cacheDirectory, IKnowledgeStore store, IEmbedder embedder, KnowledgeBaseOptions options,
+        Func<int, IVectorIndex>? serverIndex)
     {
         Directory = location;
         _cacheDirectory = cacheDirectory;
@@ -43,7 +44,7 @@ public sealed partial class KnowledgeBase : IDisposable
         _embedder = embedder;
         _options = options;
         _indexPath = Path.Combine(cacheDirectory, IndexFileName);
-        _index = options.VectorIndexFactory(embedder.Dimensions, options);
+        _index = serverIndex?.Invoke(embedder.Dimensions) ?? options.VectorIndexFactory(embedder.Dimensions, options);
         // The window minus the reserve for the title and heading path that go in front of every chunk.
         _chunker = new TextChunker(embedder.CountTokens, options.ChunkSize, options.ChunkOverlap, embedder.MaxTokens - ChunkContext.ReservedTokens);
     }
@@ -85,16 +86,20 @@ public sealed partial class KnowledgeBase : IDisposable
     {
         var location = Storage.Postgres.PostgresLocation.Parse(uri, options.Credential);
         var store = Storage.Postgres.PostgresKnowledgeStore.Open(location, create: !mustExist);
-        return OpenWith(location.Display, store.CacheDirectory, store, options);
+        // With pgvector in the database (untested here) and no index chosen by the caller, search runs in the server.
+        var serverIndex = store.HasPgvector && options.VectorIndexFactory == new KnowledgeBaseOptions().VectorIndexFactory
+            ? store.CreatePgvectorIndex : (Func<int, IVectorIndex>?)null;
+        return OpenWith(location.Display, store.CacheDirectory, store, options, serverIndex);
     }
 
-    private static KnowledgeBase OpenWith(string location, string cacheDirectory, IKnowledgeStore store, KnowledgeBaseOptions options)
+    private static KnowledgeBase OpenWith(string location, string cacheDirectory, IKnowledgeStore store, KnowledgeBaseOptions options,
+        Func<int, IVectorIndex>? serverIndex = null)
     {
         try
         {
             System.IO.Directory.CreateDirectory(cacheDirectory);
             var embedder = ResolveEmbedder(location, store, options);
-            var kb = new KnowledgeBase(location, cacheDirectory, store, embedder, options);
+            var kb = new KnowledgeBase(location, cacheDirectory, store, embedder, options, serverIndex);
             kb.LoadIndex();
             return kb;
         }

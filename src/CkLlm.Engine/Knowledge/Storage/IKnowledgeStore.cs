@@ -11,7 +11,11 @@ internal sealed record StoredChunkText(string Source, SourceKind Kind, string Te
 
 /// <summary>What a source row holds besides its chunks.</summary>
 internal sealed record SourceRecord(string Source, SourceKind Kind, string Format, string ContentHash, long Size,
-    string? Title, IReadOnlyDictionary<string, string>? Metadata);
+    string? Title, IReadOnlyDictionary<string, string>? Metadata)
+{
+    public static SourceRecord Of(KnowledgeSource source, string? title) =>
+        new(source.Source, source.Kind, source.Format, source.ContentHash, source.Size, title, source.Metadata.Count == 0 ? null : source.Metadata);
+}
 
 /// <summary>One committed write: the source written (0 for removals), its new chunk ids, the chunk ids it replaced or
 /// removed, and the generation the store reached with it.</summary>
@@ -20,7 +24,7 @@ internal sealed record StoreCommit(long SourceId, long[] ChunkIds, long[] Remove
 /// <summary>Chunk ids added and removed after some generation, up to <see cref="Generation"/> (from a change log).</summary>
 internal sealed record StoreChanges(IReadOnlyList<long> Added, IReadOnlyList<long> Removed, long Generation);
 
-/// <summary>A whole source with its chunks and vectors, as <see cref="IKnowledgeStore.ExportSources"/> reads it back
+/// <summary>A whole source with its chunks and vectors, as <see cref="IKnowledgeStore.ExportSource"/> reads it back
 /// for copying to another store without embedding again.</summary>
 internal sealed record ExportedSource(SourceRecord Source, IReadOnlyList<DocumentChunk> Chunks, IReadOnlyList<float[]> Vectors);
 
@@ -88,8 +92,8 @@ internal interface IKnowledgeStore : IDisposable
     /// <summary>Every chunk's text and position, by source name then chunk order: what the documents looked like.</summary>
     List<StoredChunkText> ReadChunkTexts();
 
-    /// <summary>Every source with its chunks and vectors, by source name.</summary>
-    IEnumerable<ExportedSource> ExportSources();
+    /// <summary>One source (from <see cref="GetSources"/>) with its chunks in order and their vectors.</summary>
+    ExportedSource ExportSource(KnowledgeSource source);
 
     /// <summary>The engine exception a provider exception stands for (damage, lost connection), or null to let it pass.</summary>
     KnowledgeBaseException? Translate(Exception exception);

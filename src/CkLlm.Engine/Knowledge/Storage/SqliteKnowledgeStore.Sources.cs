@@ -127,25 +127,21 @@ internal sealed partial class SqliteKnowledgeStore
         return ids.ToArray();
     }
 
-    public IEnumerable<ExportedSource> ExportSources()
+    public ExportedSource ExportSource(KnowledgeSource source)
     {
-        foreach (var source in GetSources())
+        string? title;
+        using (var t = Command("SELECT title FROM sources WHERE id = $id", ("$id", source.Id))) title = t.ExecuteScalar() as string;
+        using var cmd = Command("SELECT text, line_start, line_end, page, heading, metadata, token_count, vector FROM chunks WHERE source_id = $s ORDER BY ordinal", ("$s", source.Id));
+        using var r = cmd.ExecuteReader();
+        var chunks = new List<DocumentChunk>();
+        var vectors = new List<float[]>();
+        while (r.Read())
         {
-            string? title;
-            using (var t = Command("SELECT title FROM sources WHERE id = $id", ("$id", source.Id))) title = t.ExecuteScalar() as string;
-            using var cmd = Command("SELECT text, line_start, line_end, page, heading, metadata, token_count, vector FROM chunks WHERE source_id = $s ORDER BY ordinal", ("$s", source.Id));
-            using var r = cmd.ExecuteReader();
-            var chunks = new List<DocumentChunk>();
-            var vectors = new List<float[]>();
-            while (r.Read())
-            {
-                chunks.Add(new DocumentChunk(r.GetString(0), NullableInt(r, 1), NullableInt(r, 2), NullableInt(r, 3), r.IsDBNull(4) ? null : r.GetString(4),
-                    StoredMetadata.Parse(r.IsDBNull(5) ? null : r.GetString(5)), r.GetInt32(6)));
-                vectors.Add(StoredVector.FromBytes((byte[])r.GetValue(7)));
-            }
-            yield return new ExportedSource(new SourceRecord(source.Source, source.Kind, source.Format, source.ContentHash, source.Size, title,
-                source.Metadata.Count == 0 ? null : source.Metadata), chunks, vectors);
+            chunks.Add(new DocumentChunk(r.GetString(0), NullableInt(r, 1), NullableInt(r, 2), NullableInt(r, 3), r.IsDBNull(4) ? null : r.GetString(4),
+                StoredMetadata.Parse(r.IsDBNull(5) ? null : r.GetString(5)), r.GetInt32(6)));
+            vectors.Add(StoredVector.FromBytes((byte[])r.GetValue(7)));
         }
+        return new ExportedSource(SourceRecord.Of(source, title), chunks, vectors);
     }
 
     private static int? NullableInt(SqliteDataReader r, int i) => r.IsDBNull(i) ? null : r.GetInt32(i);

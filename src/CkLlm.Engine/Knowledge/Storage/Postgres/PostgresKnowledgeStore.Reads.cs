@@ -30,9 +30,9 @@ internal sealed partial class PostgresKnowledgeStore
         return list;
     }
 
-    public int CountSources() => Convert.ToInt32(Scalar("SELECT count(*) FROM ckllm_sources WHERE kb_id = $1", _kb));
+    public int CountSources() => Convert.ToInt32(Scalar("SELECT count(*) FROM ckllm_sources WHERE kb_id = $1", _kb), System.Globalization.CultureInfo.InvariantCulture);
 
-    public int CountChunks() => Convert.ToInt32(Scalar("SELECT count(*) FROM ckllm_chunks WHERE kb_id = $1", _kb));
+    public int CountChunks() => Convert.ToInt32(Scalar("SELECT count(*) FROM ckllm_chunks WHERE kb_id = $1", _kb), System.Globalization.CultureInfo.InvariantCulture);
 
     public HashSet<long> GetChunkIds()
     {
@@ -127,26 +127,20 @@ internal sealed partial class PostgresKnowledgeStore
         return list;
     }
 
-    public IEnumerable<ExportedSource> ExportSources()
+    public ExportedSource ExportSource(KnowledgeSource source)
     {
-        foreach (var source in GetSources())
+        var title = Scalar("SELECT title FROM ckllm_sources WHERE id = $1", source.Id) as string;
+        var chunks = new List<DocumentChunk>();
+        var vectors = new List<float[]>();
+        using var cmd = Command("SELECT text, line_start, line_end, page, heading, metadata::text, token_count, vector FROM ckllm_chunks WHERE source_id = $1 ORDER BY ordinal", source.Id);
+        using var r = cmd.ExecuteReader();
+        while (r.Read())
         {
-            var title = Scalar("SELECT title FROM ckllm_sources WHERE id = $1", source.Id) as string;
-            var chunks = new List<DocumentChunk>();
-            var vectors = new List<float[]>();
-            using (var cmd = Command("SELECT text, line_start, line_end, page, heading, metadata::text, token_count, vector FROM ckllm_chunks WHERE source_id = $1 ORDER BY ordinal", source.Id))
-            using (var r = cmd.ExecuteReader())
-            {
-                while (r.Read())
-                {
-                    chunks.Add(new DocumentChunk(r.GetString(0), NullableInt(r, 1), NullableInt(r, 2), NullableInt(r, 3), NullableString(r, 4),
-                        StoredMetadata.Parse(NullableString(r, 5)), r.GetInt32(6)));
-                    vectors.Add(StoredVector.FromBytes((byte[])r.GetValue(7)));
-                }
-            }
-            yield return new ExportedSource(new SourceRecord(source.Source, source.Kind, source.Format, source.ContentHash, source.Size, title,
-                source.Metadata.Count == 0 ? null : source.Metadata), chunks, vectors);
+            chunks.Add(new DocumentChunk(r.GetString(0), NullableInt(r, 1), NullableInt(r, 2), NullableInt(r, 3), NullableString(r, 4),
+                StoredMetadata.Parse(NullableString(r, 5)), r.GetInt32(6)));
+            vectors.Add(StoredVector.FromBytes((byte[])r.GetValue(7)));
         }
+        return new ExportedSource(SourceRecord.Of(source, title), chunks, vectors);
     }
 
     private static int? NullableInt(NpgsqlDataReader r, int i) => r.IsDBNull(i) ? null : r.GetInt32(i);

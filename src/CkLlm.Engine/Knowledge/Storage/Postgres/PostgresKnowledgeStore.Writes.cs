@@ -40,12 +40,13 @@ internal sealed partial class PostgresKnowledgeStore
         if (chunks.Count > 0)
         {
             // One statement for the whole source: arrays in, the tsvector built by the server next to the row.
+            if (HasPgvector) EnsurePgvectorIndex(db, tx, vectors[0].Length);
             using var insert = new NpgsqlCommand($"""
-                INSERT INTO ckllm_chunks(kb_id, source_id, ordinal, text, heading, line_start, line_end, page, token_count, metadata, vector, tsv, tsv_length)
+                INSERT INTO ckllm_chunks(kb_id, source_id, ordinal, text, heading, line_start, line_end, page, token_count, metadata, vector, tsv, tsv_length{(HasPgvector ? ", embedding" : "")})
                 SELECT $1, $2, x.ordinal, x.text, x.heading, x.line_start, x.line_end, x.page, x.token_count, x.metadata::jsonb, x.vector, v.tsv,
-                       (SELECT coalesce(sum(array_length(positions, 1)), 0) FROM unnest(v.tsv))
-                FROM unnest($4::int[], $5::text[], $6::text[], $7::int[], $8::int[], $9::int[], $10::int[], $11::text[], $12::bytea[])
-                     AS x(ordinal, text, heading, line_start, line_end, page, token_count, metadata, vector)
+                       (SELECT coalesce(sum(array_length(positions, 1)), 0) FROM unnest(v.tsv)){(HasPgvector ? ", x.embedding::vector" : "")}
+                FROM unnest($4::int[], $5::text[], $6::text[], $7::int[], $8::int[], $9::int[], $10::int[], $11::text[], $12::bytea[]{(HasPgvector ? ", $13::text[]" : "")})
+                     AS x(ordinal, text, heading, line_start, line_end, page, token_count, metadata, vector{(HasPgvector ? ", embedding" : "")})
                 CROSS JOIN LATERAL (SELECT {TsvExpression} AS tsv) v
                 RETURNING ordinal, id, tsv_length
                 """, db, tx);
@@ -59,6 +60,7 @@ internal sealed partial class PostgresKnowledgeStore
             insert.Parameters.Add(Array(chunks.Select(c => c.TokenCount).ToArray(), NpgsqlDbType.Integer));
             insert.Parameters.Add(Array(chunks.Select(c => StoredMetadata.Serialize(StoredMetadata.Merge(source.Metadata, c.Metadata))).ToArray(), NpgsqlDbType.Text));
             insert.Parameters.Add(Array(vectors.Select(StoredVector.ToBytes).ToArray(), NpgsqlDbType.Bytea));
+            if (HasPgvector) insert.Parameters.Add(Array(vectors.Select(PgvectorIndex.ToLiteral).ToArray(), NpgsqlDbType.Text));
             using var r = insert.ExecuteReader();
             while (r.Read())
             {
@@ -88,6 +90,19 @@ internal sealed partial class PostgresKnowledgeStore
         UpdateStatistics(db, tx, -removed.Length, -removedTokens);
         tx.Commit();
         return new StoreCommit(0, [], removed, generation);
+    }
+
+    private bool _pgvectorIndexed;
+
+    /// <summary>UNTESTED: pgvector's HNSW index over the vectors of one dimension (an expression index, since the column
+    /// is dimensionless so knowledge bases of different embedders can share the table).</summary>
+    private void EnsurePgvectorIndex(NpgsqlConnection db, NpgsqlTransaction tx, int dimensions)
+    {
+        if (_pgvectorIndexed) return;
+        using var cmd = new NpgsqlCommand($"CREATE INDEX IF NOT EXISTS ckllm_chunks_embedding_{dimensions} ON ckllm_chunks " +
+            $"USING hnsw ((embedding::vector({dimensions})) vector_cosine_ops)", db, tx);
+        cmd.ExecuteNonQuery();
+        _pgvectorIndexed = true;
     }
 
     /// <summary>Takes the next generation; the row lock it leaves is held to commit, so writers of one knowledge base

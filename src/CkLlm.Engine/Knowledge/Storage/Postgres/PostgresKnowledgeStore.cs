@@ -59,7 +59,7 @@ internal sealed partial class PostgresKnowledgeStore : IKnowledgeStore
             else CheckSchema(db, location);
             var (kb, uid) = FindKnowledgeBase(db, location.KnowledgeBase) ??
                 (create ? CreateKnowledgeBase(db, location.KnowledgeBase) : throw NotFound(location));
-            return new PostgresKnowledgeStore(location, db, kb, uid);
+            return new PostgresKnowledgeStore(location, db, kb, uid) { HasPgvector = DetectPgvector(db) };
         }
         catch (Exception ex)
         {
@@ -100,9 +100,28 @@ internal sealed partial class PostgresKnowledgeStore : IKnowledgeStore
         Exec(db, tx, "SELECT pg_advisory_xact_lock(7431001)");
         Exec(db, tx, PostgresSchema.Create);
         Exec(db, tx, $"INSERT INTO ckllm_schema(version) VALUES ({SchemaVersion}) ON CONFLICT DO NOTHING");
+        // UNTESTED path: with pgvector installed, chunks also carry their vector as pgvector's type (PgvectorIndex).
+        Exec(db, tx, "DO $$ BEGIN IF EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'vector') THEN " +
+            "ALTER TABLE ckllm_chunks ADD COLUMN IF NOT EXISTS embedding vector; END IF; END $$");
         tx.Commit();
         CheckVersion(db);
     }
+
+    /// <summary>True when the database has the pgvector extension and the chunks carry its column: vector search then
+    /// runs in the server (<see cref="PgvectorIndex"/>, untested) instead of a local cache.</summary>
+    public bool HasPgvector { get; private init; }
+
+    private static bool DetectPgvector(NpgsqlConnection db)
+    {
+        using var cmd = new NpgsqlCommand("""
+            SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'vector')
+               AND EXISTS (SELECT 1 FROM information_schema.columns WHERE table_name = 'ckllm_chunks' AND column_name = 'embedding')
+            """, db);
+        return (bool)cmd.ExecuteScalar()!;
+    }
+
+    /// <summary>The index that searches this store's pgvector column (only when <see cref="HasPgvector"/>).</summary>
+    public IVectorIndex CreatePgvectorIndex(int dimensions) => new PgvectorIndex(_location.ConnectionString, _kb, dimensions);
 
     private static (int Id, Guid Uid)? FindKnowledgeBase(NpgsqlConnection db, string name)
     {
@@ -119,7 +138,7 @@ internal sealed partial class PostgresKnowledgeStore : IKnowledgeStore
         return FindKnowledgeBase(db, name) ?? throw new KnowledgeBaseException($"The knowledge base '{name}' was dropped while it was being created.");
     }
 
-    public long SizeBytes => Convert.ToInt64(Scalar("SELECT coalesce(sum(pg_total_relation_size(t)), 0) FROM unnest(ARRAY['ckllm_chunks','ckllm_sources','ckllm_changes']::regclass[]) t"));
+    public long SizeBytes => Convert.ToInt64(Scalar("SELECT coalesce(sum(pg_total_relation_size(t)), 0) FROM unnest(ARRAY['ckllm_chunks','ckllm_sources','ckllm_changes']::regclass[]) t"), System.Globalization.CultureInfo.InvariantCulture);
 
     public long Generation =>
         Scalar("SELECT generation FROM ckllm_knowledge_bases WHERE id = $1", _kb) is long g ? g
