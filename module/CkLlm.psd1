@@ -15,6 +15,7 @@
         'New-CkModel', 'Import-CkModel', 'Get-CkModel', 'Remove-CkModel', 'Invoke-CkCompletion', 'Get-CkSession',
         # Knowledge
         'Add-CkKnowledge', 'Search-CkKnowledge', 'Get-CkKnowledge', 'Remove-CkKnowledge', 'Sync-CkKnowledge',
+        'Copy-CkKnowledge',
         # RAG
         'Invoke-CkRag', 'Measure-CkRetrieval',
         # Training

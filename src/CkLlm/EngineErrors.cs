@@ -29,6 +29,8 @@ internal static class EngineErrors
         (typeof(UnreadableDocumentException), new("UnreadableDocument", ErrorCategory.ReadError, false)),
         (typeof(Engine.Knowledge.Embedding.UnknownEmbedderException), new("UnknownEmbedder", ErrorCategory.InvalidArgument, true)),
         (typeof(Engine.Knowledge.Search.NotARerankerException), new("NotAReranker", ErrorCategory.InvalidArgument, true)),
+        (typeof(KnowledgeServerUnreachableException), new("KnowledgeServerUnreachable", ErrorCategory.ConnectionError, true)),
+        (typeof(KnowledgeServerAuthenticationException), new("KnowledgeServerAuthentication", ErrorCategory.AuthenticationError, true)),
         (typeof(KnowledgeBaseException), new("KnowledgeBaseError", ErrorCategory.InvalidOperation, true)),
         (typeof(Engine.Chat.ChatModelRemovedException), new("ChatModelRemoved", ErrorCategory.ResourceUnavailable, false)),
         (typeof(Engine.Chat.ChatRemovedException), new("ChatRemoved", ErrorCategory.InvalidOperation, false)),

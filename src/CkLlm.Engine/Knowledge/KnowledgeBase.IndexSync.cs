@@ -12,6 +12,16 @@ public sealed partial class KnowledgeBase
         {
             var generation = _store.Generation;
             if (generation == _index.Generation) return;
+            if (!_index.HoldsVectors)
+            {
+                _index.Generation = generation; // it searches the store's own copy: nothing to fetch
+                return;
+            }
+            if (_index.Generation >= 0 && _store.ChangesSince(_index.Generation) is { } changes)
+            {
+                ApplyChanges(changes);
+                return;
+            }
             var dbIds = _store.GetChunkIds();
             var indexed = _index.Keys;
             var stale = indexed.Where(id => !dbIds.Contains(id)).ToList();
@@ -25,13 +35,30 @@ public sealed partial class KnowledgeBase
         }
     }
 
-    private void UpdateIndexAfterCommit(IReadOnlyCollection<long> removed, IReadOnlyList<long> added, IReadOnlyList<float[]> vectors)
+    /// <summary>Applies a change log slice (chunk ids are never reused, so an id both added and removed is gone).</summary>
+    private void ApplyChanges(StoreChanges changes)
     {
         lock (_syncGate)
         {
+            var removed = changes.Removed.ToHashSet();
             _index.Remove(removed);
-            if (added.Count > 0) _index.Add(added, vectors);
-            _index.Generation = _store.Generation;
+            var added = changes.Added.Where(id => !removed.Contains(id)).ToList();
+            foreach (var batch in _store.ReadVectors(added).Chunk(1024))
+                _index.Add(batch.Select(b => b.Id).ToArray(), batch.Select(b => b.Vector).ToArray());
+            _index.Generation = changes.Generation;
+            if (removed.Count > 0 || added.Count > 0) _indexDirty = true;
+        }
+    }
+
+    private void UpdateIndexAfterCommit(StoreCommit commit, IReadOnlyList<float[]> vectors)
+    {
+        lock (_syncGate)
+        {
+            _index.Remove(commit.RemovedChunkIds);
+            if (commit.ChunkIds.Length > 0) _index.Add(commit.ChunkIds, vectors);
+            // Another machine may have committed between our catch-up and our commit: then the index stays at the
+            // older generation and the next catch-up brings the rest (adding our own chunks again is a no-op).
+            if (_index.Generation == commit.Generation - 1) _index.Generation = commit.Generation;
             _indexDirty = true;
         }
         if (DateTime.UtcNow - _lastSave > IndexSaveInterval) SaveIndex();
@@ -45,7 +72,7 @@ public sealed partial class KnowledgeBase
         {
             try
             {
-                using var writer = WriterLock.Acquire(Directory, _options.WriterLockTimeout, CancellationToken.None);
+                using var writer = WriterLock.Acquire(_cacheDirectory, _options.WriterLockTimeout, CancellationToken.None);
                 SyncIndex();
                 SaveIndex();
             }

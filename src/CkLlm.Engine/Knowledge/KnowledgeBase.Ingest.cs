@@ -97,15 +97,21 @@ public sealed partial class KnowledgeBase
         }
         cancellationToken.ThrowIfCancellationRequested();
 
+        return Commit(new SourceRecord(source, kind, format, hash, size, title, metadata), chunks, vectors, cancellationToken);
+    }
+
+    /// <summary>Writes a source with its embedded chunks (one transaction) and brings the vector cache along.</summary>
+    private IngestResult Commit(SourceRecord source, IReadOnlyList<DocumentChunk> chunks, IReadOnlyList<float[]> vectors, CancellationToken cancellationToken)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
         lock (_writeGate)
         {
-            using var writer = WriterLock.Acquire(Directory, _options.WriterLockTimeout, cancellationToken);
+            using var writer = WriterLock.Acquire(_cacheDirectory, _options.WriterLockTimeout, cancellationToken);
             SyncIndex();
-            bool existed = GetSource(source) is not null;
-            var (sourceId, ids, removed) = WithCorruptionCheck(() =>
-                _store.ReplaceSource(source, kind, format, hash, size, title, metadata, chunks, vectors));
-            UpdateIndexAfterCommit(removed, ids, vectors);
-            return new IngestResult { Source = source, Status = existed ? IngestStatus.Updated : IngestStatus.Added, Chunks = chunks.Count, SourceId = sourceId };
+            bool existed = GetSource(source.Source) is not null;
+            var commit = WithCorruptionCheck(() => _store.ReplaceSource(source, chunks, vectors));
+            UpdateIndexAfterCommit(commit, vectors);
+            return new IngestResult { Source = source.Source, Status = existed ? IngestStatus.Updated : IngestStatus.Added, Chunks = chunks.Count, SourceId = commit.SourceId };
         }
     }
 
@@ -118,10 +124,10 @@ public sealed partial class KnowledgeBase
         if (list.Count == 0) return [];
         lock (_writeGate)
         {
-            using var writer = WriterLock.Acquire(Directory, _options.WriterLockTimeout, cancellationToken);
+            using var writer = WriterLock.Acquire(_cacheDirectory, _options.WriterLockTimeout, cancellationToken);
             SyncIndex();
-            var removed = WithCorruptionCheck(() => _store.RemoveSources(list.Select(s => s.Id).ToList()));
-            UpdateIndexAfterCommit(removed, [], []);
+            var commit = WithCorruptionCheck(() => _store.RemoveSources(list.Select(s => s.Id).ToList()));
+            UpdateIndexAfterCommit(commit, []);
             return list.Select(s => new IngestResult { Source = s.Source, Status = IngestStatus.Removed, Chunks = s.Chunks, SourceId = s.Id }).ToList();
         }
     }

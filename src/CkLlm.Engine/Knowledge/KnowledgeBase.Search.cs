@@ -12,7 +12,6 @@ public sealed partial class KnowledgeBase
 
     public KnowledgeStatistics GetStatistics()
     {
-        var db = new FileInfo(Path.Combine(Directory, DatabaseFileName));
         var idx = new FileInfo(_indexPath);
         return WithCorruptionCheck(() => new KnowledgeStatistics
         {
@@ -21,7 +20,7 @@ public sealed partial class KnowledgeBase
             Chunks = _store.CountChunks(),
             Embedder = _embedder.Id,
             Dimensions = _embedder.Dimensions,
-            DatabaseBytes = db.Exists ? db.Length : 0,
+            DatabaseBytes = _store.SizeBytes,
             IndexBytes = idx.Exists ? idx.Length : 0,
             IndexedVectors = _index.Count,
             IndexRebuiltOnOpen = IndexRebuildReason is not null,

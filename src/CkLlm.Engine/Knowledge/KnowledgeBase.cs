@@ -11,9 +11,10 @@ using Microsoft.Data.Sqlite;
 namespace CkLlm.Engine.Knowledge;
 
 /// <summary>
-/// An on-disk knowledge base: a directory holding <c>knowledge.db</c> (SQLite: sources, chunks, vectors, FTS5) and
-/// <c>vectors.usearch</c> (HNSW cache of the vectors, with a checksum sidecar). Thread-safe. Writes take a
-/// cross-process writer lock; searches never block on other processes.
+/// A knowledge base: a store that holds the truth (<see cref="IKnowledgeStore"/>: a directory's <c>knowledge.db</c>,
+/// SQLite with FTS5, or a PostgreSQL database shared by many machines) and <c>vectors.usearch</c>, the HNSW cache of
+/// the vectors with a checksum sidecar (next to the database for a folder, in the user's cache folder for a server).
+/// Thread-safe. Writes take a cross-process writer lock on the cache folder; searches never block on other processes.
 /// </summary>
 public sealed partial class KnowledgeBase : IDisposable
 {
@@ -23,29 +24,32 @@ public sealed partial class KnowledgeBase : IDisposable
 
     private readonly object _writeGate = new();
     private readonly object _syncGate = new();
-    private readonly KnowledgeStore _store;
+    private readonly IKnowledgeStore _store;
     private readonly IVectorIndex _index;
     private readonly IEmbedder _embedder;
     private readonly KnowledgeBaseOptions _options;
     private readonly TextChunker _chunker;
     private readonly string _indexPath;
+    private readonly string _cacheDirectory;
     private bool _indexDirty;
     private DateTime _lastSave = DateTime.UtcNow;
     private bool _disposed;
 
-    private KnowledgeBase(string directory, KnowledgeStore store, IEmbedder embedder, KnowledgeBaseOptions options)
+    private KnowledgeBase(string location, string cacheDirectory, IKnowledgeStore store, IEmbedder embedder, KnowledgeBaseOptions options,
+        Func<int, IVectorIndex>? serverIndex)
     {
-        Directory = directory;
+        Directory = location;
+        _cacheDirectory = cacheDirectory;
         _store = store;
         _embedder = embedder;
         _options = options;
-        _indexPath = Path.Combine(directory, IndexFileName);
-        _index = options.VectorIndexFactory(embedder.Dimensions, options);
+        _indexPath = Path.Combine(cacheDirectory, IndexFileName);
+        _index = serverIndex?.Invoke(embedder.Dimensions) ?? options.VectorIndexFactory(embedder.Dimensions, options);
         // The window minus the reserve for the title and heading path that go in front of every chunk.
         _chunker = new TextChunker(embedder.CountTokens, options.ChunkSize, options.ChunkOverlap, embedder.MaxTokens - ChunkContext.ReservedTokens);
     }
 
-    /// <summary>Full path of the knowledge base directory.</summary>
+    /// <summary>Full path of the knowledge base directory, or the server URI (without password) of one in PostgreSQL.</summary>
     public string Directory { get; }
 
     /// <summary>Identity of the embedder that built the knowledge base.</summary>
@@ -57,28 +61,52 @@ public sealed partial class KnowledgeBase : IDisposable
     public string? IndexRebuildReason { get; private set; }
 
     /// <summary>
-    /// Opens the knowledge base in <paramref name="directory"/>, creating it on first use. Refuses an embedder other
-    /// than the one recorded (<see cref="EmbedderMismatchException"/>); a damaged database gives
-    /// <see cref="KnowledgeBaseCorruptException"/>.
+    /// Opens the knowledge base in <paramref name="location"/> (a directory, or a <c>postgresql://</c> URI, see
+    /// <see cref="KnowledgeLocation"/>), creating it on first use unless <paramref name="mustExist"/>. Refuses an
+    /// embedder other than the one recorded (<see cref="EmbedderMismatchException"/>); a damaged database gives
+    /// <see cref="KnowledgeBaseCorruptException"/>; a missing one with <paramref name="mustExist"/> gives
+    /// <see cref="KnowledgeBaseNotFoundException"/>.
     /// </summary>
-    public static KnowledgeBase Open(string directory, KnowledgeBaseOptions? options = null)
+    public static KnowledgeBase Open(string location, KnowledgeBaseOptions? options = null, bool mustExist = false)
     {
         options ??= new KnowledgeBaseOptions();
-        directory = Path.GetFullPath(directory);
+        if (KnowledgeLocation.IsServer(location)) return OpenServer(location, options, mustExist);
+        var directory = Path.GetFullPath(location);
         if (File.Exists(directory)) throw new KnowledgeBaseException($"'{directory}' is a file; a knowledge base is a directory.");
+        if (mustExist && !KnowledgeBaseNotFoundException.Exists(directory)) throw new KnowledgeBaseNotFoundException(directory);
         System.IO.Directory.CreateDirectory(directory);
-        var store = new KnowledgeStore(Path.Combine(directory, DatabaseFileName));
+        var database = Path.Combine(directory, DatabaseFileName);
+        IKnowledgeStore store;
+        try { store = new SqliteKnowledgeStore(database); }
+        catch (SqliteException ex) when (SqliteKnowledgeStore.IsCorruption(ex)) { throw SqliteKnowledgeStore.Corrupt(database, ex); }
+        return OpenWith(directory, directory, store, options);
+    }
+
+    private static KnowledgeBase OpenServer(string uri, KnowledgeBaseOptions options, bool mustExist)
+    {
+        var location = Storage.Postgres.PostgresLocation.Parse(uri, options.Credential);
+        var store = Storage.Postgres.PostgresKnowledgeStore.Open(location, create: !mustExist);
+        // With pgvector in the database (untested here) and no index chosen by the caller, search runs in the server.
+        var serverIndex = store.HasPgvector && options.VectorIndexFactory == new KnowledgeBaseOptions().VectorIndexFactory
+            ? store.CreatePgvectorIndex : (Func<int, IVectorIndex>?)null;
+        return OpenWith(location.Display, store.CacheDirectory, store, options, serverIndex);
+    }
+
+    private static KnowledgeBase OpenWith(string location, string cacheDirectory, IKnowledgeStore store, KnowledgeBaseOptions options,
+        Func<int, IVectorIndex>? serverIndex = null)
+    {
         try
         {
-            var embedder = ResolveEmbedder(directory, store, options);
-            var kb = new KnowledgeBase(directory, store, embedder, options);
+            System.IO.Directory.CreateDirectory(cacheDirectory);
+            var embedder = ResolveEmbedder(location, store, options);
+            var kb = new KnowledgeBase(location, cacheDirectory, store, embedder, options, serverIndex);
             kb.LoadIndex();
             return kb;
         }
-        catch (SqliteException ex) when (KnowledgeStore.IsCorruption(ex))
+        catch (Exception ex) when (store.Translate(ex) is { } translated)
         {
             store.Dispose();
-            throw KnowledgeStore.Corrupt(Path.Combine(directory, DatabaseFileName), ex);
+            throw translated;
         }
         catch
         {
@@ -89,7 +117,7 @@ public sealed partial class KnowledgeBase : IDisposable
 
     /// <summary>The embedder named in <paramref name="options"/>, else the recorded one, else the default; recorded on
     /// first use. A knowledge base built with another model refuses it (vectors of two models cannot be compared).</summary>
-    private static IEmbedder ResolveEmbedder(string directory, KnowledgeStore store, KnowledgeBaseOptions options)
+    private static IEmbedder ResolveEmbedder(string directory, IKnowledgeStore store, KnowledgeBaseOptions options)
     {
         if (options.Embedder is not null && options.EmbeddingModel is not null)
             throw new ArgumentException("Name either an embedder or an embedding model file, not both.", nameof(options));
@@ -121,6 +149,7 @@ public sealed partial class KnowledgeBase : IDisposable
             var generation = _store.Generation;
             var ids = _store.GetChunkIds();
             var reason = _index.TryLoad(_indexPath, generation, ids);
+            if (reason is not null && TryLoadBehind(generation, ids)) reason = null;
             if (reason is null) return;
             IndexRebuildReason = reason;
             _index.Rebuild(_store.ReadVectors(), generation);
@@ -129,20 +158,35 @@ public sealed partial class KnowledgeBase : IDisposable
         // Persist the rebuilt index if nobody is writing right now; otherwise the next writer will.
         try
         {
-            using var writer = WriterLock.Acquire(Directory, TimeSpan.Zero, CancellationToken.None);
+            using var writer = WriterLock.Acquire(_cacheDirectory, TimeSpan.Zero, CancellationToken.None);
             SaveIndex();
         }
         catch (KnowledgeBaseBusyException) { }
     }
 
-    /// <summary>Runs a store call under the gate (one SQLite connection is not thread-safe) and turns corruption
-    /// into <see cref="KnowledgeBaseCorruptException"/>.</summary>
+    /// <summary>A saved cache from an older generation is still good when the store's change log reaches back to it:
+    /// load it with the chunk ids it held then, and apply what changed since (a server store's readers).</summary>
+    private bool TryLoadBehind(long generation, HashSet<long> ids)
+    {
+        if (VectorIndexFile.SavedGeneration(_indexPath) is not { } saved || saved >= generation) return false;
+        if (_store.ChangesSince(saved) is not { } changes || changes.Generation != generation) return false;
+        // Chunk ids are never reused: the ids then are today's, plus the ones removed since, minus the ones added since.
+        var then = new HashSet<long>(ids);
+        then.UnionWith(changes.Removed);
+        then.ExceptWith(changes.Added);
+        if (_index.TryLoad(_indexPath, saved, then) is not null) return false;
+        ApplyChanges(changes);
+        return true;
+    }
+
+    /// <summary>Runs a store call under the gate (one connection is not thread-safe) and turns provider errors into
+    /// engine ones (<see cref="KnowledgeBaseCorruptException"/>, a lost server connection).</summary>
     private T WithCorruptionCheck<T>(Func<T> action)
     {
         try { lock (_syncGate) return action(); }
-        catch (SqliteException ex) when (KnowledgeStore.IsCorruption(ex))
+        catch (Exception ex) when (_store.Translate(ex) is { } translated)
         {
-            throw KnowledgeStore.Corrupt(Path.Combine(Directory, DatabaseFileName), ex);
+            throw translated;
         }
     }
 

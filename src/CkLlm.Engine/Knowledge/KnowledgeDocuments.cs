@@ -22,32 +22,44 @@ public static class KnowledgeDocuments
     /// <exception cref="FileNotFoundException">The directory holds no knowledge base.</exception>
     /// <exception cref="KnowledgeBaseCorruptException">The database is damaged.</exception>
     /// <exception cref="KnowledgeBaseException">The database cannot be read (another schema version, no access).</exception>
-    public static IReadOnlyList<KnowledgeDocument> Read(string directory)
+    public static IReadOnlyList<KnowledgeDocument> Read(string directory, System.Net.NetworkCredential? credential = null)
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(directory);
+        var chunks = KnowledgeLocation.IsServer(directory) ? ReadServer(directory, credential) : ReadFolder(directory);
+        return chunks.GroupBy(c => c.Source)
+            .Select(g => { var list = g.ToList(); return new KnowledgeDocument(g.Key, list[0].Kind, Join(list), list.Count); })
+            .ToList();
+    }
+
+    private static List<StoredChunkText> ReadFolder(string directory)
+    {
         directory = Path.GetFullPath(directory);
         if (!Directory.Exists(directory))
             throw new DirectoryNotFoundException($"The knowledge base directory '{directory}' does not exist.");
         var database = Path.Combine(directory, KnowledgeBase.DatabaseFileName);
         if (!File.Exists(database))
             throw new FileNotFoundException($"'{directory}' is not a knowledge base: it has no {KnowledgeBase.DatabaseFileName}.", database);
-        List<StoredChunkText> chunks;
         try
         {
-            using var store = new KnowledgeStore(database, readOnly: true);
-            chunks = store.ReadChunkTexts();
+            using var store = new SqliteKnowledgeStore(database, readOnly: true);
+            return store.ReadChunkTexts();
         }
-        catch (SqliteException ex) when (KnowledgeStore.IsCorruption(ex))
+        catch (SqliteException ex) when (SqliteKnowledgeStore.IsCorruption(ex))
         {
-            throw KnowledgeStore.Corrupt(database, ex);
+            throw SqliteKnowledgeStore.Corrupt(database, ex);
         }
         catch (SqliteException ex)
         {
             throw new KnowledgeBaseException($"The knowledge base '{directory}' cannot be read: {ex.Message}", ex);
         }
-        return chunks.GroupBy(c => c.Source)
-            .Select(g => { var list = g.ToList(); return new KnowledgeDocument(g.Key, list[0].Kind, Join(list), list.Count); })
-            .ToList();
+    }
+
+    /// <summary>A knowledge base on a server is read without creating anything (a missing one is not found).</summary>
+    private static List<StoredChunkText> ReadServer(string uri, System.Net.NetworkCredential? credential)
+    {
+        using var store = Storage.Postgres.PostgresKnowledgeStore.Open(Storage.Postgres.PostgresLocation.Parse(uri, credential), create: false);
+        try { return store.ReadChunkTexts(); }
+        catch (Exception ex) when (store.Translate(ex) is { } translated) { throw translated; }
     }
 
     /// <summary>Joins one source's chunks (in order): a chunk that continues the previous one within the same section

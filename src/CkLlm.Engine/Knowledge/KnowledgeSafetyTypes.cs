@@ -7,6 +7,10 @@ public sealed class KnowledgeBaseNotFoundException : KnowledgeBaseException
         : base($"There is no knowledge base at '{directory}' (no {KnowledgeBase.DatabaseFileName} there). Check the path, or create one with Add-CkKnowledge.")
         => Directory = directory;
 
+    /// <summary>A knowledge base missing elsewhere than in a directory (a database server): <paramref name="location"/>
+    /// is its URI, <paramref name="message"/> says what is missing.</summary>
+    public KnowledgeBaseNotFoundException(string location, string message) : base(message) => Directory = location;
+
     public string Directory { get; }
 
     /// <summary>True when <paramref name="directory"/> holds a knowledge base's database.</summary>

@@ -42,6 +42,10 @@ public sealed class KnowledgeBaseOptions
     /// USearch HNSW index (<see cref="Storage.VectorIndex"/>); <see cref="Storage.InMemoryVectorIndex.Create"/> gives an exact
     /// in-memory one. A server-backed store plugs in here without touching ingestion or search.</summary>
     public Func<int, KnowledgeBaseOptions, Storage.IVectorIndex> VectorIndexFactory { get; set; } = Storage.VectorIndex.Create;
+
+    /// <summary>User name and password for a knowledge base on a database server, used when its URI carries none
+    /// (without either, PGPASSWORD and ~/.pgpass are tried).</summary>
+    public System.Net.NetworkCredential? Credential { get; set; }
 }
 
 public enum SearchMode

@@ -17,9 +17,10 @@ public sealed partial class CkSession
     private string? _currentKnowledgeBase;
 
     /// <summary>An open knowledge base and the options it was opened with (what later requests are compared to).</summary>
-    private sealed record OpenedKnowledgeBase(KnowledgeBase KnowledgeBase, KnowledgeBaseOptions Options);
+    /// <param name="Location">As the user gave it (a server URI may carry a password that the session key leaves out).</param>
+    private sealed record OpenedKnowledgeBase(KnowledgeBase KnowledgeBase, KnowledgeBaseOptions Options, string Location);
 
-    /// <summary>Directory of the knowledge base cmdlets use when -KnowledgeBase is not given.</summary>
+    /// <summary>Directory (or server URI without password) of the knowledge base cmdlets use when -KnowledgeBase is not given.</summary>
     public string? CurrentKnowledgeBase
     {
         get { lock (_knowledgeGate) return _currentKnowledgeBase; }
@@ -62,26 +63,31 @@ public sealed partial class CkSession
     private KnowledgeBase OpenLocked(string? directory, KnowledgeBaseOptions? options, bool mustExist)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
-        var path = Path.GetFullPath(directory ?? _currentKnowledgeBase ?? DefaultKnowledgeBaseDirectory);
-        if (mustExist && !KnowledgeBaseNotFoundException.Exists(path)) throw new KnowledgeBaseNotFoundException(path);
+        var location = directory ?? _currentKnowledgeBase ?? DefaultKnowledgeBaseDirectory;
+        // A directory or a server URI (postgresql://...): keyed without password, so both spellings share one instance.
+        var path = KnowledgeLocation.Normalize(location);
         if (_knowledgeBases.TryGetValue(path, out var cached) && (options is null || SameOptions(cached.Options, options)))
         {
             _currentKnowledgeBase = path;
             return cached.KnowledgeBase;
         }
-        var opened = KnowledgeBase.Open(path, options);
+        if (directory is null && cached is not null) location = cached.Location;
+        var opened = KnowledgeBase.Open(KnowledgeLocation.IsServer(location) ? location : path, options, mustExist);
         if (_knowledgeBases.Remove(path, out var old)) RetireLocked(old.KnowledgeBase);
-        _knowledgeBases[path] = new OpenedKnowledgeBase(opened, options ?? new KnowledgeBaseOptions());
+        _knowledgeBases[path] = new OpenedKnowledgeBase(opened, options ?? new KnowledgeBaseOptions(), location);
         _currentKnowledgeBase = path;
         return opened;
     }
 
     /// <summary>Whether a request may use an instance opened with <paramref name="cached"/>: every option equal, and no
-    /// explicit embedding model or embedder name (that must be checked against the recorded one by opening).</summary>
+    /// explicit embedding model or embedder name (that must be checked against the recorded one by opening). The
+    /// credential is not compared.</summary>
     private static bool SameOptions(KnowledgeBaseOptions cached, KnowledgeBaseOptions requested) =>
         requested.EmbeddingModel is null && requested.Embedder is null &&
         typeof(KnowledgeBaseOptions).GetProperties(BindingFlags.Public | BindingFlags.Instance)
-            .Where(p => p.CanRead && p.Name is not (nameof(KnowledgeBaseOptions.EmbeddingModel)) and not (nameof(KnowledgeBaseOptions.Embedder)))
+            .Where(p => p.CanRead && p.Name is not (nameof(KnowledgeBaseOptions.EmbeddingModel)) and not (nameof(KnowledgeBaseOptions.Embedder))
+                // An open instance is already signed in: a credential given again does not reopen it.
+                and not (nameof(KnowledgeBaseOptions.Credential)))
             .All(p => Equals(p.GetValue(cached), p.GetValue(requested)));
 
     /// <summary>Knowledge bases open in this process.</summary>
@@ -93,7 +99,7 @@ public sealed partial class CkSession
     /// <summary>Closes (and flushes) one open knowledge base, at once or when its last lease ends.</summary>
     public bool CloseKnowledgeBase(string directory)
     {
-        var path = Path.GetFullPath(directory);
+        var path = KnowledgeLocation.Normalize(directory);
         lock (_knowledgeGate)
         {
             if (!_knowledgeBases.Remove(path, out var opened)) return false;

@@ -93,7 +93,8 @@ public abstract class CkCmdlet : PSCmdlet, IDisposable
     /// </summary>
     protected KnowledgeBase OpenKnowledgeBase(string? directory, KnowledgeBaseOptions? options = null, bool mustExist = false)
     {
-        var path = directory is null ? null : ResolvePath(directory);
+        // A postgresql:// URI is a server knowledge base, not a PowerShell path.
+        var path = directory is null ? null : KnowledgeLocation.IsServer(directory) ? directory : ResolvePath(directory);
         try
         {
             var lease = SessionHost.Session.LeaseKnowledgeBase(path, options, mustExist);
@@ -108,7 +109,7 @@ public abstract class CkCmdlet : PSCmdlet, IDisposable
         }
         catch (Exception e) when (EngineErrors.IsEngineError(e))
         {
-            ThrowTerminatingError(EngineErrors.ToErrorRecord(e, path ?? SessionHost.Session.CurrentKnowledgeBase));
+            ThrowTerminatingError(EngineErrors.ToErrorRecord(e, path is null ? SessionHost.Session.CurrentKnowledgeBase : KnowledgeLocation.WithoutPassword(path)));
             throw; // unreachable: ThrowTerminatingError always throws
         }
     }

@@ -6,15 +6,28 @@ namespace CkLlm.Commands;
 /// <summary>The knowledge cmdlets: -KnowledgeBase and its resolution.</summary>
 public abstract class KnowledgeCommandBase : CkCmdlet
 {
-    /// <summary>Knowledge base directory; defaults to the session's current one (or ~/.ckllm/knowledge).</summary>
+    /// <summary>Knowledge base directory or <c>postgresql://user@host:port/database?name=kb</c> URI; defaults to the
+    /// session's current one (or ~/.ckllm/knowledge).</summary>
     [Parameter]
     [ValidateNotNullOrEmpty]
     public string? KnowledgeBase { get; set; }
+
+    /// <summary>User name and password for a knowledge base on a PostgreSQL server whose URI carries no password.</summary>
+    [Parameter]
+    [Credential]
+    public PSCredential? Credential { get; set; }
 
     /// <summary>Only Add-CkKnowledge creates a knowledge base; every other cmdlet needs an existing one, so a mistyped
     /// -KnowledgeBase is an ObjectNotFound error instead of a new empty directory.</summary>
     protected virtual bool CreatesKnowledgeBase => false;
 
-    protected KnowledgeBase OpenKnowledgeBase(KnowledgeBaseOptions? options = null) =>
-        OpenKnowledgeBase(KnowledgeBase, options, mustExist: !CreatesKnowledgeBase);
+    protected KnowledgeBase OpenKnowledgeBase(KnowledgeBaseOptions? options = null)
+    {
+        if (Credential is not null)
+        {
+            options ??= new KnowledgeBaseOptions();
+            options.Credential = Credential.GetNetworkCredential();
+        }
+        return OpenKnowledgeBase(KnowledgeBase, options, mustExist: !CreatesKnowledgeBase);
+    }
 }

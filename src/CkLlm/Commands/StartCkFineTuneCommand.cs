@@ -132,7 +132,7 @@ public sealed class StartCkFineTuneCommand : CkCmdlet
     /// the texts then travel to the worker in the job spec like -Path's.</summary>
     private void ReadKnowledgeBase()
     {
-        var directory = GetUnresolvedProviderPathFromPSPath(KnowledgeBase);
+        var directory = Engine.Knowledge.KnowledgeLocation.IsServer(KnowledgeBase) ? KnowledgeBase : GetUnresolvedProviderPathFromPSPath(KnowledgeBase);
         IReadOnlyList<CkLlm.Engine.Knowledge.KnowledgeDocument> documents;
         try
         {

@@ -35,6 +35,10 @@ public interface IVectorIndex : IDisposable
     /// <summary>False when <see cref="Save"/> keeps nothing and <see cref="TryLoad"/> always asks for a rebuild.</summary>
     bool IsPersistent { get; }
 
+    /// <summary>False for an index that searches the store's own copy of the vectors (pgvector): the knowledge base
+    /// then never reads vectors out of the store to feed it.</summary>
+    bool HoldsVectors => true;
+
     /// <summary>Persists the index at <paramref name="path"/> (no-op when not persistent).</summary>
     void Save(string path);
 

@@ -41,6 +41,14 @@ internal static class VectorIndexFile
         return null;
     }
 
+    /// <summary>The generation a saved index says it reflects (null without a readable sidecar); its content is
+    /// still verified by <see cref="Check"/> when it is loaded.</summary>
+    public static long? SavedGeneration(string path)
+    {
+        try { return JsonSerializer.Deserialize<IndexSidecar>(File.ReadAllText(SidecarPath(path)))?.Generation; }
+        catch (Exception ex) when (ex is IOException or JsonException or UnauthorizedAccessException) { return null; }
+    }
+
     private static string Sha256(string path)
     {
         using var stream = File.OpenRead(path);
