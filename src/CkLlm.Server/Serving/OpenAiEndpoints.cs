@@ -53,9 +53,10 @@ internal static class OpenAiEndpoints
         var id = RequestReader.RequireModel(dto.Model);
         var (model, knowledge) = serving.ResolveModel(id);
         var request = RequestReader.ToCompletionRequest(dto);
+        var served = serving.Generation.Serve(model);
         var events = knowledge is null
-            ? Generate(serving, model, request, http.RequestAborted)
-            : AnswerFromKnowledge(model, knowledge, request, http.RequestAborted);
+            ? Generate(served, request, http.RequestAborted)
+            : AnswerFromKnowledge(served, knowledge, request, http.RequestAborted);
         await RespondAsync(http, serving, events, new ResponseShape(id, Chat: true, dto.Stream == true, dto.StreamOptions?.IncludeUsage == true)).ConfigureAwait(false);
     }
 
@@ -67,7 +68,7 @@ internal static class OpenAiEndpoints
         var (model, knowledge) = serving.ResolveModel(id);
         if (knowledge is not null) throw ApiError.BadRequest($"'{id}' answers chats only: use /v1/chat/completions.", "model");
         var request = RequestReader.ToCompletionRequest(dto);
-        await RespondAsync(http, serving, Generate(serving, model, request, http.RequestAborted),
+        await RespondAsync(http, serving, Generate(serving.Generation.Serve(model), request, http.RequestAborted),
             new ResponseShape(id, Chat: false, dto.Stream == true, dto.StreamOptions?.IncludeUsage == true)).ConfigureAwait(false);
     }
 
@@ -116,7 +117,7 @@ internal static class OpenAiEndpoints
         ?? throw ApiError.Saturated($"The server is busy ({serving.Admission.MaxActive} requests running, {serving.Admission.MaxQueued} waiting). Retry later.");
 
     /// <summary>A completion on a loaded model; a prompt that cannot fit the context is refused before decoding.</summary>
-    private static async IAsyncEnumerable<GenerationEvent> Generate(ServingContext serving, IChatModel model, CompletionRequest request,
+    private static async IAsyncEnumerable<GenerationEvent> Generate(IChatModel model, CompletionRequest request,
         [EnumeratorCancellation] CancellationToken cancellationToken)
     {
         var prompt = model.Format(request);
@@ -124,7 +125,7 @@ internal static class OpenAiEndpoints
         if (promptTokens >= model.ContextSize)
             throw ApiError.BadRequest($"The prompt has {promptTokens} tokens; the context of model '{model.Name}' holds {model.ContextSize}.",
                 request.IsChat ? "messages" : "prompt", "context_length_exceeded");
-        await foreach (var chunk in serving.Generation.StreamAsync(model, request, cancellationToken).ConfigureAwait(false))
+        await foreach (var chunk in model.StreamAsync(request, cancellationToken).ConfigureAwait(false))
         {
             if (chunk.Result is { } result)
             {

@@ -23,17 +23,23 @@ internal static class RequestReader
     {
         if (request.ContentType is { } type && !type.Contains("json", StringComparison.OrdinalIgnoreCase))
             throw ApiError.BadRequest($"The body must be JSON (Content-Type application/json), not '{type}'.");
+        // Read whole (Kestrel bounds it: a larger body is a 413) and check the encoding first: System.Text.Json accepts
+        // some invalid UTF-8 inside strings (replacing it) and fails on other sequences with a non-JSON exception.
+        using var buffer = new MemoryStream();
+        await request.Body.CopyToAsync(buffer, cancellationToken).ConfigureAwait(false);
+        var bytes = buffer.GetBuffer().AsSpan(0, (int)buffer.Length);
+        if (!System.Text.Unicode.Utf8.IsValid(bytes)) throw ApiError.BadRequest("The body is not valid UTF-8.");
         T? body;
         try
         {
-            body = await JsonSerializer.DeserializeAsync(request.Body, typeInfo, cancellationToken).ConfigureAwait(false);
+            body = JsonSerializer.Deserialize(bytes, typeInfo);
         }
         catch (JsonException e)
         {
             var where = e.Path is { Length: > 1 } path ? $" at {path}" : "";
             throw ApiError.BadRequest($"The body is not a valid request{where}: {FirstLine(e.Message)}", ParamOf(e.Path));
         }
-        catch (NotSupportedException e)
+        catch (Exception e) when (e is NotSupportedException or InvalidOperationException)
         {
             throw ApiError.BadRequest($"The body could not be read as JSON: {FirstLine(e.Message)}");
         }
