@@ -7,20 +7,25 @@ namespace CkLlm.Server.Serving;
 // "a string or an array" are JsonElement and are read by RequestReader, which turns every shape it does not accept into
 // a 400 with the parameter's name.
 
-internal sealed class ChatCompletionRequestDto
+/// <summary>What chat and text completion requests share: the model and the sampling parameters.</summary>
+internal abstract class GenerationRequestDto
 {
     public string? Model { get; set; }
-    public List<ChatMessageDto?>? Messages { get; set; }
     public int? MaxTokens { get; set; }
-    public int? MaxCompletionTokens { get; set; }
     public float? Temperature { get; set; }
     public float? TopP { get; set; }
     public long? Seed { get; set; }
     public JsonElement? Stop { get; set; }
     public bool? Stream { get; set; }
     public StreamOptionsDto? StreamOptions { get; set; }
-    public ResponseFormatDto? ResponseFormat { get; set; }
     public int? N { get; set; }
+}
+
+internal sealed class ChatCompletionRequestDto : GenerationRequestDto
+{
+    public List<ChatMessageDto?>? Messages { get; set; }
+    public int? MaxCompletionTokens { get; set; }
+    public ResponseFormatDto? ResponseFormat { get; set; }
 }
 
 internal sealed class ChatMessageDto
@@ -47,18 +52,9 @@ internal sealed class JsonSchemaFormatDto
     public bool? Strict { get; set; }
 }
 
-internal sealed class TextCompletionRequestDto
+internal sealed class TextCompletionRequestDto : GenerationRequestDto
 {
-    public string? Model { get; set; }
     public JsonElement? Prompt { get; set; }
-    public int? MaxTokens { get; set; }
-    public float? Temperature { get; set; }
-    public float? TopP { get; set; }
-    public long? Seed { get; set; }
-    public JsonElement? Stop { get; set; }
-    public bool? Stream { get; set; }
-    public StreamOptionsDto? StreamOptions { get; set; }
-    public int? N { get; set; }
     public bool? Echo { get; set; }
 }
 

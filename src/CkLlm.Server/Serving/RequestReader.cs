@@ -54,9 +54,8 @@ internal static class RequestReader
     public static CompletionRequest ToCompletionRequest(ChatCompletionRequestDto dto)
     {
         if (dto.Messages is not { Count: > 0 }) throw ApiError.BadRequest("'messages' must be a non-empty array.", "messages");
-        RequireSingleChoice(dto.N);
         var messages = dto.Messages.Select((m, i) => ToChatMessage(m, i)).ToArray();
-        return Sampling(dto.MaxCompletionTokens ?? dto.MaxTokens, dto.Temperature, dto.TopP, dto.Seed, dto.Stop) with
+        return Sampling(dto, dto.MaxCompletionTokens ?? dto.MaxTokens) with
         {
             Messages = messages,
             JsonSchema = ResponseSchema(dto.ResponseFormat),
@@ -65,7 +64,6 @@ internal static class RequestReader
 
     public static CompletionRequest ToCompletionRequest(TextCompletionRequestDto dto)
     {
-        RequireSingleChoice(dto.N);
         if (dto.Echo == true) throw ApiError.BadRequest("'echo' is not supported.", "echo");
         var prompt = dto.Prompt switch
         {
@@ -75,7 +73,7 @@ internal static class RequestReader
             null or { ValueKind: JsonValueKind.Null } => throw ApiError.BadRequest("'prompt' is required.", "prompt"),
             _ => throw ApiError.BadRequest("'prompt' must be a string.", "prompt"),
         };
-        return Sampling(dto.MaxTokens, dto.Temperature, dto.TopP, dto.Seed, dto.Stop) with { Prompt = prompt };
+        return Sampling(dto, dto.MaxTokens) with { Prompt = prompt };
     }
 
     /// <summary>The last user message: the question a rag/ model answers.</summary>
@@ -104,8 +102,10 @@ internal static class RequestReader
         return texts;
     }
 
-    private static CompletionRequest Sampling(int? maxTokens, float? temperature, float? topP, long? seed, JsonElement? stop)
+    private static CompletionRequest Sampling(GenerationRequestDto dto, int? maxTokens)
     {
+        if (dto.N is not (null or 1)) throw ApiError.BadRequest("Only n = 1 is supported.", "n");
+        var (temperature, topP, seed) = (dto.Temperature, dto.TopP, dto.Seed);
         if (maxTokens is < 1) throw ApiError.BadRequest("'max_tokens' must be at least 1.", "max_tokens");
         if (temperature is { } t && (float.IsNaN(t) || t < 0 || t > 2)) throw ApiError.BadRequest("'temperature' must be between 0 and 2.", "temperature");
         if (topP is { } p && (float.IsNaN(p) || p <= 0 || p > 1)) throw ApiError.BadRequest("'top_p' must be greater than 0 and at most 1.", "top_p");
@@ -117,7 +117,7 @@ internal static class RequestReader
             TopP = topP ?? SamplingOptions.DefaultTopP,
             // OpenAI seeds are 64-bit; llama.cpp's are 32-bit: the low 32 bits keep equal seeds equal.
             Seed = seed is { } s ? unchecked((uint)s) : null,
-            Stop = Stops(stop),
+            Stop = Stops(dto.Stop),
         };
         return request;
     }
@@ -135,11 +135,6 @@ internal static class RequestReader
         if (stops.Length > MaxStops) throw ApiError.BadRequest($"'stop' takes at most {MaxStops} strings.", "stop");
         if (stops.Any(string.IsNullOrEmpty)) throw ApiError.BadRequest("'stop' strings must not be empty.", "stop");
         return stops;
-    }
-
-    private static void RequireSingleChoice(int? n)
-    {
-        if (n is not (null or 1)) throw ApiError.BadRequest("Only n = 1 is supported.", "n");
     }
 
     private static ChatMessage ToChatMessage(ChatMessageDto? message, int index)
