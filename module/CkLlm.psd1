@@ -9,7 +9,7 @@
     PowerShellVersion    = '7.6'
     CompatiblePSEditions = @('Core')
     FormatsToProcess     = @('formats/CkLlm.Model.format.ps1xml', 'formats/CkLlm.Knowledge.format.ps1xml', 'formats/CkLlm.Training.format.ps1xml', 'formats/CkLlm.Gguf.format.ps1xml', 'formats/CkLlm.Rag.format.ps1xml',
-                            'formats/CkLlm.Chat.format.ps1xml')
+                            'formats/CkLlm.Chat.format.ps1xml', 'formats/CkLlm.Server.format.ps1xml')
     CmdletsToExport      = @(
         # Model
         'New-CkModel', 'Import-CkModel', 'Get-CkModel', 'Remove-CkModel', 'Invoke-CkCompletion', 'Get-CkSession',
@@ -21,7 +21,9 @@
         # Training
         'Start-CkFineTune', 'Measure-CkPerplexity',
         # Chat
-        'New-CkChat', 'Invoke-CkChat', 'Get-CkChat', 'Remove-CkChat', 'Export-CkChat', 'Import-CkChat'
+        'New-CkChat', 'Invoke-CkChat', 'Get-CkChat', 'Remove-CkChat', 'Export-CkChat', 'Import-CkChat',
+        # Serving
+        'Start-CkServer', 'Get-CkServer', 'Stop-CkServer'
     )
     FunctionsToExport    = @()
     VariablesToExport    = @()
