@@ -17,7 +17,9 @@
         # RAG
         'Invoke-CkRag', 'Measure-CkRetrieval',
         # Training
-        'Start-CkFineTune', 'Measure-CkPerplexity'
+        'Start-CkFineTune', 'Measure-CkPerplexity',
+        # MCP
+        'Start-CkMcpServer'
     )
     FunctionsToExport    = @()
     VariablesToExport    = @()
