@@ -14,7 +14,9 @@ namespace CkLlm.Engine.Serving.Mcp;
 /// which writes through it: Write-Host, warnings, verbose, progress text) holds its own duplicate of descriptor 1 that
 /// the first step cannot reach.</item>
 /// </list>
-/// Dispose puts both back. One claim at a time per process.
+/// Dispose puts both back. A writer someone took from <see cref="Console.Out"/> during the claim (PowerShell's host
+/// keeps the one it first used) follows: it writes to stderr during the claim and to the original stdout after it.
+/// One claim at a time per process.
 /// </summary>
 public sealed partial class StandardOutputClaim : IDisposable
 {
@@ -24,14 +26,14 @@ public sealed partial class StandardOutputClaim : IDisposable
 
     private readonly int _protocolDescriptor;
     private readonly TextWriter _previousOut;
-    private readonly TextWriter _stderrWriter;
+    private readonly RedirectedWriter _redirected;
     private int _disposed;
 
-    private StandardOutputClaim(int protocolDescriptor, TextWriter previousOut, TextWriter stderrWriter)
+    private StandardOutputClaim(int protocolDescriptor, TextWriter previousOut, RedirectedWriter redirected)
     {
         _protocolDescriptor = protocolDescriptor;
         _previousOut = previousOut;
-        _stderrWriter = stderrWriter;
+        _redirected = redirected;
         Protocol = new FileStream(new SafeFileHandle(protocolDescriptor, ownsHandle: false), FileAccess.Write, bufferSize: 0);
     }
 
@@ -57,9 +59,9 @@ public sealed partial class StandardOutputClaim : IDisposable
                 throw new IOException($"dup2(2, 1) failed (errno {errno}).");
             }
             var previous = Console.Out;
-            var stderr = new StreamWriter(Console.OpenStandardError(), new UTF8Encoding(false)) { AutoFlush = true };
-            Console.SetOut(stderr);
-            return new StandardOutputClaim(protocol, previous, stderr);
+            var redirected = new RedirectedWriter(Console.Error);
+            Console.SetOut(redirected);
+            return new StandardOutputClaim(protocol, previous, redirected);
         }
         catch
         {
@@ -72,11 +74,33 @@ public sealed partial class StandardOutputClaim : IDisposable
     {
         if (Interlocked.Exchange(ref _disposed, 1) == 1) return;
         Protocol.Dispose();
-        Console.SetOut(_previousOut);
-        _stderrWriter.Dispose();
+        Console.Error.Flush();
         _ = Dup2(_protocolDescriptor, StandardOutput);
+        _redirected.Target = _previousOut;
+        Console.SetOut(_previousOut);
         _ = Close(_protocolDescriptor);
         Volatile.Write(ref _claimed, 0);
+    }
+
+    /// <summary>Writes to <see cref="Target"/>, which the claim switches back to stdout when it ends.</summary>
+    private sealed class RedirectedWriter(TextWriter target) : TextWriter
+    {
+        private volatile TextWriter _target = target;
+
+        public TextWriter Target
+        {
+            get => _target;
+            set => _target = value;
+        }
+
+        public override Encoding Encoding => _target.Encoding;
+        public override void Write(char value) => _target.Write(value);
+        public override void Write(string? value) => _target.Write(value);
+        public override void Write(char[] buffer, int index, int count) => _target.Write(buffer, index, count);
+        public override void Write(ReadOnlySpan<char> buffer) => _target.Write(buffer);
+        public override void WriteLine(string? value) => _target.WriteLine(value);
+        public override void WriteLine(ReadOnlySpan<char> buffer) => _target.WriteLine(buffer);
+        public override void Flush() => _target.Flush();
     }
 
     [LibraryImport("libc", EntryPoint = "dup", SetLastError = true)]
