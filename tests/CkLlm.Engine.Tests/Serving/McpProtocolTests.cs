@@ -71,6 +71,27 @@ public sealed class McpProtocolTests(McpKnowledgeFixture fixture) : IClassFixtur
     }
 
     [Fact]
+    public async Task AClientsCancellationReachesTheGenerationAndTheServerGoesOn()
+    {
+        var model = new WaitingModel();
+        await using var session = await Session.Start(fixture.Tools(() => model));
+        var askId = session.TakeId();
+        await session.Send(new JsonObject
+        {
+            ["jsonrpc"] = "2.0", ["id"] = askId, ["method"] = "tools/call",
+            ["params"] = new JsonObject { ["name"] = McpKnowledgeServer.AskToolName, ["arguments"] = new JsonObject { ["question"] = "Which volcano?" } },
+        });
+        await model.Started.Task.WaitAsync(Deadline);
+        await session.Send(new JsonObject
+        {
+            ["jsonrpc"] = "2.0", ["method"] = "notifications/cancelled", ["params"] = new JsonObject { ["requestId"] = askId },
+        });
+        await model.Cancelled.Task.WaitAsync(Deadline);
+        var search = await session.CallTool(McpKnowledgeServer.SearchToolName, new JsonObject { ["query"] = "volcano" });
+        Assert.Null(search["isError"]);
+    }
+
+    [Fact]
     public async Task TheServerEndsWhenTheClientClosesItsInput()
     {
         var session = await Session.Start(fixture.Tools(() => new FakeGenerator(4096)));
@@ -136,13 +157,16 @@ public sealed class McpProtocolTests(McpKnowledgeFixture fixture) : IClassFixtur
                 var message = JsonNode.Parse(line)!;
                 Assert.Equal("2.0", (string)message["jsonrpc"]!);
                 if (message["id"] is null) continue; // a notification (e.g. a log message)
-                Assert.Equal(id, (int)message["id"]!);
+                if ((int)message["id"]! != id) continue; // the answer to an earlier request that was given up on
                 Assert.Null(message["error"]);
                 return message["result"]!;
             }
         }
 
-        private Task Send(JsonObject message) => _writer.WriteLineAsync(message.ToJsonString(JsonSerializerOptions.Default));
+        /// <summary>An id for a request sent with <see cref="Send"/> whose answer is not awaited.</summary>
+        public int TakeId() => ++_nextId;
+
+        public Task Send(JsonObject message) => _writer.WriteLineAsync(message.ToJsonString(JsonSerializerOptions.Default));
 
         /// <summary>End of input, as when a client closes the server's stdin.</summary>
         public void CloseInput() => _toServer.Writer.Complete();
@@ -153,5 +177,30 @@ public sealed class McpProtocolTests(McpKnowledgeFixture fixture) : IClassFixtur
             try { await Server.WaitAsync(Deadline); } catch (OperationCanceledException) { }
             _reader.Dispose();
         }
+    }
+
+    /// <summary>A model whose generation waits until it is cancelled, and says when it started and when it was cancelled.</summary>
+    private sealed class WaitingModel : IChatModel
+    {
+        private readonly FakeGenerator _format = new(4096);
+
+        public TaskCompletionSource Started { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        public TaskCompletionSource Cancelled { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        public string Name => "waiting";
+        public bool IsDisposed => false;
+        public int ContextSize => _format.ContextSize;
+        public int CountTokens(string prompt) => _format.CountTokens(prompt);
+        public FormattedPrompt Format(CompletionRequest request) => _format.Format(request);
+
+        public async IAsyncEnumerable<CompletionChunk> StreamAsync(CompletionRequest request,
+            [System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken cancellationToken = default)
+        {
+            using var registration = cancellationToken.Register(() => Cancelled.TrySetResult());
+            Started.TrySetResult();
+            await Task.Delay(Timeout.Infinite, cancellationToken);
+            yield break;
+        }
+
+        public void Dispose() { }
     }
 }
