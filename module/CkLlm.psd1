@@ -23,7 +23,9 @@
         # Chat
         'New-CkChat', 'Invoke-CkChat', 'Get-CkChat', 'Remove-CkChat', 'Export-CkChat', 'Import-CkChat',
         # Serving
-        'Start-CkServer', 'Get-CkServer', 'Stop-CkServer'
+        'Start-CkServer', 'Get-CkServer', 'Stop-CkServer',
+        # MCP
+        'Start-CkMcpServer'
     )
     FunctionsToExport    = @()
     VariablesToExport    = @()

@@ -14,10 +14,17 @@ public sealed class KnowledgeRagRetriever(KnowledgeBase knowledgeBase, IReranker
         ArgumentNullException.ThrowIfNull(request);
         cancellationToken.ThrowIfCancellationRequested();
         var hits = Search(request.Question, Options(request.Mode, request.Top, request.Filter, request.MinScore), cancellationToken);
-        return hits.Select(h => new RagPassage
+        return hits.Select(ToPassage).ToArray();
+    }
+
+    /// <summary>A knowledge-base hit as a RAG passage.</summary>
+    public static RagPassage ToPassage(KnowledgeHit hit)
+    {
+        ArgumentNullException.ThrowIfNull(hit);
+        return new RagPassage
         {
-            Source = h.Source, Text = h.Text, Heading = h.Heading, LineStart = h.LineStart, LineEnd = h.LineEnd, Page = h.Page, Score = h.Score,
-        }).ToArray();
+            Source = hit.Source, Text = hit.Text, Heading = hit.Heading, LineStart = hit.LineStart, LineEnd = hit.LineEnd, Page = hit.Page, Score = hit.Score,
+        };
     }
 
     /// <summary>Hit sources, best first, for Measure-CkRetrieval.</summary>
