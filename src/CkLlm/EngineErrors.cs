@@ -3,6 +3,7 @@ using CkLlm.Engine.Knowledge;
 using CkLlm.Engine.Knowledge.Ingestion;
 using CkLlm.Engine.Model.Gguf;
 using CkLlm.Engine.Rag;
+using CkLlm.Engine.Remote;
 using CkLlm.Engine.Session;
 
 namespace CkLlm;
@@ -40,6 +41,16 @@ internal static class EngineErrors
         (typeof(ModelNotLoadedException), new("NoModelLoaded", ErrorCategory.InvalidOperation, false)),
         (typeof(GgufFormatException), new("InvalidModelFile", ErrorCategory.InvalidData, false)),
         (typeof(RagBudgetException), new("PromptDoesNotFit", ErrorCategory.LimitsExceeded, false)),
+        // Remote models: about one request, so the pipeline goes on (the next question may succeed after a rate limit).
+        (typeof(RemoteConnectionException), new("RemoteConnectionFailed", ErrorCategory.ConnectionError, false)),
+        (typeof(RemoteAuthenticationException), new("RemoteAuthenticationFailed", ErrorCategory.AuthenticationError, false)),
+        (typeof(RemotePermissionException), new("RemotePermissionDenied", ErrorCategory.PermissionDenied, false)),
+        (typeof(RemoteModelNotFoundException), new("RemoteModelNotFound", ErrorCategory.ObjectNotFound, false)),
+        (typeof(RemoteRateLimitException), new("RemoteRateLimited", ErrorCategory.LimitsExceeded, false)),
+        (typeof(RemoteTimeoutException), new("RemoteTimeout", ErrorCategory.OperationTimeout, false)),
+        (typeof(RemoteStreamInterruptedException), new("RemoteStreamInterrupted", ErrorCategory.ConnectionError, false)),
+        (typeof(RemoteParameterNotSupportedException), new("RemoteParameterNotSupported", ErrorCategory.InvalidArgument, false)),
+        (typeof(RemoteModelException), new("RemoteModelFailed", ErrorCategory.InvalidResult, false)),
         (typeof(ObjectDisposedException), new("ModelRemoved", ErrorCategory.InvalidOperation, false)),
         (typeof(FileNotFoundException), new("FileNotFound", ErrorCategory.ObjectNotFound, false)),
         (typeof(DirectoryNotFoundException), new("DirectoryNotFound", ErrorCategory.ObjectNotFound, false)),

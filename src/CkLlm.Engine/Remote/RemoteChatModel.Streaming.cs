@@ -95,11 +95,13 @@ public sealed partial class RemoteChatModel
         {
             Temperature = request.Temperature,
             TopP = request.TopP,
-            MaxOutputTokenCount = request.MaxTokens,
         };
-#pragma warning disable OPENAI001 // seed is marked experimental in the SDK; every OpenAI-compatible server takes it
+#pragma warning disable OPENAI001, SCME0001 // seed and extra fields are marked experimental in the SDK
         if (request.Seed is { } seed) options.Seed = seed;
-#pragma warning restore OPENAI001
+        // max_tokens, not the SDK's max_completion_tokens: Ollama documents only max_tokens, and vLLM, llama.cpp,
+        // Azure OpenAI (non-reasoning models) and CkLlm take it too.
+        options.Patch.Set("$.max_tokens"u8, request.MaxTokens);
+#pragma warning restore OPENAI001, SCME0001
         foreach (var stop in request.Stop) options.StopSequences.Add(stop);
         if (!string.IsNullOrEmpty(request.JsonSchema))
             options.ResponseFormat = ChatResponseFormat.CreateJsonSchemaFormat("response", BinaryData.FromString(request.JsonSchema));

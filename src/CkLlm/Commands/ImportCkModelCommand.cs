@@ -1,16 +1,22 @@
 using System.Collections.ObjectModel;
 using System.Management.Automation;
 using CkLlm.Engine.Model;
+using CkLlm.Engine.Remote;
 
 namespace CkLlm.Commands;
 
-/// <summary>Validates a GGUF model in managed code, loads it into llama.cpp, registers it and makes it current.</summary>
+/// <summary>
+/// Validates a GGUF model in managed code, loads it into llama.cpp, registers it and makes it current; or, with
+/// -Endpoint and -RemoteModel, connects a model an OpenAI-compatible server serves (vLLM, llama.cpp server, Ollama,
+/// Azure OpenAI, another CkLlm) and registers that.
+/// </summary>
 [Cmdlet(VerbsData.Import, "CkModel", DefaultParameterSetName = PathSet)]
-[OutputType(typeof(LoadedModel))]
+[OutputType(typeof(LoadedModel), typeof(RemoteChatModel))]
 public sealed class ImportCkModelCommand : CkCmdlet
 {
     private const string PathSet = "Path";
     private const string LiteralPathSet = "LiteralPath";
+    private const string RemoteSet = "Remote";
     private int _imported;
 
     [Parameter(Mandatory = true, Position = 0, ParameterSetName = PathSet, ValueFromPipeline = true, ValueFromPipelineByPropertyName = true)]
@@ -31,22 +37,76 @@ public sealed class ImportCkModelCommand : CkCmdlet
     [ValidateRange(0, 1 << 20)]
     public int ContextSize { get; set; }
 
-    [Parameter]
+    [Parameter(ParameterSetName = PathSet)]
+    [Parameter(ParameterSetName = LiteralPathSet)]
     [ValidateRange(1, 1024)]
     public int Threads { get; set; }
 
-    [Parameter]
+    [Parameter(ParameterSetName = PathSet)]
+    [Parameter(ParameterSetName = LiteralPathSet)]
     [ValidateRange(0, 10000)]
     public int GpuLayerCount { get; set; }
 
-    [Parameter]
+    [Parameter(ParameterSetName = PathSet)]
+    [Parameter(ParameterSetName = LiteralPathSet)]
     [ValidateNotNullOrEmpty]
     public string[] Adapter { get; set; } = [];
 
+    /// <summary>The OpenAI-compatible API's address (http://host:8080, or a path such as .../openai/v1).</summary>
+    [Parameter(Mandatory = true, ParameterSetName = RemoteSet)]
+    [ValidateNotNull]
+    public Uri? Endpoint { get; set; }
+
+    /// <summary>The server's model id.</summary>
+    [Parameter(Mandatory = true, ParameterSetName = RemoteSet)]
+    [ValidateNotNullOrEmpty]
+    public string? RemoteModel { get; set; }
+
+    /// <summary>The API key, sent as a bearer token; never shown, logged or written.</summary>
+    [Parameter(ParameterSetName = RemoteSet)]
+    [ValidateNotNull]
+    public System.Security.SecureString? ApiKey { get; set; }
+
+    /// <summary>Longest wait for one network operation (seconds).</summary>
+    [Parameter(ParameterSetName = RemoteSet)]
+    [ValidateRange(1, 3600)]
+    public int TimeoutSec { get; set; } = 100;
+
     protected override void ProcessRecord()
     {
+        if (ParameterSetName == RemoteSet)
+        {
+            ImportRemote();
+            return;
+        }
         foreach (var path in ResolvePaths()) Import(path);
         this.WriteNativeLog();
+    }
+
+    private void ImportRemote()
+    {
+        var endpoint = Endpoint!;
+        WriteVerbose($"Connecting to '{endpoint.GetLeftPart(UriPartial.Path)}' for model '{RemoteModel}'{(ApiKey is null ? " without an API key" : " with an API key")}.");
+        TryEngine(() =>
+        {
+            var model = RemoteChatModel.Connect(new RemoteModelOptions
+            {
+                Endpoint = endpoint,
+                RemoteModel = RemoteModel!,
+                Name = Name,
+                ApiKey = ApiKey is null ? null : new System.Net.NetworkCredential(string.Empty, ApiKey).Password,
+                ContextSize = ContextSize > 0 ? ContextSize : null,
+                Timeout = TimeSpan.FromSeconds(TimeoutSec),
+            }, Cancellation);
+            SessionHost.Session.AddModel(model);
+            WriteVerbose($"Connected '{model.Name}': context {model.ContextSize} tokens ({model.ContextSizeSource}), token counts by {model.TokenCounting}; it is now the current model.");
+            if (model.ContextSizeSource == "default")
+            {
+                WriteWarning($"'{model.Endpoint}' does not report the context window of '{model.RemoteModel}'; assuming {model.ContextSize} tokens. " +
+                    "Give -ContextSize so RAG fills the real window.");
+            }
+            WriteObject(ModelOutput.Describe(model));
+        }, endpoint);
     }
 
     private void Import(string path)
@@ -72,7 +132,7 @@ public sealed class ImportCkModelCommand : CkCmdlet
             var model = SessionHost.Session.ImportModel(path, options);
             _imported++;
             WriteVerbose($"Loaded '{model.Name}' in {model.LoadTime.TotalMilliseconds:N0} ms; it is now the current model.");
-            WriteObject(model);
+            WriteObject(ModelOutput.Describe(model));
         }, path);
     }
 
