@@ -21,7 +21,7 @@
         # Training
         'Start-CkFineTune', 'Measure-CkPerplexity',
         # Chat
-        'New-CkChat', 'Invoke-CkChat', 'Get-CkChat', 'Remove-CkChat', 'Export-CkChat', 'Import-CkChat',
+        'New-CkChat', 'Invoke-CkChat', 'Get-CkChat', 'Remove-CkChat', 'Export-CkChat', 'Import-CkChat', 'Enter-CkChat',
         # Serving
         'Start-CkServer', 'Get-CkServer', 'Stop-CkServer',
         # MCP

@@ -1,4 +1,4 @@
-# New-CkChat, Invoke-CkChat, Get-CkChat, Remove-CkChat, Export-CkChat and Import-CkChat.
+# New-CkChat, Invoke-CkChat, Get-CkChat, Remove-CkChat, Export-CkChat, Import-CkChat and Enter-CkChat.
 BeforeAll {
     Import-Module $env:CKLLM_MODULE -Force
     . (Join-Path $PSScriptRoot 'Model.TestHelpers.ps1')
@@ -222,5 +222,32 @@ Describe 'A chat grounded in a knowledge base' {
         $chat.Messages.Content | Should -Not -Match 'BEGIN PASSAGE'
         $chat.Messages[0].Content | Should -Be 'Which volcano is on Hawaii?'
         $chat.Messages[2].Content | Should -Be 'When did it erupt?'
+    }
+}
+
+Describe 'Enter-CkChat' {
+    BeforeAll {
+        Clear-CkTestModels
+        $null = Import-CkModel $chatFile -ContextSize 512
+    }
+    AfterEach { Remove-TestChats }
+
+    It 'runs a scripted session: messages, /save, /reset, an unknown command, and /exit (later lines are not sent)' {
+        $chat = New-CkChat -Name 'interactive'
+        $file = Join-Path $dir 'interactive.json'
+        $lines = 'Hello', "/save $file", '/reset', '/bogus', 'Again', '/exit', 'never sent'
+        $output = $lines | Enter-CkChat $chat -Temperature 0 -MaxTokens 4 6>&1 3>&1
+        $chat.TurnCount | Should -Be 2
+        $chat.Turns.Message | Should -Be @('Hello', 'Again')
+        $chat.Messages.Content | Should -Be @('Again', $chat.Turns[1].Text)
+        (Get-Content $file -Raw | ConvertFrom-Json).messages.content | Should -Be @('Hello', $chat.Turns[0].Text)
+        @($output | Where-Object { $_ -is [System.Management.Automation.WarningRecord] }).Message | Should -BeLike "*Unknown command '/bogus'*"
+    }
+
+    It 'starts a new chat on the current model when none is given' {
+        'Hi' | Enter-CkChat -MaxTokens 2 6>$null
+        $chats = @(Get-CkChat)
+        $chats.Count | Should -Be 1
+        $chats[0].TurnCount | Should -Be 1
     }
 }

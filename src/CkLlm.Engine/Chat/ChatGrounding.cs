@@ -36,14 +36,7 @@ public static class ChatGrounding
         var prompt = new StringBuilder("Conversation:\n");
         AppendTranscript(prompt, recent);
         prompt.Append("\nLast message: ").Append(message).Append("\n\nStandalone question:");
-        var result = model.Complete(new CompletionRequest
-        {
-            System = RewriteSystem,
-            Prompt = prompt.ToString(),
-            Temperature = 0,
-            MaxTokens = 64,
-        }, cancellationToken);
-        return CleanQuestion(result.Text) ?? message;
+        return CleanQuestion(Ask(model, RewriteSystem, prompt.ToString(), 64, cancellationToken)) ?? message;
     }
 
     /// <summary>A summary of <paramref name="dropped"/> messages, folding in the summary of turns dropped before.</summary>
@@ -54,16 +47,13 @@ public static class ChatGrounding
         if (!string.IsNullOrWhiteSpace(previousSummary)) prompt.Append("Earlier summary: ").Append(previousSummary).Append("\n\n");
         prompt.Append("Conversation:\n");
         AppendTranscript(prompt, dropped);
-        var result = model.Complete(new CompletionRequest
-        {
-            System = SummarySystem,
-            Prompt = prompt.ToString(),
-            Temperature = 0,
-            MaxTokens = 160,
-        }, cancellationToken);
-        var summary = result.Text.Trim();
+        var summary = Ask(model, SummarySystem, prompt.ToString(), 160, cancellationToken).Trim();
         return summary.Length > 0 ? summary : previousSummary ?? "(earlier turns were dropped)";
     }
+
+    /// <summary>A greedy single call (through the model's prompt cache, not the chat's sequence).</summary>
+    private static string Ask(IChatModel model, string system, string prompt, int maxTokens, CancellationToken cancellationToken) =>
+        model.Complete(new CompletionRequest { System = system, Prompt = prompt, Temperature = 0, MaxTokens = maxTokens }, cancellationToken).Text;
 
     /// <summary>The first non-empty line, without a "Standalone question:" label or quotes; null when nothing is left.</summary>
     internal static string? CleanQuestion(string text)

@@ -33,6 +33,10 @@ public sealed class InvokeCkCompletionCommand : GenerationCommandBase
     [Parameter]
     public SwitchParameter AsObject { get; set; }
 
+    /// <summary>Evaluate the whole prompt in a fresh context instead of reusing a recent call's matching prefix.</summary>
+    [Parameter]
+    public SwitchParameter NoCache { get; set; }
+
     protected override void ProcessRecord()
     {
         _ranOnce = true;
@@ -75,7 +79,7 @@ public sealed class InvokeCkCompletionCommand : GenerationCommandBase
         if (!completed || result is null) return;
 
         if (Stream) EndStreamedText();
-        WriteVerbose($"{result.FinishReason}: {result.PromptTokens} prompt tokens ({result.PromptTokensPerSecond:N0}/s), {result.CompletionTokens} generated ({result.TokensPerSecond:N1}/s).");
+        WriteVerbose($"{result.FinishReason}: {result.PromptTokens} prompt tokens ({result.CachedPromptTokens} from the prompt cache, the rest at {result.PromptTokensPerSecond:N0}/s), {result.CompletionTokens} generated ({result.TokensPerSecond:N1}/s).");
         if (!AsObject)
         {
             WriteObject(result);
@@ -100,6 +104,7 @@ public sealed class InvokeCkCompletionCommand : GenerationCommandBase
         System = System,
         Grammar = Grammar,
         JsonSchema = JsonSchema is null ? null : JsonPSObject.ToJsonText(JsonSchema),
+        CachePrompt = !NoCache,
     };
 
     private static ChatMessage ToMessage(object? item)

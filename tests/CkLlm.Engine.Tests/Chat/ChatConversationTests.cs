@@ -217,6 +217,29 @@ public class ChatConversationTests(ChatTestModels models) : IClassFixture<ChatTe
     }
 
     [Fact]
+    public void ACancelledReplyKeepsItsTextAndTheNextTurnStillMatchesAFreshRun()
+    {
+        var model = models.WithTemplate;
+        using var chat = new ChatConversation(model, new ChatOptions { Name = "cancel", System = System });
+        using var cancel = new CancellationTokenSource();
+        ChatTurn? cancelled = null;
+        var pieces = 0;
+        foreach (var chunk in chat.Stream(Greedy(Messages[0], 200), cancel.Token))
+        {
+            if (chunk.Turn is not null) { cancelled = chunk.Turn; break; }
+            if (chunk.Text.Length > 0 && ++pieces == 3) cancel.Cancel();
+        }
+        Assert.NotNull(cancelled);
+        Assert.Equal(FinishReason.Cancelled, cancelled!.FinishReason);
+        Assert.Equal(cancelled.Text, chat.Messages[1].Content);
+
+        var history = chat.Messages;
+        var next = chat.Send(Greedy(Messages[1]));
+        Assert.Equal(Fresh(model, System, history, Messages[1]).Text, next.Text);
+        Assert.True(next.CachedPromptTokens > 0);
+    }
+
+    [Fact]
     public void ResetForgetsTheHistoryButKeepsTheSystemMessage()
     {
         var model = models.WithTemplate;
