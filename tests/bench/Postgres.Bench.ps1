@@ -59,6 +59,18 @@ try {
         [pscustomobject]@{ P50 = $sorted[[int][Math]::Floor(0.5 * ($sorted.Count - 1))]; P99 = $sorted[[int][Math]::Floor(0.99 * ($sorted.Count - 1))] }
     }
 
+    # Keyword mode only (no embedding): does the question's man page come first / in the top 5?
+    function Measure-KeywordQuality([string] $Kb) {
+        $asked = @($questions | Where-Object { Test-Path (Join-Path $pagesDir "$($_.page).txt") })
+        $first = 0; $top5 = 0
+        foreach ($row in $asked) {
+            $pages = @(Search-CkKnowledge $row.question -KnowledgeBase $Kb -Mode Keyword -Top 5 | ForEach-Object { [IO.Path]::GetFileNameWithoutExtension($_.Source) })
+            if ($pages.Count -gt 0 -and $pages[0] -eq $row.page) { $first++ }
+            if ($pages -contains $row.page) { $top5++ }
+        }
+        [pscustomobject]@{ Questions = $asked.Count; Hit1 = $first / [Math]::Max(1, $asked.Count); Hit5 = $top5 / [Math]::Max(1, $asked.Count) }
+    }
+
     Write-Host "==> ingest $($files.Count) man pages: folder, then PostgreSQL" -ForegroundColor Cyan
     $folder = Join-Path $WorkDirectory 'folder-kb'
     $uri = Get-CkTestPostgresUri $pg 'bench'
@@ -70,6 +82,10 @@ try {
     Write-Host "==> search $($queryList.Count) questions, warm, hybrid (default)" -ForegroundColor Cyan
     $folderSearch = Measure-Search $folder
     $pgSearch = Measure-Search $uri
+
+    Write-Host '==> keyword-mode quality on the questions' -ForegroundColor Cyan
+    $folderKeyword = Measure-KeywordQuality $folder
+    $pgKeyword = Measure-KeywordQuality $uri
 
     Write-Host '==> catch-up after 1,000 chunks committed elsewhere' -ForegroundColor Cyan
     $env:PGPASSWORD = $pg.Password
@@ -133,6 +149,8 @@ $lines = @(
     ('| ingest chunks/s | {0:N1} | {1:N1} | {2:N3} (goal >= 0.9) |' -f $folderRate, $pgRate, ($pgRate / $folderRate)),
     ('| search p50, warm cache | {0:N1} ms | {1:N1} ms | {2:N2}x (goal <= 1.2x) |' -f $folderSearch.P50, $pgSearch.P50, ($pgSearch.P50 / $folderSearch.P50)),
     ('| search p99, warm cache | {0:N1} ms | {1:N1} ms | {2:N2}x |' -f $folderSearch.P99, $pgSearch.P99, ($pgSearch.P99 / $folderSearch.P99)),
+    ('| keyword mode hit@1 ({3} questions) | {0:N3} | {1:N3} | {2:+0.000;-0.000;0} |' -f $folderKeyword.Hit1, $pgKeyword.Hit1, ($pgKeyword.Hit1 - $folderKeyword.Hit1), $pgKeyword.Questions),
+    ('| keyword mode hit@5 | {0:N3} | {1:N3} | {2:+0.000;-0.000;0} |' -f $folderKeyword.Hit5, $pgKeyword.Hit5, ($pgKeyword.Hit5 - $folderKeyword.Hit5)),
     '',
     ('Catch-up: the first search after another writer committed 1,000 chunks took {0:N0} ms more than a warm search (change log read, 1,000 vectors fetched and added to the local HNSW cache).' -f $catchUp),
     ('Writers: 1 process {0:N1} chunks/s, 4 processes at once {1:N1} chunks/s aggregate ({2:N2}x; embedding is CPU-bound, so on {3} cores more writers share the same cores; commits queue on the knowledge base''s row lock only for the insert).' -f $one, $four, ($four / $one), [Environment]::ProcessorCount)

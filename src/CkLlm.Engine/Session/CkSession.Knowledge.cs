@@ -66,6 +66,8 @@ public sealed partial class CkSession
         var location = directory ?? _currentKnowledgeBase ?? DefaultKnowledgeBaseDirectory;
         // A directory or a server URI (postgresql://...): keyed without password, so both spellings share one instance.
         var path = KnowledgeLocation.Normalize(location);
+        // A folder deleted while its instance is cached is gone for readers (a server is asked when opening).
+        if (mustExist && !KnowledgeLocation.IsServer(path) && !KnowledgeBaseNotFoundException.Exists(path)) throw new KnowledgeBaseNotFoundException(path);
         if (_knowledgeBases.TryGetValue(path, out var cached) && (options is null || SameOptions(cached.Options, options)))
         {
             _currentKnowledgeBase = path;

@@ -170,6 +170,26 @@ public sealed class PostgresKnowledgeTests(PostgresServerFixture server) : IDisp
     }
 
     [Fact]
+    public void A_server_stopped_during_ingest_is_reported_with_its_address_and_nothing_partial_is_visible_after_restart()
+    {
+        using var kb = OpenServer("stopped");
+        kb.AddFile(_dir.Write("tar.md", Corpus[0].Text));
+        var second = _dir.Write("ssh.md", Corpus[1].Text);
+        server.Stop();
+        try
+        {
+            var ex = Assert.Throws<KnowledgeServerUnreachableException>(() => kb.AddFile(second));
+            Assert.Equal($"127.0.0.1:{server.Port}", ex.Endpoint);
+        }
+        finally { server.Start(); }
+        // The connection the server dropped is replaced; a command that was already on it may report the drop once.
+        try { kb.GetSources(); } catch (KnowledgeServerUnreachableException) { }
+        Assert.Equal(["tar.md"], kb.GetSources().Select(s => Path.GetFileName(s.Source)));
+        Assert.Equal(kb.GetStatistics().Chunks, kb.GetSources().Sum(s => s.Chunks));
+        Assert.Equal(IngestStatus.Added, kb.AddFile(second).Status);
+    }
+
+    [Fact]
     public void Read_only_open_of_a_missing_knowledge_base_creates_nothing()
     {
         var ex = Assert.Throws<KnowledgeBaseNotFoundException>(() => OpenServer("never-made", mustExist: true));
