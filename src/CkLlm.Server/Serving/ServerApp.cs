@@ -73,7 +73,7 @@ internal static class ServerApp
         catch (Exception e)
         {
             var error = e is Microsoft.AspNetCore.Http.BadHttpRequestException bad ? new ApiError(bad.StatusCode, bad.Message) : ServerResponses.ToApiError(e);
-            if (error.Status >= StatusCodes.Status500InternalServerError) serving.CountFailure();
+            if (error.Status == StatusCodes.Status500InternalServerError) serving.CountFailure(); // a fault of ours, not saturation (503)
             if (http.Response.HasStarted)
             {
                 http.Abort();
