@@ -47,14 +47,20 @@ public static class McpKnowledgeServer
     /// <summary>Server options carrying the tools and this server's identity.</summary>
     internal static McpServerOptions CreateOptions(KnowledgeTools tools)
     {
-        var options = new McpServerOptions
-        {
-            ServerInfo = new Implementation { Name = ServerName, Version = typeof(McpKnowledgeServer).Assembly.GetName().Version?.ToString(3) ?? "0.0.0" },
-            ServerInstructions = Instructions,
-            ToolCollection = [],
-        };
-        foreach (var tool in CreateTools(tools)) options.ToolCollection.Add(tool);
+        var options = new McpServerOptions();
+        Configure(options, tools);
         return options;
+    }
+
+    /// <summary>Puts this server's identity, instructions and tools into <paramref name="options"/> (the stdio server's
+    /// own options, or the ones ASP.NET Core's MCP transport configures).</summary>
+    internal static void Configure(McpServerOptions options, KnowledgeTools tools)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        options.ServerInfo = new Implementation { Name = ServerName, Version = typeof(McpKnowledgeServer).Assembly.GetName().Version?.ToString(3) ?? "0.0.0" };
+        options.ServerInstructions = Instructions;
+        options.ToolCollection ??= [];
+        foreach (var tool in CreateTools(tools)) options.ToolCollection.Add(tool);
     }
 
     /// <summary>
