@@ -1,7 +1,7 @@
 # Start-CkMcpServer over stdio, as editors launch it: a child pwsh started with
 #   pwsh -NoProfile -Command "Import-Module CkLlm; Start-CkMcpServer -KnowledgeBase ./kb"
 # driven by the official MCP TypeScript SDK (tests/clients/mcp-client.mjs) and by a raw line reader that checks every
-# byte of standard output.
+# byte of standard output. Then the same tools at Start-CkServer's /mcp, over streamable HTTP with an API key.
 
 BeforeAll {
     Import-Module $env:CKLLM_MODULE -Force
@@ -23,19 +23,21 @@ BeforeAll {
         "Import-Module CkLlm; $Before Start-CkMcpServer -KnowledgeBase $(Quote $fx.KnowledgeBase) $ServerArguments; $After"
     }
 
-    # Runs mcp-client.mjs (the TypeScript SDK) against a stdio server started with $Command; returns its report.
-    function script:Invoke-McpClient([string] $Command, [object[]] $Calls) {
+    # Runs mcp-client.mjs (the TypeScript SDK) against a stdio server started with $Command, or the transport $Spec
+    # describes (streamable HTTP); returns its report.
+    function script:Invoke-McpClient([string] $Command, [object[]] $Calls, [hashtable] $Spec) {
         if (-not $env:CKLLM_TEST_CLIENTS) { throw 'CKLLM_TEST_CLIENTS is not set: run the tests through ./build.ps1 -Task Test.' }
         # ES module imports resolve from the script's folder: the script runs from where npm installed the SDK.
         $script = Join-Path $env:CKLLM_TEST_CLIENTS 'mcp-client.mjs'
         Copy-Item (Join-Path $PSScriptRoot '../clients/mcp-client.mjs') $script -Force
-        $spec = Join-Path $fx.Root "mcp-spec-$([guid]::NewGuid().ToString('N')).json"
-        @{
-            transport = 'stdio'; command = $pwshExe; args = @($pwshPre) + @('-NoProfile', '-Command', $Command)
-            env = @{ PSModulePath = $childModulePath }; calls = @($Calls)
-        } | ConvertTo-Json -Depth 10 | Set-Content $spec
+        $specFile = Join-Path $fx.Root "mcp-spec-$([guid]::NewGuid().ToString('N')).json"
+        if (-not $Spec) {
+            $Spec = @{ transport = 'stdio'; command = $pwshExe; args = @($pwshPre) + @('-NoProfile', '-Command', $Command); env = @{ PSModulePath = $childModulePath } }
+        }
+        $Spec.calls = @($Calls)
+        $Spec | ConvertTo-Json -Depth 10 | Set-Content $specFile
         Push-Location $env:CKLLM_TEST_CLIENTS
-        try { $json = node $script $spec } finally { Pop-Location }
+        try { $json = node $script $specFile } finally { Pop-Location }
         if ($LASTEXITCODE -ne 0) { throw "mcp-client.mjs failed (exit $LASTEXITCODE): $json" }
         $json | ConvertFrom-Json -Depth 20
     }
@@ -257,5 +259,49 @@ Describe 'Start-CkMcpServer input errors' {
         $errors = $null
         Start-CkMcpServer -KnowledgeBase $fx.KnowledgeBase -Model 'no-such-model' -ErrorVariable errors -ErrorAction SilentlyContinue
         $errors[0].FullyQualifiedErrorId | Should -Be 'NoModelLoaded,CkLlm.Commands.StartCkMcpServerCommand'
+    }
+}
+
+Describe 'Start-CkServer serves the same tools over streamable HTTP at /mcp' {
+    BeforeAll {
+        # ask_knowledge over HTTP answers with the session's current model, as the server's rag/ models do.
+        $null = Import-CkModel $fixedModel -Name 'fixed-http' -ContextSize 1024
+        $key = 'mcp-test-key'
+        $script:httpServer = Start-CkServer -Port 0 -KnowledgeBase $fx.KnowledgeBase -ApiKey (ConvertTo-SecureString $key -AsPlainText -Force)
+        $script:mcpUrl = $httpServer.Url.AbsoluteUri + 'mcp'
+        $script:httpReport = Invoke-McpClient -Spec @{ transport = 'http'; url = $mcpUrl; apiKey = $key } -Calls @(
+            @{ name = 'search_knowledge'; arguments = @{ query = 'Which volcano is on the island of Hawaii?'; top = 2 } }
+            @{ name = 'ask_knowledge'; arguments = @{ question = 'Which volcano is on the island of Hawaii?'; top = 2; maxTokens = 16; temperature = 0 } }
+            @{ name = 'list_knowledge_sources'; arguments = @{} }
+        )
+        $script:wrongKey = Invoke-McpClient -Spec @{ transport = 'http'; url = $mcpUrl; apiKey = 'not-the-key' } -Calls @()
+        $script:noKey = Invoke-McpClient -Spec @{ transport = 'http'; url = $mcpUrl } -Calls @()
+    }
+
+    AfterAll {
+        Stop-CkServer -ErrorAction SilentlyContinue
+        Remove-CkModel -Name 'fixed-http' -Confirm:$false -ErrorAction SilentlyContinue
+    }
+
+    It 'lists the three tools to the TypeScript SDK StreamableHTTPClientTransport with the key' {
+        $httpReport.connectError | Should -BeNullOrEmpty
+        $httpReport.server.name | Should -Be 'ckllm'
+        $httpReport.tools.name | Should -Be @('search_knowledge', 'ask_knowledge', 'list_knowledge_sources')
+    }
+
+    It 'calls search_knowledge, ask_knowledge and list_knowledge_sources' {
+        $httpReport.results[0].structuredContent.hits[0].source | Should -BeLike '*volcano.md'
+        $httpReport.results[1].isError | Should -Not -BeTrue
+        $httpReport.results[1].structuredContent.answer | Should -BeExactly 'Yes [1]'
+        $httpReport.results[1].structuredContent.citations[0].cited | Should -BeTrue
+        $httpReport.results[2].structuredContent.knowledgeBases[0].sourceCount | Should -Be 4
+    }
+
+    It 'refuses a wrong or missing key with 401 before any MCP message is handled' {
+        $wrongKey.connectErrorCode | Should -Be 401
+        $wrongKey.connectError | Should -Match 'invalid_api_key'
+        $noKey.connectErrorCode | Should -Be 401
+        $noKey.connectError | Should -Match 'needs an API key'
+        @($wrongKey.tools).Count | Should -Be 0
     }
 }

@@ -1,5 +1,6 @@
 using System.Security.Cryptography;
 using System.Text;
+using CkLlm.Engine.Serving.Mcp;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Http;
@@ -12,7 +13,7 @@ namespace CkLlm.Server.Serving;
 /// <summary>
 /// The one place the ASP.NET Core application is put together: Kestrel on the requested address, no logging
 /// providers (nothing reaches the pwsh console), the error and API-key middleware, then the endpoints.
-/// Add a protocol (e.g. MCP at /mcp) in <see cref="ConfigureServices"/> and <see cref="MapEndpoints"/>.
+/// Protocols: the OpenAI API under /v1 and MCP at /mcp (<see cref="ConfigureServices"/>, <see cref="MapEndpoints"/>).
 /// </summary>
 internal static class ServerApp
 {
@@ -42,11 +43,15 @@ internal static class ServerApp
         return app;
     }
 
-    /// <summary>Services of the protocols the server speaks (none beyond routing for the OpenAI API).</summary>
+    /// <summary>Services of the protocols the server speaks: routing for the OpenAI API; MCP (the tools of
+    /// Start-CkMcpServer on the served knowledge bases, stateless streamable HTTP). ask_knowledge answers with the
+    /// session's current model, as rag/ models do, and waits for a slot of the same admission queue.</summary>
     private static void ConfigureServices(IServiceCollection services, ServingContext serving)
     {
-        _ = services;
-        _ = serving;
+        var tools = new KnowledgeTools(KnowledgeTools.NameKnowledgeBases(serving.KnowledgeBases.Select(k => k.KnowledgeBase)),
+            () => serving.Session.GetModel());
+        services.AddMcpServer(options => McpKnowledgeServer.Configure(options, tools, serving.Admission.TryEnterAsync))
+            .WithHttpTransport(http => http.Stateless = true);
     }
 
     /// <summary>The endpoints of the protocols the server speaks.</summary>
@@ -54,6 +59,7 @@ internal static class ServerApp
     {
         _ = serving;
         OpenAiEndpoints.Map(endpoints);
+        endpoints.MapMcp("/mcp");
     }
 
     /// <summary>Counts the request; a failure before the response started becomes an OpenAI error body (4xx for the

@@ -115,6 +115,15 @@ public class McpKnowledgeToolsTests(McpKnowledgeFixture fixture) : IClassFixture
     }
 
     [Fact]
+    public void WithoutKnowledgeBasesSearchAndAskSaySoAndTheListIsEmpty()
+    {
+        var tools = new KnowledgeTools([], () => new FakeGenerator(4096));
+        Assert.Equal(KnowledgeTools.NoKnowledgeBaseMessage, Assert.Throws<McpException>(() => tools.Search("volcano")).Message);
+        Assert.Equal(KnowledgeTools.NoKnowledgeBaseMessage, Assert.Throws<McpException>(() => tools.Ask("volcano?")).Message);
+        Assert.Empty(tools.ListSources().KnowledgeBases);
+    }
+
+    [Fact]
     public void AskWithoutAModelIsAToolErrorThatSaysHowToStartTheServerWithOne()
     {
         var error = Assert.Throws<McpException>(() => fixture.Tools(NoModel).Ask("Which volcano?"));

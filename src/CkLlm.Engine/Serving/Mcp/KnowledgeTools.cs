@@ -24,17 +24,20 @@ public sealed class KnowledgeTools
         "ask_knowledge needs a chat model, and this server has none: start it with -Model <path to a GGUF file or the name of a " +
         "model loaded with Import-CkModel>. search_knowledge and list_knowledge_sources work without a model.";
 
+    public const string NoKnowledgeBaseMessage =
+        "This server serves no knowledge base: start it with -KnowledgeBase <directory made by Add-CkKnowledge>.";
+
     private readonly IReadOnlyList<ServedKnowledgeBase> _knowledgeBases;
     private readonly Func<IChatModel> _model;
 
-    /// <param name="knowledgeBases">At least one; names must be unique (see <see cref="NameKnowledgeBases"/>).</param>
+    /// <param name="knowledgeBases">Names must be unique (see <see cref="NameKnowledgeBases"/>). With none, the tools that
+    /// need one say so (an HTTP server may be started without knowledge bases).</param>
     /// <param name="model">The chat model ask_knowledge uses, resolved per call; throws
     /// <see cref="ModelNotLoadedException"/> when there is none.</param>
     public KnowledgeTools(IReadOnlyList<ServedKnowledgeBase> knowledgeBases, Func<IChatModel> model)
     {
         ArgumentNullException.ThrowIfNull(knowledgeBases);
         ArgumentNullException.ThrowIfNull(model);
-        if (knowledgeBases.Count == 0) throw new ArgumentException("Serve at least one knowledge base.", nameof(knowledgeBases));
         var duplicate = knowledgeBases.GroupBy(k => k.Name, StringComparer.OrdinalIgnoreCase).FirstOrDefault(g => g.Count() > 1);
         if (duplicate is not null) throw new ArgumentException($"Two knowledge bases are named '{duplicate.Key}'.", nameof(knowledgeBases));
         _knowledgeBases = knowledgeBases;
@@ -117,7 +120,9 @@ public sealed class KnowledgeTools
     public ListKnowledgeSourcesResult ListSources(string? knowledgeBase = null, int limit = DefaultListLimit)
     {
         RequireRange(limit, 1, MaxListLimit, "limit");
-        return Run(() => new ListKnowledgeSourcesResult(Select(knowledgeBase).Select(served =>
+        // No knowledge base served is an empty list here (the honest answer), not an error.
+        var selected = _knowledgeBases.Count == 0 && string.IsNullOrEmpty(knowledgeBase) ? [] : Select(knowledgeBase);
+        return Run(() => new ListKnowledgeSourcesResult(selected.Select(served =>
         {
             var sources = served.KnowledgeBase.GetSources();
             return new KnowledgeBaseListing
@@ -151,6 +156,7 @@ public sealed class KnowledgeTools
 
     private IReadOnlyList<ServedKnowledgeBase> Select(string? name)
     {
+        if (_knowledgeBases.Count == 0) throw new McpException(NoKnowledgeBaseMessage);
         if (string.IsNullOrEmpty(name)) return _knowledgeBases;
         var match = _knowledgeBases.FirstOrDefault(k => string.Equals(k.Name, name, StringComparison.OrdinalIgnoreCase));
         return match is not null

@@ -25,11 +25,15 @@ public static class McpKnowledgeServer
         "to find passages with their source, heading and line numbers; ask_knowledge for an answer written by the local model " +
         "that cites passages as [n]; list_knowledge_sources to see which documents are indexed.";
 
+    public const string BusyMessage = "The server is busy generating other answers and its queue is full. Retry later.";
+
     /// <summary>The tools, ready for an SDK server's tool collection.</summary>
-    internal static IReadOnlyList<McpServerTool> CreateTools(KnowledgeTools tools)
+    /// <param name="admitGeneration">Optional: waits for a generation slot before ask_knowledge runs (the HTTP server's
+    /// admission queue); a null slot means the queue is full and the call is refused with <see cref="BusyMessage"/>.</param>
+    internal static IReadOnlyList<McpServerTool> CreateTools(KnowledgeTools tools, Func<CancellationToken, Task<IDisposable?>>? admitGeneration = null)
     {
         ArgumentNullException.ThrowIfNull(tools);
-        var methods = new ToolMethods(tools);
+        var methods = new ToolMethods(tools, admitGeneration);
         return
         [
             McpServerTool.Create(methods.SearchKnowledge, Options(SearchToolName, "Search knowledge",
@@ -47,14 +51,20 @@ public static class McpKnowledgeServer
     /// <summary>Server options carrying the tools and this server's identity.</summary>
     internal static McpServerOptions CreateOptions(KnowledgeTools tools)
     {
-        var options = new McpServerOptions
-        {
-            ServerInfo = new Implementation { Name = ServerName, Version = typeof(McpKnowledgeServer).Assembly.GetName().Version?.ToString(3) ?? "0.0.0" },
-            ServerInstructions = Instructions,
-            ToolCollection = [],
-        };
-        foreach (var tool in CreateTools(tools)) options.ToolCollection.Add(tool);
+        var options = new McpServerOptions();
+        Configure(options, tools);
         return options;
+    }
+
+    /// <summary>Puts this server's identity, instructions and tools into <paramref name="options"/> (the stdio server's
+    /// own options, or the ones ASP.NET Core's MCP transport configures).</summary>
+    internal static void Configure(McpServerOptions options, KnowledgeTools tools, Func<CancellationToken, Task<IDisposable?>>? admitGeneration = null)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        options.ServerInfo = new Implementation { Name = ServerName, Version = typeof(McpKnowledgeServer).Assembly.GetName().Version?.ToString(3) ?? "0.0.0" };
+        options.ServerInstructions = Instructions;
+        options.ToolCollection ??= [];
+        foreach (var tool in CreateTools(tools, admitGeneration)) options.ToolCollection.Add(tool);
     }
 
     /// <summary>
@@ -117,7 +127,7 @@ public static class McpKnowledgeServer
 
     /// <summary>The tools' signatures: the SDK builds each input schema from the parameters (names, defaults,
     /// descriptions). Work runs on the thread pool so a long answer never holds up the message loop.</summary>
-    private sealed class ToolMethods(KnowledgeTools tools)
+    private sealed class ToolMethods(KnowledgeTools tools, Func<CancellationToken, Task<IDisposable?>>? admitGeneration)
     {
         public Task<SearchKnowledgeResult> SearchKnowledge(
             [Description("What to look for: a question or keywords.")] string query,
@@ -127,15 +137,20 @@ public static class McpKnowledgeServer
             CancellationToken cancellationToken = default) =>
             Task.Run(() => tools.Search(query, top, filter, knowledgeBase, cancellationToken), cancellationToken);
 
-        public Task<AskKnowledgeResult> AskKnowledge(
+        public async Task<AskKnowledgeResult> AskKnowledge(
             [Description("The question to answer from the knowledge bases.")] string question,
             [Description("How many passages to retrieve for the answer (1-50).")] int top = KnowledgeTools.DefaultTop,
             [Description("Metadata every passage must carry, as key/value strings.")] Dictionary<string, string>? filter = null,
             [Description("Answer only from this knowledge base; default: all served.")] string? knowledgeBase = null,
             [Description("Longest answer in tokens (1-4096).")] int maxTokens = SamplingOptions.DefaultMaxTokens,
             [Description("Sampling temperature; 0 is deterministic.")] float temperature = SamplingOptions.DefaultTemperature,
-            CancellationToken cancellationToken = default) =>
-            Task.Run(() => tools.Ask(question, top, filter, knowledgeBase, maxTokens, temperature, cancellationToken), cancellationToken);
+            CancellationToken cancellationToken = default)
+        {
+            using var slot = admitGeneration is null ? null
+                : await admitGeneration(cancellationToken).ConfigureAwait(false) ?? throw new McpException(BusyMessage);
+            return await Task.Run(() => tools.Ask(question, top, filter, knowledgeBase, maxTokens, temperature, cancellationToken), cancellationToken)
+                .ConfigureAwait(false);
+        }
 
         public Task<ListKnowledgeSourcesResult> ListKnowledgeSources(
             [Description("List only this knowledge base; default: all served.")] string? knowledgeBase = null,
