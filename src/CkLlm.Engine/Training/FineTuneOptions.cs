@@ -67,6 +67,12 @@ public sealed record FineTuneOptions
     /// reuse; kept so the benchmark can measure both in one run). No gradient accumulation.</summary>
     public bool RebuildGraphs { get; init; }
 
+    /// <summary>Add a training window starting at every sentence of the documents (BOS, then the sentence and what
+    /// follows), so the model continues a sentence from its opening words without the text before it. Null (default):
+    /// on with the automatic step budget (no <see cref="Epochs"/> or <see cref="MaxSteps"/>: an explicit epoch stays one
+    /// pass over the text) and no <see cref="ValidationSplit"/> (the extra windows would overlap held-out ones).</summary>
+    public bool? SentenceWindows { get; init; }
+
     /// <summary>Fraction of windows held out for the validation loss (0 disables validation).</summary>
     public double ValidationSplit { get; init; }
 

@@ -39,14 +39,15 @@ internal sealed record FineTunePlan(
             o.LoraTargets ?? DefaultLoraTargets(outputUntied), patience);
     }
 
-    /// <summary>Peak learning rate by method and size: small models take large steps, large models need small ones
-    /// (LoRA tolerates about 3-10x more than full fine-tuning because only the low-rank update moves).</summary>
+    /// <summary>Peak learning rate by method and size: small models take large steps, large models need small ones.
+    /// Measured on the generated Tiny preset with the facts document (300 steps, LoRA r8 on every projection):
+    /// 1e-2 oscillates (loss 6.3 -> 3.1, recall 1/18), 3e-3 memorises (loss 0.29, perplexity 285x lower, recall 17/18).</summary>
     public static float DefaultLearningRate(FineTuneMethod method, long modelParameters) => (method, modelParameters) switch
     {
-        (FineTuneMethod.Lora, < 10_000_000) => 1e-2f,
-        (FineTuneMethod.Lora, < 100_000_000) => 3e-3f,
-        (FineTuneMethod.Lora, < 1_000_000_000) => 1e-3f,
-        (FineTuneMethod.Lora, _) => 3e-4f,
+        (FineTuneMethod.Lora, < 10_000_000) => 3e-3f,
+        (FineTuneMethod.Lora, < 100_000_000) => 1e-3f,
+        (FineTuneMethod.Lora, < 1_000_000_000) => 5e-4f,
+        (FineTuneMethod.Lora, _) => 2e-4f,
         (_, < 10_000_000) => 3e-3f,
         (_, < 100_000_000) => 1e-3f,
         (_, < 1_000_000_000) => 1e-4f,
