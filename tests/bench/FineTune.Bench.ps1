@@ -187,7 +187,7 @@ if ($results.Scratch) {
 }
 if ($results.Infusion) {
     $lines += '### Defaults infuse a document', '',
-        '``Start-CkFineTune -Model m.gguf -Path facts.md -OutputPath out.gguf -Wait`` with nothing else (LoRA, automatic step budget, plateau stopping) on the 18-sentence invented-facts text. Perplexity by llama.cpp on the document; recall = greedy completion (24 tokens) from the first five words of each sentence contains its key fact; held-out = perplexity on paraphrases of the same facts never trained on (reported, not gated).', '',
+        '``Start-CkFineTune -Model m.gguf -Path facts.md -OutputPath out.gguf -Wait`` with nothing else (LoRA, automatic step budget, sentence-start windows, plateau stopping) on the 18-sentence invented-facts text. Perplexity by llama.cpp on the document; recall = greedy completion (24 tokens) from the first five words of each sentence contains its key fact; held-out = perplexity on paraphrases of the same facts never trained on (reported, not gated).', '',
         '| Base model | Steps | Stopped early | Seconds | Peak LR | Perplexity before | after | ratio | Recall | Held-out paraphrases before | after |', '|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|'
     foreach ($r in $results.Infusion) {
         $lines += "| $($r.Model) | $($r.Steps) | $($r.StoppedEarly) | $(& $f0 $r.Seconds) | $($r.LearningRate) | $(& $f1 $r.Before) | $('{0:N2}' -f $r.After) | $(& $f0 $r.Ratio)x | $($r.Recalled)/$($r.Sentences) | $(& $f1 $r.HeldBefore) | $(& $f1 $r.HeldAfter) |"

@@ -48,7 +48,7 @@ public sealed record FineTuneOptions
     /// <summary>Passes over the data; 0 (default) lets the step budget decide (<see cref="MaxSteps"/>).</summary>
     public int Epochs { get; init; }
 
-    /// <summary>Optimizer steps at most; 0 (default) picks a budget from the data: 3 epochs, but at least 300 and at
+    /// <summary>Optimizer steps at most; 0 (default) picks a budget from the data: 3 epochs, but at least 600 and at
     /// most 2000 steps when <see cref="Epochs"/> is 0 too.</summary>
     public int MaxSteps { get; init; }
 

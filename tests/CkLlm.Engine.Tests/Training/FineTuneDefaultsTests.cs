@@ -72,7 +72,7 @@ public class FineTuneDefaultsTests(TrainingFixture fixture, ITestOutputHelper ou
         }
     }
 
-    // Tiny, not Small: a Small run takes 300 steps of 512 tokens (minutes on 2 cores); FineTune.Bench.ps1 proves the
+    // Tiny, not Small: a Small run takes 600 steps of 512 tokens (minutes on 2 cores); FineTune.Bench.ps1 proves the
     // same defaults through the cmdlet on a generated Small model and on a Small model pretrained from scratch.
     // Before the sentence windows and the 3e-3 LoRA rate this measured 516 -> 129 perplexity (4x) and 0/18 recall.
     [Fact]
