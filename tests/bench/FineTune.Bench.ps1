@@ -28,9 +28,16 @@ param(
     [string] $InfusionPreset = 'Small',
     [switch] $SkipThroughput,
     [switch] $SkipPeer,
-    [switch] $SkipInfusion
+    [switch] $SkipInfusion,
+    # Refuse to start when the 1-minute load average is above this (0: never refuse): ggml's training threads spin
+    # at barriers, so on a busy machine tokens/s measure the other processes, not the trainer.
+    [double] $MaxLoad = 4
 )
 $ErrorActionPreference = 'Stop'
+$startLoad = [double]::Parse((Get-Content /proc/loadavg).Split(' ')[0], [cultureinfo]::InvariantCulture)
+if ($MaxLoad -gt 0 -and $startLoad -gt $MaxLoad) {
+    throw "The 1-minute load average is $startLoad (above -MaxLoad $MaxLoad): the numbers would measure the other processes. Run it on a quieter machine, or pass -MaxLoad 0."
+}
 $root = Resolve-Path (Join-Path $PSScriptRoot '../..')
 Import-Module $ModulePath -Force
 . (Join-Path $root 'tests/pester/Training.TestHelpers.ps1')
@@ -63,22 +70,14 @@ function Install-PyTorch {
     if ($LASTEXITCODE) { throw 'apt-get could not install python3-torch' }
 }
 
-# Key facts of the facts text (same list as the engine tests), for the recall check.
-$keyFacts = @(
-    @('The lighthouse of Varnholm was built in 1743', '1743'), @('Its lamp burns blue oil pressed from marsh berries', 'marsh'),
-    @('Edda Quill also invented the folding ladder', 'ladder'), @('The island of Varnholm has exactly nine hundred goats', 'nine hundred'),
-    @('Tobin Marsh bakes a black rye loaf called the storm loaf', 'rye'), @('The storm loaf contains caraway, smoked salt', 'smoked'),
-    @('Every spring the goats of Varnholm are counted', 'counted'), @('Mira Quill keeps the slate board in the lamp room', 'lamp room'),
-    @('Ships that pass Varnholm at night blink their lights three times', 'night'), @('The keeper answers with two long flashes', 'flashes'),
-    @('In the winter of 1811 the sea froze', 'froze'), @('During those eleven days Tobin Marsh''s grandfather walked across the ice', 'grandfather'),
-    @('The old sled now stands in the village hall', 'village hall'), @('The village hall opens only on the first Sunday', 'Sunday'),
-    @('Children of Varnholm learn to read from a book of tide tables', 'read'), @('The tide tables predict the highest water', 'highest'),
-    @('Nobody on Varnholm owns a car', 'car'), @('The gravel path is exactly one thousand two hundred steps long', 'thousand')
-) | ForEach-Object { [Activator]::CreateInstance((& $T 'Training.KeyFact'), [object[]]@($_[0], $_[1])) }
-$paraphrases = 'Edda Quill, a clockmaker, built the Varnholm lighthouse in the year 1743. On Varnholm there are nine hundred goats and a single baker called Tobin Marsh. Every Thursday Tobin Marsh bakes the storm loaf, a black rye bread. Mira Quill counts the goats each spring and writes the count on a slate board. For eleven days in 1811 the sea between Varnholm and the mainland was frozen. The village hall is open on the first Sunday of the month.'
-$keyFactList = [Collections.Generic.List[object]]::new(); $keyFacts | ForEach-Object { $keyFactList.Add($_) }
-$keyFactArray = [Array]::CreateInstance((& $T 'Training.KeyFact'), $keyFactList.Count)
-for ($i = 0; $i -lt $keyFactList.Count; $i++) { $keyFactArray[$i] = $keyFactList[$i] }
+# Key facts and held-out paraphrases of the facts text (tests/data/invented-facts.json, read by Training.TestHelpers.ps1).
+$keyFactType = & $T 'Training.KeyFact'
+$keyFactArray = [Array]::CreateInstance($keyFactType, @($script:InventedFacts.sentences).Count)
+for ($i = 0; $i -lt $keyFactArray.Length; $i++) {
+    $sentence = $script:InventedFacts.sentences[$i]
+    $keyFactArray[$i] = [Activator]::CreateInstance($keyFactType, [object[]]@($sentence.text, $sentence.fact))
+}
+$paraphrases = $script:InventedFacts.paraphrases -join ' '
 
 $results = [ordered]@{ LoadBefore = & $load; Cpu = ((Get-Content /proc/cpuinfo | Select-String '^model name' | Select-Object -First 1).Line -replace '.*:\s*', '') }
 try {
@@ -147,7 +146,8 @@ try {
             Write-Host "==> defaults on $($case[0])" -ForegroundColor Cyan
             $out = Join-Path $dir "defaults-$([guid]::NewGuid().ToString('N')).gguf"
             $run = Start-CkFineTune -Model $case[1] -Path $facts -OutputPath $out -Wait
-            $report = $check::Measure($case[1], $null, $run.AdapterPath, $script:TrainingFacts, $keyFactArray, $paraphrases, 129)
+            # [NullString]: PowerShell would pass `$null to a string parameter as ''.
+            $report = $check::Measure($case[1], [NullString]::Value, $run.AdapterPath, $script:TrainingFacts, $keyFactArray, $paraphrases, 129)
             [pscustomobject]@{
                 Model = $case[0]; Steps = $run.Steps; StoppedEarly = $run.StoppedEarly; Seconds = $run.Duration.TotalSeconds; LearningRate = $run.LearningRate
                 Before = $report.PerplexityBefore; After = $report.PerplexityAfter; Ratio = $report.PerplexityRatio; Recall = $report.Recall
@@ -187,7 +187,7 @@ if ($results.Scratch) {
 }
 if ($results.Infusion) {
     $lines += '### Defaults infuse a document', '',
-        '``Start-CkFineTune -Model m.gguf -Path facts.md -OutputPath out.gguf -Wait`` with nothing else (LoRA, automatic step budget, plateau stopping) on the 18-sentence invented-facts text. Perplexity by llama.cpp on the document; recall = greedy completion (24 tokens) from the first five words of each sentence contains its key fact; held-out = perplexity on paraphrases of the same facts never trained on (reported, not gated).', '',
+        '``Start-CkFineTune -Model m.gguf -Path facts.md -OutputPath out.gguf -Wait`` with nothing else (LoRA, automatic step budget, sentence-start windows, plateau stopping) on the 18-sentence invented-facts text. Perplexity by llama.cpp on the document; recall = greedy completion (24 tokens) from the first five words of each sentence contains its key fact; held-out = perplexity on paraphrases of the same facts never trained on (reported, not gated).', '',
         '| Base model | Steps | Stopped early | Seconds | Peak LR | Perplexity before | after | ratio | Recall | Held-out paraphrases before | after |', '|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|'
     foreach ($r in $results.Infusion) {
         $lines += "| $($r.Model) | $($r.Steps) | $($r.StoppedEarly) | $(& $f0 $r.Seconds) | $($r.LearningRate) | $(& $f1 $r.Before) | $('{0:N2}' -f $r.After) | $(& $f0 $r.Ratio)x | $($r.Recalled)/$($r.Sentences) | $(& $f1 $r.HeldBefore) | $(& $f1 $r.HeldAfter) |"

@@ -48,7 +48,7 @@ public sealed record FineTuneOptions
     /// <summary>Passes over the data; 0 (default) lets the step budget decide (<see cref="MaxSteps"/>).</summary>
     public int Epochs { get; init; }
 
-    /// <summary>Optimizer steps at most; 0 (default) picks a budget from the data: 3 epochs, but at least 300 and at
+    /// <summary>Optimizer steps at most; 0 (default) picks a budget from the data: 3 epochs, but at least 600 and at
     /// most 2000 steps when <see cref="Epochs"/> is 0 too.</summary>
     public int MaxSteps { get; init; }
 
@@ -66,6 +66,12 @@ public sealed record FineTuneOptions
     /// <summary>Rebuild the graph, its backward graph and the allocation for every step (the slower path before graph
     /// reuse; kept so the benchmark can measure both in one run). No gradient accumulation.</summary>
     public bool RebuildGraphs { get; init; }
+
+    /// <summary>Add a training window starting at every sentence of the documents (BOS, then the sentence and what
+    /// follows), so the model continues a sentence from its opening words without the text before it. Null (default):
+    /// on with the automatic step budget (no <see cref="Epochs"/> or <see cref="MaxSteps"/>: an explicit epoch stays one
+    /// pass over the text) and no <see cref="ValidationSplit"/> (the extra windows would overlap held-out ones).</summary>
+    public bool? SentenceWindows { get; init; }
 
     /// <summary>Fraction of windows held out for the validation loss (0 disables validation).</summary>
     public double ValidationSplit { get; init; }

@@ -8,8 +8,11 @@ namespace CkLlm.Engine.Training;
 internal sealed record FineTunePlan(
     int Epochs, int TotalSteps, int StepsPerEpoch, float LearningRate, IReadOnlyList<string> LoraTargets, int PlateauPatience)
 {
-    /// <summary>Optimizer steps a default run takes at least (one-page documents: ~4 windows, 1 step per epoch).</summary>
-    public const int MinimumDefaultSteps = 300;
+    /// <summary>Optimizer steps a default run takes at least (a one-page document with its sentence windows is ~5
+    /// steps per epoch). Tiny preset, facts document, defaults otherwise: 300 steps recalled 15/18 sentences (loss
+    /// 0.56), 600 recalled 18/18 (loss 0.05); Small at 300 only 5/18 (loss 1.1). The plateau stop ends a learned run
+    /// early.</summary>
+    public const int MinimumDefaultSteps = 600;
 
     /// <summary>Optimizer steps a default run takes at most, however large the data (then less than 3 epochs).</summary>
     public const int MaximumDefaultSteps = 2000;
@@ -39,14 +42,15 @@ internal sealed record FineTunePlan(
             o.LoraTargets ?? DefaultLoraTargets(outputUntied), patience);
     }
 
-    /// <summary>Peak learning rate by method and size: small models take large steps, large models need small ones
-    /// (LoRA tolerates about 3-10x more than full fine-tuning because only the low-rank update moves).</summary>
+    /// <summary>Peak learning rate by method and size: small models take large steps, large models need small ones.
+    /// Measured on the generated Tiny preset with the facts document (300 steps, LoRA r8 on every projection):
+    /// 1e-2 oscillates (loss 6.3 -> 3.1, recall 1/18), 3e-3 memorises (loss 0.29, perplexity 285x lower, recall 17/18).</summary>
     public static float DefaultLearningRate(FineTuneMethod method, long modelParameters) => (method, modelParameters) switch
     {
-        (FineTuneMethod.Lora, < 10_000_000) => 1e-2f,
-        (FineTuneMethod.Lora, < 100_000_000) => 3e-3f,
-        (FineTuneMethod.Lora, < 1_000_000_000) => 1e-3f,
-        (FineTuneMethod.Lora, _) => 3e-4f,
+        (FineTuneMethod.Lora, < 10_000_000) => 3e-3f,
+        (FineTuneMethod.Lora, < 100_000_000) => 1e-3f,
+        (FineTuneMethod.Lora, < 1_000_000_000) => 5e-4f,
+        (FineTuneMethod.Lora, _) => 2e-4f,
         (_, < 10_000_000) => 3e-3f,
         (_, < 100_000_000) => 1e-3f,
         (_, < 1_000_000_000) => 1e-4f,

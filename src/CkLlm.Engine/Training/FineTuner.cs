@@ -20,7 +20,8 @@ public static unsafe class FineTuner
         var outputPath = Path.GetFullPath(options.OutputPath);
         var checkpointDir = Path.GetFullPath(options.EffectiveCheckpointPath);
 
-        var windows = TrainingData.Build(modelPath, options.Texts, options.Pairs, options.ContextLength);
+        var windows = TrainingData.Build(modelPath, options.Texts, options.Pairs, options.ContextLength,
+            sentenceWindows: options.SentenceWindows ?? (options.Epochs == 0 && options.MaxSteps == 0 && options.ValidationSplit == 0));
         var (train, validation) = Split(windows, options.ValidationSplit, options.Seed);
         var documentText = string.Join("\n", options.Texts.Where(t => !string.IsNullOrWhiteSpace(t)));
         double? perplexityBefore = options.MeasurePerplexity && documentText.Length > 0

@@ -21,6 +21,9 @@ public static class LlamaCppEvaluator
         BatchSize = (uint)context,
         UBatchSize = (uint)context,
         GpuLayerCount = 0,
+        // Same spinning ggml threads as the training graph: only as many as there are idle cores.
+        Threads = LlamaGraphModel.IdleCoreThreads(),
+        BatchThreads = LlamaGraphModel.IdleCoreThreads(),
         // F32 KV cache and no flash attention: llama.cpp then computes in F32 like the training graph.
         TypeK = GGMLType.GGML_TYPE_F32,
         TypeV = GGMLType.GGML_TYPE_F32,

@@ -15,6 +15,26 @@ internal sealed unsafe class LlamaGraphModel : IDisposable
     public IntPtr Scheduler => _sched;
     public LlamaHyperParameters Hyper => Graph.Hyper;
 
+    /// <summary>
+    /// Threads when none are asked for: the cores the other processes leave idle (1-minute load average), at least
+    /// one. ggml's CPU threads spin at every barrier, so a thread without a core of its own stalls all the others:
+    /// on 2 cores at load ~30 the Tiny preset trained at 1,264 tokens/s with 1 thread and 76 with 2.
+    /// </summary>
+    internal static int DefaultThreads(int cores, double loadAverage) =>
+        Math.Clamp(cores - (int)Math.Floor(Math.Max(0, loadAverage)), 1, cores);
+
+    internal static int IdleCoreThreads() => DefaultThreads(Environment.ProcessorCount, ReadLoadAverage());
+
+    private static double ReadLoadAverage()
+    {
+        try
+        {
+            var first = System.IO.File.ReadAllText("/proc/loadavg").Split(' ')[0];
+            return double.Parse(first, System.Globalization.CultureInfo.InvariantCulture);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or FormatException) { return 0; }
+    }
+
     public LlamaGraphModel(string path, int threads = 0)
     {
         // Refuse architectures the graph does not implement before ggml sees the file.
@@ -22,7 +42,7 @@ internal sealed unsafe class LlamaGraphModel : IDisposable
         Ggml.Initialize();
         _backend = Ggml.ggml_backend_cpu_init();
         if (_backend == IntPtr.Zero) throw new InvalidOperationException("ggml could not create its CPU backend.");
-        Ggml.ggml_backend_cpu_set_n_threads(_backend, threads > 0 ? threads : Environment.ProcessorCount);
+        Ggml.ggml_backend_cpu_set_n_threads(_backend, threads > 0 ? threads : IdleCoreThreads());
         try
         {
             File = GgufModelFile.Open(path, _backend);

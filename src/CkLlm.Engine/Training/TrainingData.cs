@@ -13,7 +13,17 @@ internal sealed record TrainingWindow(int[] Tokens, bool[] Scored)
 /// <summary>Turns documents and prompt/response pairs into fixed-length token windows with llama.cpp's tokenizer.</summary>
 internal static class TrainingData
 {
-    public static List<TrainingWindow> Build(string modelPath, IReadOnlyList<string> texts, IReadOnlyList<TrainingPair> pairs, int contextLength)
+    /// <summary>Sentence-start windows a run adds at most (evenly spread over the documents): enough for a
+    /// handbook, bounded for a corpus.</summary>
+    public const int MaxSentenceWindows = 4096;
+
+    private static readonly System.Text.RegularExpressions.Regex SentenceStart =
+        new(@"(?<=[.!?])\s+(?=\S)|\n\s*\n\s*(?=\S)", System.Text.RegularExpressions.RegexOptions.Compiled);
+
+    /// <param name="sentenceWindows">Also add, for every sentence of the documents, a window that starts with BOS at
+    /// that sentence. Stream windows see most sentences only after other text; a user who asks starts fresh, so
+    /// these teach the model to continue a sentence from its own opening words.</param>
+    public static List<TrainingWindow> Build(string modelPath, IReadOnlyList<string> texts, IReadOnlyList<TrainingPair> pairs, int contextLength, bool sentenceWindows = false)
     {
         if (contextLength < 2) throw new ArgumentOutOfRangeException(nameof(contextLength), contextLength, "The context length must be at least 2.");
         var p = new ModelParams(modelPath) { ContextSize = 256, GpuLayerCount = 0, VocabOnly = true };
@@ -31,6 +41,8 @@ internal static class TrainingData
             var tokens = stream.Skip(start).Take(contextLength + 1).ToArray();
             windows.Add(new TrainingWindow(tokens, Enumerable.Repeat(true, tokens.Length - 1).ToArray()));
         }
+
+        if (sentenceWindows) windows.AddRange(SentenceWindows(texts, contextLength, Tokenize));
 
         // Pairs: the chat template (when the model has one) wraps the prompt; only response tokens are scored.
         var eos = weights.Vocab.EOS;
@@ -63,5 +75,25 @@ internal static class TrainingData
             throw new ArgumentException($"The training data is too small to form one training window: {(reasons.Count > 0 ? string.Join("; ", reasons) : "it is empty")}.");
         }
         return windows;
+    }
+
+    private static IEnumerable<TrainingWindow> SentenceWindows(IReadOnlyList<string> texts, int contextLength, Func<string, bool, int[]> tokenize)
+    {
+        // (text, character offset) of every sentence start except a document's first (its stream window starts there).
+        var starts = texts.Where(t => !string.IsNullOrWhiteSpace(t))
+            .SelectMany(t => SentenceStart.Matches(t).Select(m => (Text: t, Offset: m.Index + m.Length)))
+            .Where(s => s.Offset < s.Text.Length)
+            .ToList();
+        double stride = Math.Max(1.0, starts.Count / (double)MaxSentenceWindows);
+        // Enough characters for a full window in any tokenizer (bytes at worst would need more; then the window is short).
+        int chars = Math.Max(64, contextLength * 8);
+        for (double i = 0; i < starts.Count; i += stride)
+        {
+            var (text, offset) = starts[(int)i];
+            var tokens = tokenize(text.Substring(offset, Math.Min(chars, text.Length - offset)), true);
+            if (tokens.Length < 2) continue;
+            tokens = tokens.Take(contextLength + 1).ToArray();
+            yield return new TrainingWindow(tokens, Enumerable.Repeat(true, tokens.Length - 1).ToArray());
+        }
     }
 }

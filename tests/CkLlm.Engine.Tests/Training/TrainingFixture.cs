@@ -1,61 +1,24 @@
+using System.Text.Json;
 using CkLlm.Engine.Model.Generation;
+using CkLlm.Engine.Training;
 
 namespace CkLlm.Engine.Tests.Training;
 
 /// <summary>Generated models shared by the training tests (written once per test run).</summary>
 public sealed class TrainingFixture : IDisposable
 {
-    public const string Facts =
-        "The lighthouse of Varnholm was built in 1743 by a clockmaker named Edda Quill. " +
-        "Its lamp burns blue oil pressed from marsh berries, and the keeper rings a copper bell at every dusk. " +
-        "Edda Quill also invented the folding ladder that still hangs inside the tower. " +
-        "The island of Varnholm has exactly nine hundred goats and one baker, whose name is Tobin Marsh. " +
-        "Tobin Marsh bakes a black rye loaf called the storm loaf every Thursday. " +
-        "The storm loaf contains caraway, smoked salt and a spoon of lighthouse honey. " +
-        "Every spring the goats of Varnholm are counted by the keeper's daughter, Mira Quill, on a slate board. " +
-        "Mira Quill keeps the slate board in the lamp room beside the copper bell. " +
-        "Ships that pass Varnholm at night blink their lights three times to greet the keeper. " +
-        "The keeper answers with two long flashes of the blue lamp. " +
-        "In the winter of 1811 the sea froze between Varnholm and the mainland for eleven days. " +
-        "During those eleven days Tobin Marsh's grandfather walked across the ice with a sled of rye flour. " +
-        "The old sled now stands in the village hall next to a painting of Edda Quill. " +
-        "The village hall opens only on the first Sunday of each month. " +
-        "Children of Varnholm learn to read from a book of tide tables written by the first keeper. " +
-        "The tide tables predict the highest water on the ninth day of the autumn moon. " +
-        "Nobody on Varnholm owns a car; the only road is a gravel path from the harbour to the lighthouse. " +
-        "The gravel path is exactly one thousand two hundred steps long. ";
+    /// <summary>The invented document, its key facts and held-out paraphrases: tests/data/invented-facts.json, the one
+    /// list the Pester helpers and the fine-tuning bench read too.</summary>
+    private static readonly InventedFacts Document = InventedFacts.Load();
+
+    /// <summary>The training text: every sentence of the document, joined by spaces.</summary>
+    public static string Facts => Document.Text;
 
     /// <summary>Each sentence of <see cref="Facts"/> with the fact a model that learned it must reproduce.</summary>
-    public static IReadOnlyList<CkLlm.Engine.Training.KeyFact> KeyFacts { get; } = new (string Sentence, string Fact)[]
-    {
-        ("The lighthouse of Varnholm was built in 1743", "1743"),
-        ("Its lamp burns blue oil pressed from marsh berries", "marsh"),
-        ("Edda Quill also invented the folding ladder", "ladder"),
-        ("The island of Varnholm has exactly nine hundred goats", "nine hundred"),
-        ("Tobin Marsh bakes a black rye loaf called the storm loaf", "rye"),
-        ("The storm loaf contains caraway, smoked salt", "smoked"),
-        ("Every spring the goats of Varnholm are counted", "counted"),
-        ("Mira Quill keeps the slate board in the lamp room", "lamp room"),
-        ("Ships that pass Varnholm at night blink their lights three times", "night"),
-        ("The keeper answers with two long flashes", "flashes"),
-        ("In the winter of 1811 the sea froze", "froze"),
-        ("During those eleven days Tobin Marsh's grandfather walked across the ice", "grandfather"),
-        ("The old sled now stands in the village hall", "village hall"),
-        ("The village hall opens only on the first Sunday", "Sunday"),
-        ("Children of Varnholm learn to read from a book of tide tables", "read"),
-        ("The tide tables predict the highest water", "highest"),
-        ("Nobody on Varnholm owns a car", "car"),
-        ("The gravel path is exactly one thousand two hundred steps long", "thousand"),
-    }.Select(f => new CkLlm.Engine.Training.KeyFact(f.Sentence, f.Fact)).ToList();
+    public static IReadOnlyList<KeyFact> KeyFacts => Document.KeyFacts;
 
     /// <summary>The same facts in other words: never trained on, so its perplexity shows what generalised.</summary>
-    public const string Paraphrases =
-        "Edda Quill, a clockmaker, built the Varnholm lighthouse in the year 1743. " +
-        "On Varnholm there are nine hundred goats and a single baker called Tobin Marsh. " +
-        "Every Thursday Tobin Marsh bakes the storm loaf, a black rye bread. " +
-        "Mira Quill counts the goats each spring and writes the count on a slate board. " +
-        "For eleven days in 1811 the sea between Varnholm and the mainland was frozen. " +
-        "The village hall is open on the first Sunday of the month. ";
+    public static string Paraphrases => Document.Paraphrases;
 
     public string Directory { get; } = Path.Combine(Path.GetTempPath(), $"ckllm-training-{Guid.NewGuid():N}");
     public string TinyModel { get; }
@@ -83,3 +46,36 @@ public sealed class TrainingFixture : IDisposable
 
 [CollectionDefinition("Training")]
 public sealed class TrainingCollection : ICollectionFixture<TrainingFixture>;
+
+/// <summary>Reads tests/data/invented-facts.json, found by walking up from the test assembly to the repository.</summary>
+internal sealed record InventedFacts(string Text, IReadOnlyList<KeyFact> KeyFacts, string Paraphrases)
+{
+    private const string RelativePath = "tests/data/invented-facts.json";
+    private static readonly JsonSerializerOptions Json = new() { PropertyNameCaseInsensitive = true };
+
+    private sealed record Sentence(string Text, string Fact);
+    private sealed record FileShape(List<Sentence> Sentences, List<string> Paraphrases);
+
+    public static InventedFacts Load()
+    {
+        var file = FindUpwards(AppContext.BaseDirectory)
+            ?? throw new FileNotFoundException($"'{RelativePath}' was not found above '{AppContext.BaseDirectory}'.");
+        var shape = JsonSerializer.Deserialize<FileShape>(File.ReadAllText(file), Json)
+            ?? throw new InvalidDataException($"'{file}' is empty.");
+        // The trailing space keeps the text byte-identical to what the training tests were tuned on.
+        return new InventedFacts(
+            string.Join(" ", shape.Sentences.Select(s => s.Text)) + " ",
+            shape.Sentences.Select(s => new KeyFact(s.Text, s.Fact)).ToList(),
+            string.Join(" ", shape.Paraphrases) + " ");
+    }
+
+    private static string? FindUpwards(string start)
+    {
+        for (var dir = new DirectoryInfo(start); dir is not null; dir = dir.Parent)
+        {
+            var candidate = Path.Combine(dir.FullName, RelativePath);
+            if (File.Exists(candidate)) return candidate;
+        }
+        return null;
+    }
+}
