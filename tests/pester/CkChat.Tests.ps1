@@ -115,6 +115,28 @@ Describe 'Invoke-CkChat' {
         $problems[0].Exception.Message | Should -BeLike "*'short-lived'*removed*"
     }
 
+    It 'stops a reply on Ctrl+C (pipeline stop) and keeps the partial reply in the history' {
+        $model = Import-CkModel $chatFile -Name 'long-replies' -ContextSize 4096
+        $chat = New-CkChat -Model $model -Name 'stoppable'
+        $ps = [powershell]::Create()
+        try {
+            $null = $ps.AddScript("Import-Module '$env:CKLLM_MODULE'; Invoke-CkChat stoppable 'Count to a million' -MaxTokens 4000 -Temperature 0 -Stream")
+            $handle = $ps.BeginInvoke()
+            # Event, not a sleep: wait until streamed text has arrived.
+            $deadline = [DateTime]::UtcNow.AddMinutes(3)
+            while ($ps.Streams.Information.Count -lt 2 -and -not $handle.IsCompleted -and [DateTime]::UtcNow -lt $deadline) { Start-Sleep -Milliseconds 20 }
+            $ps.Streams.Information.Count | Should -BeGreaterOrEqual 2 -Because 'the reply started streaming'
+            $ps.Stop()
+            $ps.InvocationStateInfo.State | Should -Be 'Stopped'
+        }
+        finally { $ps.Dispose() }
+        $chat.TurnCount | Should -Be 1
+        $chat.Turns[0].FinishReason | Should -Be 'Cancelled'
+        $chat.Turns[0].CompletionTokens | Should -BeLessThan 4000
+        $chat.Messages[1].Content | Should -Be $chat.Turns[0].Text
+        Remove-CkModel 'long-replies'
+    }
+
     It 'keeps two chats on one model in two runspaces apart' {
         $first = 'Tell me about the sea.', 'Why is it salty?', 'What lives in it?'
         $second = 'Describe a mountain.', 'How high can it be?', 'Who climbs it?'

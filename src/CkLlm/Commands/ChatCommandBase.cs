@@ -44,6 +44,15 @@ public abstract class ChatCommandBase : SamplingCommandBase
         };
         ChatTurn? turn = null;
         var streamed = false;
+        PipelineStoppedException? stopped = null;
+        // Once the pipeline stops (Ctrl+C), writing throws: stop writing but let the turn end (the engine sees the
+        // cancellation at the next token), so the partial reply is recorded in the chat as in Enter-CkChat.
+        void Write(Action write)
+        {
+            if (stopped is not null) return;
+            try { write(); }
+            catch (PipelineStoppedException e) { stopped = e; }
+        }
         var answered = TryEngine(() =>
         {
             try
@@ -51,17 +60,18 @@ public abstract class ChatCommandBase : SamplingCommandBase
                 foreach (var chunk in chat.Stream(request, cancellation))
                 {
                     if (chunk.Turn is not null) { turn = chunk.Turn; break; }
-                    if (chunk.Notice is not null) WriteWarning(chunk.Notice);
+                    if (chunk.Notice is not null) Write(() => WriteWarning(chunk.Notice));
                     if (writeText is not null && chunk.Text.Length > 0)
                     {
-                        writeText(chunk.Text);
+                        Write(() => writeText(chunk.Text));
                         streamed = true;
                     }
-                    this.WriteNativeLog();
+                    Write(this.WriteNativeLog);
                 }
             }
-            finally { this.WriteNativeLog(); }
+            finally { Write(this.WriteNativeLog); }
         }, chat.Name);
+        if (stopped is not null) throw stopped;
         if (streamed) EndStreamedText();
         if (!answered || turn is null) return null;
         WriteVerbose($"Turn {turn.Number}: {turn.PromptTokens} prompt tokens ({turn.CachedPromptTokens} from the kept state, {turn.EvaluatedTokens} evaluated), " +
