@@ -39,11 +39,13 @@ public sealed class RemoteChatModelTests : IDisposable
         Assert.Equal("test-model", (string?)body["model"]);
         Assert.Equal(["system", "user"], body["messages"]!.AsArray().Select(m => (string?)m!["role"]));
         Assert.Equal(0, (double)body["temperature"]!);
-        Assert.Equal(16, (int)body["max_completion_tokens"]!);
+        Assert.Equal(16, (int)body["max_tokens"]!);
+        Assert.Null(body["max_completion_tokens"]);
         Assert.Equal(42, (long)body["seed"]!);
         Assert.Equal("\n\n", (string?)body["stop"]![0]);
         Assert.Equal("json_schema", (string?)body["response_format"]!["type"]);
         Assert.True((bool)body["stream"]!);
+        Assert.True((bool)body["stream_options"]!["include_usage"]!);
         Assert.Null(body["top_k"]);
     }
 
