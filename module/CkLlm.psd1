@@ -8,7 +8,7 @@
     Description          = 'Turn a local llama.cpp model into a custom-knowledge LLM: load GGUF models, ingest your documents into an on-disk knowledge base, answer questions with citations (RAG) and fine-tune on the same material.'
     PowerShellVersion    = '7.6'
     CompatiblePSEditions = @('Core')
-    FormatsToProcess     = @('formats/CkLlm.Model.format.ps1xml', 'formats/CkLlm.Knowledge.format.ps1xml', 'formats/CkLlm.Training.format.ps1xml', 'formats/CkLlm.Gguf.format.ps1xml', 'formats/CkLlm.Rag.format.ps1xml')
+    FormatsToProcess     = @('formats/CkLlm.Model.format.ps1xml', 'formats/CkLlm.Knowledge.format.ps1xml', 'formats/CkLlm.Training.format.ps1xml', 'formats/CkLlm.Gguf.format.ps1xml', 'formats/CkLlm.Rag.format.ps1xml', 'formats/CkLlm.Server.format.ps1xml')
     CmdletsToExport      = @(
         # Model
         'New-CkModel', 'Import-CkModel', 'Get-CkModel', 'Remove-CkModel', 'Invoke-CkCompletion', 'Get-CkSession',
@@ -17,7 +17,9 @@
         # RAG
         'Invoke-CkRag', 'Measure-CkRetrieval',
         # Training
-        'Start-CkFineTune', 'Measure-CkPerplexity'
+        'Start-CkFineTune', 'Measure-CkPerplexity',
+        # Serving
+        'Start-CkServer', 'Get-CkServer', 'Stop-CkServer'
     )
     FunctionsToExport    = @()
     VariablesToExport    = @()

@@ -26,6 +26,8 @@ internal static class SessionHost
             // Never below zero: a removal without a counted import (an older copy's import) must not free a session in use.
             if (_imports == 0 || --_imports > 0) return;
         }
+        // Servers serve the session's models: they stop before the models are freed.
+        Commands.StartCkServerCommand.StopAllServers();
         CkSession.Reset();
     }
 }

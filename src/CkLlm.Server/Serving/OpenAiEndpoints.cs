@@ -1,0 +1,247 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+using System.Text;
+using System.Text.Json;
+using CkLlm.Engine.Inference;
+using CkLlm.Engine.Knowledge;
+using CkLlm.Engine.Rag;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Routing;
+using Microsoft.Extensions.DependencyInjection;
+
+namespace CkLlm.Server.Serving;
+
+/// <summary>How a generation ended, for the response's finish_reason, usage and (rag/ models) citations.</summary>
+internal sealed record GenerationSummary(string FinishReason, int PromptTokens, int CompletionTokens, IReadOnlyList<CitationDto>? Citations);
+
+/// <summary>New text, or (last) the summary.</summary>
+internal readonly record struct GenerationEvent(string Text, GenerationSummary? Summary);
+
+/// <summary>
+/// The OpenAI-compatible API: GET /v1/models, POST /v1/chat/completions, /v1/completions, /v1/embeddings, and
+/// POST /v1/search (Search-CkKnowledge over HTTP). A model id names a loaded model, or rag/&lt;name&gt; for a served
+/// knowledge base (Invoke-CkRag's pipeline, answers with [n] markers and a citations array).
+/// </summary>
+internal static class OpenAiEndpoints
+{
+    private const int MaxSearchTop = 100;
+
+    public static void Map(IEndpointRouteBuilder endpoints)
+    {
+        endpoints.MapGet("/v1/models", ListModelsAsync);
+        endpoints.MapPost("/v1/chat/completions", ChatAsync);
+        endpoints.MapPost("/v1/completions", CompletionsAsync);
+        endpoints.MapPost("/v1/embeddings", EmbeddingsAsync);
+        endpoints.MapPost("/v1/search", SearchAsync);
+    }
+
+    private static ServingContext Serving(HttpContext http) => http.RequestServices.GetRequiredService<ServingContext>();
+
+    private static Task ListModelsAsync(HttpContext http)
+    {
+        var serving = Serving(http);
+        var created = serving.Started.ToUnixTimeSeconds();
+        var models = serving.ModelIds.Select(id => new ModelDto(id, created, "ckllm")).ToArray();
+        return ServerResponses.WriteJsonAsync(http, new ModelListDto(models), ServerJson.Default.ModelListDto);
+    }
+
+    private static async Task ChatAsync(HttpContext http)
+    {
+        var serving = Serving(http);
+        var dto = await RequestReader.ReadBodyAsync(http.Request, ServerJson.Default.ChatCompletionRequestDto, http.RequestAborted).ConfigureAwait(false);
+        var id = RequestReader.RequireModel(dto.Model);
+        var (model, knowledge) = serving.ResolveModel(id);
+        var request = RequestReader.ToCompletionRequest(dto);
+        var served = serving.Generation.Serve(model);
+        var events = knowledge is null
+            ? Generate(served, request, http.RequestAborted)
+            : AnswerFromKnowledge(served, knowledge, request, http.RequestAborted);
+        await RespondAsync(http, serving, events, new ResponseShape(id, Chat: true, dto.Stream == true, dto.StreamOptions?.IncludeUsage == true)).ConfigureAwait(false);
+    }
+
+    private static async Task CompletionsAsync(HttpContext http)
+    {
+        var serving = Serving(http);
+        var dto = await RequestReader.ReadBodyAsync(http.Request, ServerJson.Default.TextCompletionRequestDto, http.RequestAborted).ConfigureAwait(false);
+        var id = RequestReader.RequireModel(dto.Model);
+        var (model, knowledge) = serving.ResolveModel(id);
+        if (knowledge is not null) throw ApiError.BadRequest($"'{id}' answers chats only: use /v1/chat/completions.", "model");
+        var request = RequestReader.ToCompletionRequest(dto);
+        await RespondAsync(http, serving, Generate(serving.Generation.Serve(model), request, http.RequestAborted),
+            new ResponseShape(id, Chat: false, dto.Stream == true, dto.StreamOptions?.IncludeUsage == true)).ConfigureAwait(false);
+    }
+
+    private static async Task EmbeddingsAsync(HttpContext http)
+    {
+        var serving = Serving(http);
+        var dto = await RequestReader.ReadBodyAsync(http.Request, ServerJson.Default.EmbeddingRequestDto, http.RequestAborted).ConfigureAwait(false);
+        var id = RequestReader.RequireModel(dto.Model);
+        var knowledge = serving.FindKnowledgeBase(id)
+            ?? serving.KnowledgeBases.FirstOrDefault(k => string.Equals(k.KnowledgeBase.Embedder, id, StringComparison.OrdinalIgnoreCase))
+            ?? throw new ApiError(StatusCodes.Status404NotFound,
+                $"No served knowledge base is '{id}'. Embeddings come from a served knowledge base's embedder: name it as rag/<name>.", "model", "model_not_found");
+        var texts = RequestReader.EmbeddingInputs(dto);
+        using var slot = await Admit(serving, http.RequestAborted).ConfigureAwait(false);
+        var (vectors, tokens) = await Task.Run(() => knowledge.Embed(texts, http.RequestAborted), http.RequestAborted).ConfigureAwait(false);
+        var base64 = dto.EncodingFormat == "base64";
+        var data = vectors.Select((v, i) => new EmbeddingDto(i, base64
+            ? JsonSerializer.SerializeToElement(Convert.ToBase64String(MemoryMarshal.AsBytes(v.AsSpan())), ServerJson.Default.String)
+            : JsonSerializer.SerializeToElement(v, ServerJson.Default.SingleArray))).ToArray();
+        await ServerResponses.WriteJsonAsync(http, new EmbeddingListDto(data, id, new EmbeddingUsageDto(tokens)), ServerJson.Default.EmbeddingListDto).ConfigureAwait(false);
+    }
+
+    private static async Task SearchAsync(HttpContext http)
+    {
+        var serving = Serving(http);
+        var dto = await RequestReader.ReadBodyAsync(http.Request, ServerJson.Default.SearchRequestDto, http.RequestAborted).ConfigureAwait(false);
+        var name = dto.KnowledgeBase ?? dto.Model;
+        var knowledge = name is null
+            ? serving.KnowledgeBases.Count == 1 ? serving.KnowledgeBases[0] : throw ApiError.BadRequest("'knowledge_base' is required when the server serves more or fewer than one.", "knowledge_base")
+            : serving.FindKnowledgeBase(name) ?? throw new ApiError(StatusCodes.Status404NotFound, $"No served knowledge base is '{name}'.", "knowledge_base", "knowledge_base_not_found");
+        if (string.IsNullOrWhiteSpace(dto.Query)) throw ApiError.BadRequest("'query' is required.", "query");
+        if (dto.Top is < 1 or > MaxSearchTop) throw ApiError.BadRequest($"'top' must be between 1 and {MaxSearchTop}.", "top");
+        if (dto.MinScore is { } minScore && (double.IsNaN(minScore) || minScore < 0)) throw ApiError.BadRequest("'min_score' must not be negative.", "min_score");
+        SearchMode mode;
+        try { mode = KnowledgeRagRetriever.ParseMode(dto.Mode ?? "Hybrid"); }
+        catch (ArgumentException e) { throw ApiError.BadRequest(e.Message, "mode"); }
+        var options = new SearchOptions { Top = dto.Top ?? 5, Mode = mode, Filter = dto.Filter, MinScore = dto.MinScore ?? 0 };
+        using var slot = await Admit(serving, http.RequestAborted).ConfigureAwait(false);
+        var hits = await Task.Run(() => knowledge.KnowledgeBase.Search(dto.Query, options), http.RequestAborted).ConfigureAwait(false);
+        var data = hits.Select(h => new SearchHitDto(h.Rank, h.Score, h.Text, h.Source, h.Heading, h.Title, h.LineStart, h.LineEnd, h.Page, h.Citation, h.Metadata)).ToArray();
+        await ServerResponses.WriteJsonAsync(http, new SearchResultDto(knowledge.ModelId, dto.Query, data), ServerJson.Default.SearchResultDto).ConfigureAwait(false);
+    }
+
+    private static async Task<IDisposable> Admit(ServingContext serving, CancellationToken cancellationToken) =>
+        await serving.Admission.TryEnterAsync(cancellationToken).ConfigureAwait(false)
+        ?? throw ApiError.Saturated($"The server is busy ({serving.Admission.MaxActive} requests running, {serving.Admission.MaxQueued} waiting). Retry later.");
+
+    /// <summary>A completion on a loaded model; a prompt that cannot fit the context is refused before decoding.</summary>
+    private static async IAsyncEnumerable<GenerationEvent> Generate(IChatModel model, CompletionRequest request,
+        [EnumeratorCancellation] CancellationToken cancellationToken)
+    {
+        var prompt = model.Format(request);
+        var promptTokens = model.CountTokens(prompt.Text);
+        if (promptTokens >= model.ContextSize)
+            throw ApiError.BadRequest($"The prompt has {promptTokens} tokens; the context of model '{model.Name}' holds {model.ContextSize}.",
+                request.IsChat ? "messages" : "prompt", "context_length_exceeded");
+        await foreach (var chunk in model.StreamAsync(request, cancellationToken).ConfigureAwait(false))
+        {
+            if (chunk.Result is { } result)
+            {
+                yield return new GenerationEvent("", new GenerationSummary(FinishReason(result.FinishReason), result.PromptTokens, result.CompletionTokens, null));
+                yield break;
+            }
+            if (chunk.Text.Length > 0) yield return new GenerationEvent(chunk.Text, null);
+        }
+    }
+
+    /// <summary>A rag/ model: the last user message is the question, answered by Invoke-CkRag's pipeline.</summary>
+    private static async IAsyncEnumerable<GenerationEvent> AnswerFromKnowledge(IChatModel model, ServedKnowledgeBase knowledge, CompletionRequest request,
+        [EnumeratorCancellation] CancellationToken cancellationToken)
+    {
+        var rag = new RagRequest
+        {
+            Question = RequestReader.LastUserMessage(request),
+            Generation = request with { Messages = null, System = null },
+        };
+        var retriever = new KnowledgeRagRetriever(knowledge.KnowledgeBase);
+        await foreach (var chunk in GenerationService.OffThread(() => RagEngine.Stream(rag, retriever, model, cancellationToken), cancellationToken).ConfigureAwait(false))
+        {
+            if (chunk.Answer is { } answer)
+            {
+                var citations = answer.Citations.Select(c => new CitationDto(c.Number, c.Source, c.Heading, c.LineStart, c.LineEnd, c.Page, c.Score,
+                    c.Location, answer.CitedNumbers.Contains(c.Number))).ToArray();
+                if (answer.NoKnowledge) yield return new GenerationEvent(answer.Answer ?? "", null);
+                yield return new GenerationEvent("", new GenerationSummary(
+                    answer.FinishReason is { } finish ? FinishReason(finish) : "stop", answer.PromptTokens, answer.CompletionTokens, citations));
+                yield break;
+            }
+            if (chunk.Text.Length > 0) yield return new GenerationEvent(chunk.Text, null);
+        }
+    }
+
+    private static string FinishReason(Engine.Inference.FinishReason reason) => reason switch
+    {
+        Engine.Inference.FinishReason.Length => "length",
+        _ => "stop",
+    };
+
+    private sealed record ResponseShape(string Model, bool Chat, bool Stream, bool IncludeUsage);
+
+    /// <summary>
+    /// Runs a generation under an admission slot and answers as one JSON body or as server-sent events. The first
+    /// event is awaited before anything is written, so a request the engine refuses still gets its 4xx status.
+    /// </summary>
+    private static async Task RespondAsync(HttpContext http, ServingContext serving, IAsyncEnumerable<GenerationEvent> events, ResponseShape shape)
+    {
+        using var slot = await Admit(serving, http.RequestAborted).ConfigureAwait(false);
+        var id = (shape.Chat ? "chatcmpl-" : "cmpl-") + Guid.NewGuid().ToString("N");
+        var created = DateTimeOffset.UtcNow.ToUnixTimeSeconds();
+        await using var enumerator = events.GetAsyncEnumerator(http.RequestAborted);
+        if (!await enumerator.MoveNextAsync().ConfigureAwait(false)) throw new InvalidOperationException("The generation ended without a result.");
+
+        if (!shape.Stream)
+        {
+            var text = new StringBuilder();
+            var current = enumerator.Current;
+            while (current.Summary is null)
+            {
+                text.Append(current.Text);
+                if (!await enumerator.MoveNextAsync().ConfigureAwait(false)) throw new InvalidOperationException("The generation ended without a result.");
+                current = enumerator.Current;
+            }
+            var summary = current.Summary;
+            var usage = new UsageDto(summary.PromptTokens, summary.CompletionTokens);
+            if (shape.Chat)
+                await ServerResponses.WriteJsonAsync(http, new ChatCompletionDto(id, created, shape.Model,
+                    [new ChatChoiceDto(0, new AssistantMessageDto("assistant", text.ToString()), summary.FinishReason)], usage, summary.Citations),
+                    ServerJson.Default.ChatCompletionDto).ConfigureAwait(false);
+            else
+                await ServerResponses.WriteJsonAsync(http, new TextCompletionDto(id, created, shape.Model,
+                    [new TextChoiceDto(0, text.ToString(), summary.FinishReason)], usage), ServerJson.Default.TextCompletionDto).ConfigureAwait(false);
+            return;
+        }
+
+        ServerResponses.StartEvents(http);
+        if (shape.Chat) await WriteChatDeltaAsync(http, id, created, shape.Model, new DeltaDto("assistant", ""), null, null).ConfigureAwait(false);
+        try
+        {
+            do
+            {
+                var current = enumerator.Current;
+                if (current.Summary is { } summary)
+                {
+                    if (shape.Chat) await WriteChatDeltaAsync(http, id, created, shape.Model, new DeltaDto(null, null), summary.FinishReason, summary.Citations).ConfigureAwait(false);
+                    else await WriteTextChunkAsync(http, id, created, shape.Model, "", summary.FinishReason, null).ConfigureAwait(false);
+                    if (shape.IncludeUsage)
+                    {
+                        var usage = new UsageDto(summary.PromptTokens, summary.CompletionTokens);
+                        if (shape.Chat) await ServerResponses.WriteEventAsync(http, new ChatCompletionChunkDto(id, created, shape.Model, [], usage, null), ServerJson.Default.ChatCompletionChunkDto).ConfigureAwait(false);
+                        else await ServerResponses.WriteEventAsync(http, new TextCompletionDto(id, created, shape.Model, [], usage), ServerJson.Default.TextCompletionDto).ConfigureAwait(false);
+                    }
+                    break;
+                }
+                if (shape.Chat) await WriteChatDeltaAsync(http, id, created, shape.Model, new DeltaDto(null, current.Text), null, null).ConfigureAwait(false);
+                else await WriteTextChunkAsync(http, id, created, shape.Model, current.Text, null, null).ConfigureAwait(false);
+            }
+            while (await enumerator.MoveNextAsync().ConfigureAwait(false));
+            await ServerResponses.WriteDoneAsync(http).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is not OperationCanceledException || !http.RequestAborted.IsCancellationRequested)
+        {
+            // Headers are gone: the failure travels in the stream, as OpenAI's servers do it.
+            serving.CountFailure();
+            await ServerResponses.WriteEventErrorAsync(http, ServerResponses.ToApiError(e)).ConfigureAwait(false);
+        }
+    }
+
+    private static Task WriteChatDeltaAsync(HttpContext http, string id, long created, string model, DeltaDto delta, string? finishReason,
+        IReadOnlyList<CitationDto>? citations) =>
+        ServerResponses.WriteEventAsync(http, new ChatCompletionChunkDto(id, created, model, [new ChatChunkChoiceDto(0, delta, finishReason)], null, citations),
+            ServerJson.Default.ChatCompletionChunkDto);
+
+    private static Task WriteTextChunkAsync(HttpContext http, string id, long created, string model, string text, string? finishReason, UsageDto? usage) =>
+        ServerResponses.WriteEventAsync(http, new TextCompletionDto(id, created, model, [new TextChoiceDto(0, text, finishReason)], usage),
+            ServerJson.Default.TextCompletionDto);
+}
