@@ -39,11 +39,13 @@ public sealed class RemoteChatModelTests : IDisposable
         Assert.Equal("test-model", (string?)body["model"]);
         Assert.Equal(["system", "user"], body["messages"]!.AsArray().Select(m => (string?)m!["role"]));
         Assert.Equal(0, (double)body["temperature"]!);
-        Assert.Equal(16, (int)body["max_completion_tokens"]!);
+        Assert.Equal(16, (int)body["max_tokens"]!);
+        Assert.Null(body["max_completion_tokens"]);
         Assert.Equal(42, (long)body["seed"]!);
         Assert.Equal("\n\n", (string?)body["stop"]![0]);
         Assert.Equal("json_schema", (string?)body["response_format"]!["type"]);
         Assert.True((bool)body["stream"]!);
+        Assert.True((bool)body["stream_options"]!["include_usage"]!);
         Assert.Null(body["top_k"]);
     }
 
@@ -91,25 +93,15 @@ public sealed class RemoteChatModelTests : IDisposable
         Assert.Throws<RemoteConnectionException>(() => RemoteChatModel.Connect(new RemoteModelOptions { Endpoint = closed, RemoteModel = "m" }));
     }
 
-    [Fact]
-    public void Retries_a_rate_limited_request_after_the_servers_Retry_After()
+    [Theory]
+    [InlineData(429, "0")] // rate limited: waits as Retry-After says
+    [InlineData(503, null)] // busy: exponential backoff
+    public void Retries_a_rate_limited_or_busy_server(int status, string? retryAfter)
     {
         var calls = 0;
+        var headers = retryAfter is null ? null : new Dictionary<string, string> { ["Retry-After"] = retryAfter };
         _server.Respond = (context, body) => Interlocked.Increment(ref calls) == 1
-            ? FakeOpenAiServer.WriteJsonAsync(context, 429, FakeOpenAiServer.Error("slow down"), new Dictionary<string, string> { ["Retry-After"] = "0" })
-            : _server.StreamPiecesAsync(context, body);
-        using var model = Connect();
-
-        Assert.Equal("Hello, world", model.Complete(Chat()).Text);
-        Assert.Equal(2, _server.Generations.Count());
-    }
-
-    [Fact]
-    public void Retries_a_busy_server_with_backoff()
-    {
-        var calls = 0;
-        _server.Respond = (context, body) => Interlocked.Increment(ref calls) == 1
-            ? FakeOpenAiServer.WriteJsonAsync(context, 503, FakeOpenAiServer.Error("loading model"))
+            ? FakeOpenAiServer.WriteJsonAsync(context, status, FakeOpenAiServer.Error("try later"), headers)
             : _server.StreamPiecesAsync(context, body);
         using var model = Connect();
 
