@@ -80,6 +80,34 @@ Describe 'Start-CkServer' {
         Get-CkServer | Should -BeNullOrEmpty
     }
 
+    It 'serves a model imported after the start and answers 404 once it is removed' {
+        $server = Start-CkServer -Port 0
+        $null = Import-CkModel $fx.Model -Name 'late' -ContextSize 512
+        $body = @{ model = 'late'; messages = @(@{ role = 'user'; content = 'hi' }); max_tokens = 2 }
+        (Send-Json ($server.Url.AbsoluteUri + 'v1/chat/completions') $body).Status | Should -Be 200
+        Remove-CkModel 'late'
+        $gone = Send-Json ($server.Url.AbsoluteUri + 'v1/chat/completions') $body
+        $gone.Status | Should -Be 404
+        $gone.Json.error.code | Should -Be 'model_not_found'
+        $body.model = 'chat'
+        (Send-Json ($server.Url.AbsoluteUri + 'v1/chat/completions') $body).Status | Should -Be 200 -Because 'the other models are still served'
+    }
+
+    It 'stops its servers when the module is removed (in a child pwsh)' {
+        $result = Invoke-CkChildPwsh @"
+Import-Module '$env:CKLLM_MODULE'
+`$null = Import-CkModel '$($fx.Model)' -ContextSize 512
+`$server = Start-CkServer -Port 0
+`$url = `$server.Url.AbsoluteUri + 'v1/models'
+"before:" + (Invoke-RestMethod `$url).data[0].id
+Remove-Module CkLlm
+try { Invoke-RestMethod `$url -TimeoutSec 10; 'after: still serving' } catch { 'after: ' + `$_.Exception.GetType().Name }
+"@
+        $result.ExitCode | Should -Be 0 -Because ($result.Output -join "`n")
+        $result.Output | Should -Contain 'before:tiny-chat'
+        $result.Output | Should -Contain 'after: HttpRequestException'
+    }
+
     It 'stays in the foreground with -Wait and stops the server when the pipeline is stopped (Ctrl+C)' {
         $ps = [powershell]::Create()
         try {
