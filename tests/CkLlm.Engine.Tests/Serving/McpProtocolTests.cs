@@ -92,6 +92,38 @@ public sealed class McpProtocolTests(McpKnowledgeFixture fixture) : IClassFixtur
     }
 
     [Fact]
+    public async Task AskWaitsForAnAdmissionSlotAndAFullQueueIsAToolError()
+    {
+        var model = new FakeGenerator(4096, "Kilauea [1].");
+        var slotsTaken = 0;
+        var slotsReleased = 0;
+        var full = false;
+        Task<IDisposable?> Admit(CancellationToken _)
+        {
+            if (full) return Task.FromResult<IDisposable?>(null);
+            slotsTaken++;
+            return Task.FromResult<IDisposable?>(new Released(() => slotsReleased++));
+        }
+        await using var session = await Session.Start(fixture.Tools(() => model), admitGeneration: Admit);
+        var answered = await session.CallTool(McpKnowledgeServer.AskToolName, new JsonObject { ["question"] = "Which volcano?" });
+        Assert.Null(answered["isError"]);
+        Assert.Equal((1, 1, 1), (slotsTaken, slotsReleased, model.Calls));
+
+        full = true;
+        var refused = await session.CallTool(McpKnowledgeServer.AskToolName, new JsonObject { ["question"] = "Which volcano?" });
+        Assert.True((bool)refused["isError"]!);
+        Assert.Contains(McpKnowledgeServer.BusyMessage, (string)refused["content"]![0]!["text"]!);
+        Assert.Equal(1, model.Calls);
+        // Search does not generate: no slot needed.
+        Assert.Null((await session.CallTool(McpKnowledgeServer.SearchToolName, new JsonObject { ["query"] = "volcano" }))["isError"]);
+    }
+
+    private sealed class Released(Action onDispose) : IDisposable
+    {
+        public void Dispose() => onDispose();
+    }
+
+    [Fact]
     public async Task TheServerEndsWhenTheClientClosesItsInput()
     {
         var session = await Session.Start(fixture.Tools(() => new FakeGenerator(4096)));
@@ -121,18 +153,19 @@ public sealed class McpProtocolTests(McpKnowledgeFixture fixture) : IClassFixtur
         private readonly StreamReader _reader;
         private int _nextId;
 
-        private Session(KnowledgeTools tools, CancellationToken cancellationToken)
+        private Session(KnowledgeTools tools, Func<CancellationToken, Task<IDisposable?>>? admitGeneration, CancellationToken cancellationToken)
         {
             _writer = new StreamWriter(_toServer.Writer.AsStream()) { AutoFlush = true };
             _reader = new StreamReader(_fromServer.Reader.AsStream());
-            Server = McpKnowledgeServer.RunAsync(tools, _toServer.Reader.AsStream(), _fromServer.Writer.AsStream(), cancellationToken);
+            Server = McpKnowledgeServer.RunAsync(tools, _toServer.Reader.AsStream(), _fromServer.Writer.AsStream(), admitGeneration, cancellationToken);
         }
 
         public Task Server { get; }
 
-        public static async Task<Session> Start(KnowledgeTools tools, CancellationToken cancellationToken = default)
+        public static async Task<Session> Start(KnowledgeTools tools, CancellationToken cancellationToken = default,
+            Func<CancellationToken, Task<IDisposable?>>? admitGeneration = null)
         {
-            var session = new Session(tools, cancellationToken);
+            var session = new Session(tools, admitGeneration, cancellationToken);
             var init = await session.Request("initialize", new JsonObject
             {
                 ["protocolVersion"] = "2025-06-18",

@@ -48,14 +48,6 @@ public static class McpKnowledgeServer
         ];
     }
 
-    /// <summary>Server options carrying the tools and this server's identity.</summary>
-    internal static McpServerOptions CreateOptions(KnowledgeTools tools)
-    {
-        var options = new McpServerOptions();
-        Configure(options, tools);
-        return options;
-    }
-
     /// <summary>Puts this server's identity, instructions and tools into <paramref name="options"/> (the stdio server's
     /// own options, or the ones ASP.NET Core's MCP transport configures).</summary>
     internal static void Configure(McpServerOptions options, KnowledgeTools tools, Func<CancellationToken, Task<IDisposable?>>? admitGeneration = null)
@@ -71,12 +63,20 @@ public static class McpKnowledgeServer
     /// Serves the tools over newline-delimited JSON-RPC on <paramref name="input"/> / <paramref name="output"/> until the
     /// input ends (the client closed it) or <paramref name="cancellationToken"/> is cancelled.
     /// </summary>
-    public static async Task RunAsync(KnowledgeTools tools, Stream input, Stream output, CancellationToken cancellationToken)
+    public static Task RunAsync(KnowledgeTools tools, Stream input, Stream output, CancellationToken cancellationToken) =>
+        RunAsync(tools, input, output, admitGeneration: null, cancellationToken);
+
+    /// <inheritdoc cref="RunAsync(KnowledgeTools, Stream, Stream, CancellationToken)"/>
+    /// <param name="admitGeneration">See <see cref="CreateTools"/>.</param>
+    internal static async Task RunAsync(KnowledgeTools tools, Stream input, Stream output,
+        Func<CancellationToken, Task<IDisposable?>>? admitGeneration, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(input);
         ArgumentNullException.ThrowIfNull(output);
+        var options = new McpServerOptions();
+        Configure(options, tools, admitGeneration);
         var transport = new StreamServerTransport(input, output, ServerName);
-        var server = McpServer.Create(transport, CreateOptions(tools));
+        var server = McpServer.Create(transport, options);
         try
         {
             // The SDK's read loop may sit in a blocking read of the input (a console stream ignores cancellation), so a
