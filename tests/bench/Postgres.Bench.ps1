@@ -71,6 +71,8 @@ try {
         [pscustomobject]@{ Questions = $asked.Count; Hit1 = $first / [Math]::Max(1, $asked.Count); Hit5 = $top5 / [Math]::Max(1, $asked.Count) }
     }
 
+    # Load the embedder once before timing, so neither store pays for it.
+    Add-CkKnowledge -Text 'warm-up' -Source warm -KnowledgeBase (Join-Path $WorkDirectory 'warm-kb') | Out-Null
     Write-Host "==> ingest $($files.Count) man pages: folder, then PostgreSQL" -ForegroundColor Cyan
     $folder = Join-Path $WorkDirectory 'folder-kb'
     $uri = Get-CkTestPostgresUri $pg 'bench'

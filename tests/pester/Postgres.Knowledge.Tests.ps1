@@ -50,10 +50,8 @@ Describe 'Knowledge cmdlets with a postgresql:// knowledge base' {
             Close-KbTestKnowledgeBase $uri
             @(Get-CkKnowledge -KnowledgeBase $uri).Source | Should -Be 'door'
             $env:PGPASSWORD = 'wrong'
-            # Another connect_timeout is another connection pool: the signed-in connections of the pool above are not reused.
-            $fresh = "$uri&connect_timeout=9"
             Close-KbTestKnowledgeBase $uri
-            $e = { Get-CkKnowledge -KnowledgeBase $fresh -ErrorAction Stop } | Should -Throw -ErrorId 'KnowledgeServerAuthentication,CkLlm.Commands.GetCkKnowledgeCommand' -PassThru
+            $e = { Get-CkKnowledge -KnowledgeBase $uri -ErrorAction Stop } | Should -Throw -ErrorId 'KnowledgeServerAuthentication,CkLlm.Commands.GetCkKnowledgeCommand' -PassThru
             $e.CategoryInfo.Category | Should -Be 'AuthenticationError'
         }
         finally { $env:PGPASSWORD = $saved }

@@ -133,7 +133,7 @@ public sealed class PostgresKnowledgeTests(PostgresServerFixture server) : IDisp
             () => { foreach (var f in files) a.AddFile(f, force: true); },
             () => { foreach (var f in Enumerable.Reverse(files)) b.AddFile(f, force: true); });
         Assert.Equal(files.Count, a.GetSources().Count);
-        using var conn = new NpgsqlConnection($"Host=127.0.0.1;Port={server.Port};Username={PostgresServerFixture.User};Password={PostgresServerFixture.Password};Database=postgres");
+        using var conn = Admin();
         conn.Open();
         using var cmd = new NpgsqlCommand("""
             SELECT (SELECT count(*) FROM ckllm_chunks c JOIN ckllm_knowledge_bases k ON k.id = c.kb_id WHERE k.name = 'twowriters'),
@@ -224,17 +224,21 @@ public sealed class PostgresKnowledgeTests(PostgresServerFixture server) : IDisp
 
     private long GenerationOf(string name)
     {
-        using var conn = new NpgsqlConnection($"Host=127.0.0.1;Port={server.Port};Username={PostgresServerFixture.User};Password={PostgresServerFixture.Password};Database=postgres");
+        using var conn = Admin();
         conn.Open();
         using var cmd = new NpgsqlCommand("SELECT generation FROM ckllm_knowledge_bases WHERE name = $1", conn) { Parameters = { new() { Value = name } } };
         return cmd.ExecuteScalar() is long g ? g : -1;
     }
 
+    /// <summary>A connection of the test's own to look at the tables (not pooled: the server restarts in one test).</summary>
+    private NpgsqlConnection Admin() =>
+        new($"Host=127.0.0.1;Port={server.Port};Username={PostgresServerFixture.User};Password={PostgresServerFixture.Password};Database=postgres;Pooling=false");
+
     private static int BackendPid(PostgresKnowledgeStore store) => store.BackendProcessId;
 
     private void Terminate(int pid)
     {
-        using var conn = new NpgsqlConnection($"Host=127.0.0.1;Port={server.Port};Username={PostgresServerFixture.User};Password={PostgresServerFixture.Password};Database=postgres");
+        using var conn = Admin();
         conn.Open();
         using var cmd = new NpgsqlCommand("SELECT pg_terminate_backend($1)", conn) { Parameters = { new() { Value = pid } } };
         cmd.ExecuteScalar();

@@ -48,6 +48,9 @@ internal sealed record PostgresLocation(string Host, int Port, string Database, 
         {
             Host = host, Port = port, Database = database, Username = user, Password = password,
             Timeout = 10, CommandTimeout = 120, ApplicationName = "CkLlm",
+            // A knowledge base holds one connection for as long as it is open; a pooled one could be a connection the
+            // server dropped in a restart, and the next open would fail on it.
+            Pooling = false,
         };
         if (query.GetValueOrDefault("sslmode") is { } ssl) builder.SslMode = Enum.Parse<SslMode>(ssl, ignoreCase: true);
         if (query.GetValueOrDefault("connect_timeout") is { } timeout) builder.Timeout = int.Parse(timeout, System.Globalization.CultureInfo.InvariantCulture);
