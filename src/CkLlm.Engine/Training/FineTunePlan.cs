@@ -10,8 +10,8 @@ internal sealed record FineTunePlan(
 {
     /// <summary>Optimizer steps a default run takes at least (a one-page document with its sentence windows is ~5
     /// steps per epoch). Tiny preset, facts document, defaults otherwise: 300 steps recalled 15/18 sentences (loss
-    /// 0.56), 600 recalled 18/18 (loss 0.05); Small at 300 only 5/18 (loss 1.1). The plateau stop ends a learned run
-    /// early.</summary>
+    /// 0.56), 600 recalled 18/18 (loss 0.05); Small at 300 only 5/18 (loss 1.1), with this budget 18/18 (plateau stop
+    /// at 406 steps, loss 0.04, llama.cpp perplexity 4,252 -> 1.20). The plateau stop ends a learned run early.</summary>
     public const int MinimumDefaultSteps = 600;
 
     /// <summary>Optimizer steps a default run takes at most, however large the data (then less than 3 epochs).</summary>
