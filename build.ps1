@@ -7,7 +7,7 @@
             format file and generated help into out/CkLlm.
     Test  : Build, then every xunit test (engine) and every Pester test (cmdlets); ends with 'N passed, N failed'.
     Demo  : Build, then runs the main job on embedded defaults.
-    Bench : Build, then the benchmarks recorded in docs/benchmarks.md (-BenchArea Completion|Knowledge|FineTune|Ingestion|Soak).
+    Bench : Build, then the benchmarks recorded in docs/benchmarks.md (-BenchArea Completion|Knowledge|FineTune|Ingestion|Soak|Server|Chat|Postgres).
 .EXAMPLE
     dotnet tool restore && dotnet pwsh ./build.ps1 -Task Test
 #>
@@ -22,7 +22,7 @@ param(
     # Test: run only Pester files whose name matches this wildcard (e.g. '*Completion*'); xunit is skipped when set.
     [string] $PesterFilter,
     # Bench: which benchmark to run.
-    [ValidateSet('All', 'Completion', 'Knowledge', 'FineTune', 'Ingestion', 'Soak')]
+    [ValidateSet('All', 'Completion', 'Knowledge', 'FineTune', 'Ingestion', 'Soak', 'Server', 'Chat', 'Postgres')]
     [string] $BenchArea = 'All'
 )
 
@@ -169,21 +169,17 @@ switch ($Task) {
     'Bench' {
         Invoke-Build
         $modulePath = Join-Path $ModuleDir 'CkLlm.psd1'
-        # Each area in its own pwsh: the benchmarks import the module and load native libraries.
-        if ($BenchArea -in 'All', 'Completion') {
-            Invoke-Native 'Benchmark: completion' { & (Get-PwshCommand) -NoProfile -File (Join-Path $Root 'tests/bench/Completion.Bench.ps1') -ModulePath $modulePath -Configuration $Configuration }
+        # Each area in its own pwsh: the benchmarks import the module and load native libraries. Value: whether the
+        # script takes the built module's path.
+        $benchmarks = [ordered]@{
+            Completion = $true; Knowledge = $false; FineTune = $true; Ingestion = $false; Soak = $true
+            Server = $true; Chat = $true; Postgres = $true
         }
-        if ($BenchArea -in 'All', 'Knowledge') {
-            Invoke-Native 'Benchmark: knowledge base' { & (Get-PwshCommand) -NoProfile -File (Join-Path $Root 'tests/bench/Knowledge.Bench.ps1') }
-        }
-        if ($BenchArea -in 'All', 'FineTune') {
-            Invoke-Native 'Benchmark: fine-tuning' { & (Get-PwshCommand) -NoProfile -File (Join-Path $Root 'tests/bench/FineTune.Bench.ps1') -ModulePath $modulePath }
-        }
-        if ($BenchArea -in 'All', 'Ingestion') {
-            Invoke-Native 'Benchmark: ingestion scaling' { & (Get-PwshCommand) -NoProfile -File (Join-Path $Root 'tests/bench/Ingestion.Bench.ps1') }
-        }
-        if ($BenchArea -in 'All', 'Soak') {
-            Invoke-Native 'Benchmark: soak' { & (Get-PwshCommand) -NoProfile -File (Join-Path $Root 'tests/bench/Soak.Bench.ps1') -ModulePath $modulePath }
+        foreach ($area in $benchmarks.Keys) {
+            if ($BenchArea -notin 'All', $area) { continue }
+            $benchScript = Join-Path $Root "tests/bench/$area.Bench.ps1"
+            $arguments = @(if ($benchmarks[$area]) { '-ModulePath', $modulePath })
+            Invoke-Native "Benchmark: $area" { & (Get-PwshCommand) -NoProfile -File $benchScript @arguments }
         }
     }
 }
