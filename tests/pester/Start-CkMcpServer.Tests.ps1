@@ -234,6 +234,22 @@ public static class StdoutNoise {
     }
 }
 
+Describe 'Start-CkMcpServer beside other modules and their Microsoft.Extensions versions' {
+    It 'serves after Microsoft.Extensions.Logging.Abstractions 8.0 was loaded first: the SDK and its 10.x dependencies live in the engine context' {
+        $logging = Join-Path $env:CKLLM_TEST_PACKAGES 'microsoft.extensions.logging.abstractions/8.0.0/lib/net8.0/Microsoft.Extensions.Logging.Abstractions.dll'
+        Test-Path $logging | Should -BeTrue
+        $report = "`$mcp = [AppDomain]::CurrentDomain.GetAssemblies() | Where-Object { `$_.GetName().Name -eq 'ModelContextProtocol.Core' }; " +
+            "[Console]::Error.WriteLine('MCPCONTEXT=' + [Runtime.Loader.AssemblyLoadContext]::GetLoadContext(`$mcp).Name)"
+        $server = Start-RawServer (Get-ServerCommand -Before "Add-Type -Path $(Quote $logging);" -After $report)
+        $null = Initialize-RawServer $server
+        $search = Send-RawRequest $server 'tools/call' @{ name = 'search_knowledge'; arguments = @{ query = 'sourdough starter' } }
+        Stop-RawServer $server
+        $search.result.structuredContent.hits[0].source | Should -BeLike '*bread.md'
+        $server.Process.ExitCode | Should -Be 0
+        $server.Stderr.Result | Should -Match 'MCPCONTEXT=CkLlm\.Engine'
+    }
+}
+
 Describe 'Start-CkMcpServer and Ctrl+C' {
     It 'stops on SIGINT while waiting for a request, writing nothing but protocol to stdout' {
         $server = Start-RawServer (Get-ServerCommand -After "'not-reached'")
