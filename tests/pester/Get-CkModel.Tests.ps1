@@ -35,6 +35,6 @@ Describe 'Get-CkModel' {
     It 'formats models as a table with the model columns' {
         $text = Get-CkModel | Out-String
         $text | Should -Match 'Name\s+Kind\s+Architecture\s+Parameters'
-        $text | Should -Match 'alpha\s+llama'
+        $text | Should -Match 'alpha\s+Local\s+llama'
     }
 }
