@@ -172,7 +172,7 @@ public class ChatConversationTests(ChatTestModels models) : IClassFixture<ChatTe
     }
 
     [Fact]
-    public void TwoChatsOnOneModelRunningAtOnceDoNotInterfere()
+    public async Task TwoChatsOnOneModelRunningAtOnceDoNotInterfere()
     {
         var model = models.WithTemplate;
         string[] Run(string name, string[] messages)
@@ -185,10 +185,9 @@ public class ChatConversationTests(ChatTestModels models) : IClassFixture<ChatTe
         var expectedFirst = Run("a", first);
         var expectedSecond = Run("b", second);
 
-        var parallel = new[] { Task.Run(() => Run("p1", first)), Task.Run(() => Run("p2", second)) };
-        Task.WaitAll(parallel);
-        Assert.Equal(expectedFirst, parallel[0].Result);
-        Assert.Equal(expectedSecond, parallel[1].Result);
+        var parallel = await Task.WhenAll(Task.Run(() => Run("p1", first)), Task.Run(() => Run("p2", second)));
+        Assert.Equal(expectedFirst, parallel[0]);
+        Assert.Equal(expectedSecond, parallel[1]);
     }
 
     [Fact]
