@@ -60,10 +60,10 @@ try {
     # generating N tokens minus that, i.e. N-1 sample+decode steps, the harness's first-to-last span.
     function Measure-CmdletCompletion([string] $Prompt, $Model, [int] $PromptTokenCount, [int] $Tokens) {
         $clock = [Diagnostics.Stopwatch]::StartNew()
-        $null = Invoke-CkCompletion $Prompt -MaxTokens 1 -Temperature 0 -Model $Model
+        $null = Invoke-CkCompletion $Prompt -MaxTokens 1 -Temperature 0 -Model $Model -NoCache
         $toFirst = $clock.Elapsed.TotalSeconds
         $clock.Restart()
-        $result = Invoke-CkCompletion $Prompt -MaxTokens $Tokens -Temperature 0 -Model $Model
+        $result = Invoke-CkCompletion $Prompt -MaxTokens $Tokens -Temperature 0 -Model $Model -NoCache
         $toLast = $clock.Elapsed.TotalSeconds
         # An end-of-generation token before -MaxTokens shortens the span; it still holds CompletionTokens-1 decodes.
         if ($result.CompletionTokens -lt 2) { throw "Invoke-CkCompletion generated $($result.CompletionTokens) token(s); the generation span needs two or more." }
@@ -92,7 +92,7 @@ try {
             }
             $prompt = Get-Content -Raw "$file.prompt.txt"
             $model = Import-CkModel $file -ContextSize ($PromptTokens + $GenerateTokens + 64) -Threads $Threads
-            $null = Invoke-CkCompletion $prompt -MaxTokens $GenerateTokens -Temperature 0 -Model $model   # warm-up, like the harness
+            $null = Invoke-CkCompletion $prompt -MaxTokens $GenerateTokens -Temperature 0 -Model $model -NoCache   # warm-up, like the harness
             $cmdletRuns.Add((Measure-CmdletCompletion $prompt $model $promptTokenCount $GenerateTokens))
             $model | Remove-CkModel
         }

@@ -116,7 +116,7 @@ try {
 
     Write-Host '==> Warm-up' -ForegroundColor Cyan
     $null = [ServerBenchClient]::Concurrent($url, @(New-Body 1))
-    $null = Invoke-CkCompletion -Messages @(@{ role = 'user'; content = $question }) -Model $model -MaxTokens $GenerateTokens -Temperature 0.8 -Seed 1
+    $null = Invoke-CkCompletion -Messages @(@{ role = 'user'; content = $question }) -Model $model -MaxTokens $GenerateTokens -Temperature 0.8 -Seed 1 -NoCache
 
     $clientCounts = 1, 2, 4, 8
     $aggregate = @{}; foreach ($n in $clientCounts) { $aggregate[$n] = [Collections.Generic.List[double]]::new() }
@@ -135,7 +135,7 @@ try {
         }
         Write-Host "==> Round $round/$Rounds : Invoke-CkCompletion, same messages and settings" -ForegroundColor Cyan
         $clock = [Diagnostics.Stopwatch]::StartNew()
-        $result = Invoke-CkCompletion -Messages @(@{ role = 'user'; content = $question }) -Model $model -MaxTokens $GenerateTokens -Temperature 0.8 -Seed (100 * $round + 1)
+        $result = Invoke-CkCompletion -Messages @(@{ role = 'user'; content = $question }) -Model $model -MaxTokens $GenerateTokens -Temperature 0.8 -Seed (100 * $round + 1) -NoCache
         $cmdletSingle.Add($result.CompletionTokens / $clock.Elapsed.TotalSeconds)
     }
     Stop-CkServer

@@ -112,7 +112,7 @@ static async Task<Measurement> RunRaw(StatelessExecutor executor, string prompt,
 // (a multi-byte character), so the token counts come from the chunks.
 static Measurement RunCkLlm(IChatModel model, string prompt, int generateTokens, int promptTokens)
 {
-    var request = new CompletionRequest { Prompt = prompt, MaxTokens = generateTokens, Temperature = 0, Seed = 1 };
+    var request = new CompletionRequest { Prompt = prompt, MaxTokens = generateTokens, Temperature = 0, Seed = 1, CachePrompt = false };
     var clock = Stopwatch.StartNew();
     double first = 0, last = 0;
     int firstTokens = 0, lastTokens = 0;
