@@ -104,12 +104,16 @@ Describe 'The cmdlet base' {
             Test-Path (Join-Path $dir 'never') | Should -BeFalse
         }
 
-        It 'declares the sampling parameters once for Invoke-CkCompletion and Invoke-CkRag' {
-            foreach ($parameter in 'MaxTokens', 'Temperature', 'TopK', 'TopP', 'MinP', 'RepeatPenalty', 'Seed', 'Stop', 'Stream', 'System', 'Model') {
-                $completion = (Get-Command Invoke-CkCompletion).Parameters[$parameter]
-                $rag = (Get-Command Invoke-CkRag).Parameters[$parameter]
+        It 'declares the sampling parameters once for Invoke-CkCompletion, Invoke-CkRag and Invoke-CkChat' {
+            foreach ($parameter in 'MaxTokens', 'Temperature', 'TopK', 'TopP', 'MinP', 'RepeatPenalty', 'Seed', 'Stop', 'Stream') {
+                $bound = foreach ($cmdlet in 'Invoke-CkCompletion', 'Invoke-CkRag', 'Invoke-CkChat') { (Get-Command $cmdlet).Parameters[$parameter].IsDynamic }
                 $declaring = [CkLlm.Commands.GenerationParameters].GetProperty($parameter).DeclaringType.Name
-                "$parameter $($completion.IsDynamic) $($rag.IsDynamic) $declaring" | Should -Be "$parameter True True GenerationParameters"
+                "$parameter $bound $declaring" | Should -Be "$parameter True True True SamplingParameters"
+            }
+            foreach ($parameter in 'System', 'Model') {
+                $bound = foreach ($cmdlet in 'Invoke-CkCompletion', 'Invoke-CkRag') { (Get-Command $cmdlet).Parameters[$parameter].IsDynamic }
+                $declaring = [CkLlm.Commands.GenerationParameters].GetProperty($parameter).DeclaringType.Name
+                "$parameter $bound $declaring" | Should -Be "$parameter True True GenerationParameters"
             }
         }
     }
