@@ -6,21 +6,24 @@
     Generates a Medium model with the ChatML template, imports it, starts a server on a free loopback port and measures,
     in alternating rounds:
       - aggregate generation tokens/s with 1, 2, 4 and 8 clients streaming chat completions at once (continuous
-        batching decodes them together), and the 4-client / 1-client ratio;
+        batching decodes them together), and the 4-client / 1-client ratio: over the streaming window (every token
+        after each client's first, earliest first token to latest last token) and while all clients stream;
+      - per step, from the server's own counters (CkServer.Batching): sequences per decode, time in llama_decode,
+        sampling and batch building, and from the decode times the ratio llama.cpp itself allows at 4 clients;
       - time to first token (first content delta) p50 and p99 with 4 concurrent clients;
       - single-client overhead: completion tokens per second of wall time for one streamed chat completion through
         the server vs Invoke-CkCompletion on the same messages and settings in this pwsh (both include prompt
         processing);
       - how long the first Start-CkServer of the process takes (it loads ASP.NET Core into the engine's context).
-    Clients are HttpClient streams in this process (compiled with Add-Type): each reads server-sent events and the
-    usage chunk. Writes the Server section of docs/benchmarks.md through Set-BenchmarkSection: every number in it comes
+    Clients are HttpClient streams in this process (compiled with Add-Type), kept light on purpose (the machine's cores
+    are the server's): lines are scanned as text, only the usage chunk is parsed. Writes the Server section of docs/benchmarks.md through Set-BenchmarkSection: every number in it comes
     from this script.
 #>
 [CmdletBinding()]
 param(
     [Parameter(Mandatory)] [string] $ModulePath,
     [int] $Threads = [Environment]::ProcessorCount,
-    [int] $GenerateTokens = 48,
+    [int] $GenerateTokens = 64,
     [int] $Rounds = 3,
     [string] $Preset = 'Medium',
     # A model generated earlier with New-CkModel -Preset <Preset> -ChatTemplate ChatML (saves generating it again).
@@ -50,6 +53,8 @@ public sealed class ServerBenchStream
     public double LastTokenMs = -1;
     public double EndMs;
     public int CompletionTokens;
+    /// <summary>Arrival time of every content delta (one per token, unless a stop string held text back).</summary>
+    public System.Collections.Generic.List<double> TokenMs = new System.Collections.Generic.List<double>(256);
 }
 
 public sealed class ServerBenchRun
@@ -65,6 +70,19 @@ public sealed class ServerBenchRun
             var start = Streams.Min(s => s.FirstTokenMs);
             var end = Streams.Max(s => s.LastTokenMs);
             var tokens = Streams.Sum(s => Math.Max(0, s.CompletionTokens - 1));
+            return end > start ? tokens / ((end - start) / 1000) : 0;
+        }
+    }
+
+    /// <summary>Generation tokens per second while every client streams: deltas that arrived after the last client's
+    /// first token and up to the first client's last one (the steady state continuous batching promises).</summary>
+    public double SteadyTokensPerSecond
+    {
+        get
+        {
+            var start = Streams.Max(s => s.FirstTokenMs);
+            var end = Streams.Min(s => s.LastTokenMs);
+            var tokens = Streams.Sum(s => s.TokenMs.Count(t => t > start && t <= end));
             return end > start ? tokens / ((end - start) / 1000) : 0;
         }
     }
@@ -94,6 +112,7 @@ public static class ServerBenchClient
                 var now = clock.Elapsed.TotalMilliseconds;
                 if (result.FirstTokenMs < 0) result.FirstTokenMs = now;
                 result.LastTokenMs = now;
+                result.TokenMs.Add(now);
             }
             if (line.Contains("\"usage\":{"))
             {
@@ -175,8 +194,11 @@ try {
     $null = Invoke-CkCompletion -Messages @(@{ role = 'user'; content = $question }) -Model $model -MaxTokens $GenerateTokens -Temperature 0.8 -Seed 1 -NoCache
 
     $clientCounts = 1, 2, 4, 8
-    $aggregate = @{}; $profile = @{}
-    foreach ($n in $clientCounts) { $aggregate[$n] = [Collections.Generic.List[double]]::new(); $profile[$n] = [Collections.Generic.List[object]]::new() }
+    $aggregate = @{}; $steady = @{}; $profile = @{}
+    foreach ($n in $clientCounts) {
+        $aggregate[$n] = [Collections.Generic.List[double]]::new(); $steady[$n] = [Collections.Generic.List[double]]::new()
+        $profile[$n] = [Collections.Generic.List[object]]::new()
+    }
     $firstToken4 = [Collections.Generic.List[double]]::new()
     $serverSingle = [Collections.Generic.List[double]]::new()
     $cmdletSingle = [Collections.Generic.List[double]]::new()
@@ -188,6 +210,7 @@ try {
             $run = [ServerBenchClient]::Concurrent($url, [string[]]$bodies)
             $profile[$n].Add((Get-BatchingDelta $before @($server.Batching)[0]))
             $aggregate[$n].Add($run.GenerationTokensPerSecond)
+            $steady[$n].Add($run.SteadyTokensPerSecond)
             if ($n -eq 4) { foreach ($stream in $run.Streams) { $firstToken4.Add($stream.FirstTokenMs - $stream.StartMs) } }
             if ($n -eq 1) { $serverSingle.Add($run.Streams[0].CompletionTokens / (($run.Streams[0].EndMs - $run.Streams[0].StartMs) / 1000)) }
         }
@@ -200,7 +223,8 @@ try {
     $loadAfter = (Get-Content /proc/loadavg -ErrorAction SilentlyContinue) -split ' ' | Select-Object -First 1
 
     $median = { param($values) Get-Percentile ([double[]]$values) 50 }
-    $rate = @{}; foreach ($n in $clientCounts) { $rate[$n] = & $median $aggregate[$n] }
+    $rate = @{}; $steadyRate = @{}
+    foreach ($n in $clientCounts) { $rate[$n] = & $median $aggregate[$n]; $steadyRate[$n] = & $median $steady[$n] }
     $serverRate = & $median $serverSingle
     $cmdletRate = & $median $cmdletSingle
     $lines = @(
@@ -211,17 +235,20 @@ try {
         'Aggregate generation tokens/s counts every token after each client''s first, from the earliest first token to the latest last one (the streaming window: prompt processing and connection set-up are left out). ' +
         ("Load average when the run started: {0}, when it ended: {1}. Written by tests/bench/Server.Bench.ps1 on {2:yyyy-MM-dd}." -f $load, $loadAfter, (Get-Date))
         ''
-        '| concurrent streamed clients | aggregate generation tokens/s | vs 1 client | sequences per decode | llama_decode ms/step | sampling ms/step | batch building ms/step |'
-        '|---|---|---|---|---|---|---|'
+        '| concurrent streamed clients | aggregate generation tokens/s | vs 1 client | while all stream: tokens/s | vs 1 client | sequences per decode | llama_decode ms/step | sampling ms/step | batch building ms/step |'
+        '|---|---|---|---|---|---|---|---|---|'
     )
     foreach ($n in $clientCounts) {
         $p = Get-BatchingSum $profile[$n]
-        $lines += ('| {0} | {1:N1} | {2:N2}x | {3:N2} | {4:N2} | {5:N3} | {6:N3} |' -f $n, $rate[$n], ($rate[$n] / [Math]::Max($rate[1], 1e-9)),
-            $p.Sequences, $p.DecodeMs, $p.SamplingMs, $p.SchedulingMs)
+        $lines += ('| {0} | {1:N1} | **{2:N2}x** | {3:N1} | {4:N2}x | {5:N2} | {6:N2} | {7:N3} | {8:N3} |' -f $n, $rate[$n], ($rate[$n] / [Math]::Max($rate[1], 1e-9)),
+            $steadyRate[$n], ($steadyRate[$n] / [Math]::Max($steadyRate[1], 1e-9)), $p.Sequences, $p.DecodeMs, $p.SamplingMs, $p.SchedulingMs)
     }
+    $decode1 = (Get-BatchingSum $profile[1]).DecodeMs; $decode4 = (Get-BatchingSum $profile[4]).DecodeMs
     $lines += @(
         ''
-        'Per step (one llama_decode for every running request) from the server''s own counters (Get-CkServer''s Batching), all rounds of that row: sequences per decode counts generating sequences only; sampling includes handing each token''s text to its stream.'
+        ('What llama.cpp itself allows at 4 clients: 4 x {0:N2} ms (one sequence per decode) / {1:N2} ms (four) = **{2:N2}x** the single-client rate, before any sampling or HTTP.' -f $decode1, $decode4, (4 * $decode1 / [Math]::Max($decode4, 1e-9)))
+        ''
+        '"While all stream" counts only the deltas between the last client''s first token and the first client''s last one (the steady state). Per step (one llama_decode for every running request) from the server''s own counters (Get-CkServer''s Batching), all rounds of that row: sequences per decode counts generating sequences only (prompt steps included in the mean); sampling includes handing each token''s text to its stream.'
         ''
         ('Time to first token with 4 concurrent clients ({0} requests): p50 {1:N0} ms, p99 {2:N0} ms.' -f $firstToken4.Count, (Get-Percentile $firstToken4 50), (Get-Percentile $firstToken4 99))
         ''
