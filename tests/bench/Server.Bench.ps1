@@ -24,7 +24,7 @@ param(
     [Parameter(Mandatory)] [string] $ModulePath,
     [int] $Threads = [Environment]::ProcessorCount,
     [int] $GenerateTokens = 64,
-    [int] $Rounds = 3,
+    [int] $Rounds = 5,
     [string] $Preset = 'Medium',
     # A model generated earlier with New-CkModel -Preset <Preset> -ChatTemplate ChatML (saves generating it again).
     [string] $ModelPath,
