@@ -233,6 +233,7 @@ try {
         ("Generated {0} model ({1:N0} parameters, F32, ChatML), context 512 per request, {2} threads, {3} generated tokens per request " -f $Preset, $summary.ParameterCount, $Threads, $GenerateTokens) +
         ("(the same question, temperature 0.8, a different seed per client), medians of {0} rounds; clients stream server-sent events over loopback HTTP. " -f $Rounds) +
         'Aggregate generation tokens/s counts every token after each client''s first, from the earliest first token to the latest last one (the streaming window: prompt processing and connection set-up are left out). ' +
+        ("ggml's OpenMP threads: {0}. " -f $(if ($env:GOMP_SPINCOUNT -or $env:OMP_WAIT_POLICY) { "GOMP_SPINCOUNT=$env:GOMP_SPINCOUNT OMP_WAIT_POLICY=$env:OMP_WAIT_POLICY, set by the caller" } else { 'CkLlm''s bounded spin (GOMP_SPINCOUNT=1000)' })) +
         ("Load average when the run started: {0}, when it ended: {1}. Written by tests/bench/Server.Bench.ps1 on {2:yyyy-MM-dd}." -f $load, $loadAfter, (Get-Date))
         ''
         '| concurrent streamed clients | aggregate generation tokens/s | vs 1 client | while all stream: tokens/s | vs 1 client | sequences per decode | llama_decode ms/step | sampling ms/step | batch building ms/step |'
