@@ -6,6 +6,7 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using OpenAI;
 using OpenAI.Chat;
+using OpenAI.Embeddings;
 
 namespace CkLlm.Engine.Remote;
 
@@ -35,7 +36,10 @@ internal sealed class RemoteEndpoint
             NetworkTimeout = options.Timeout,
             RetryPolicy = new RemoteRetryPolicy(options.MaxRetries, options.MaxRetryAfter),
         };
-        Chat = new ChatClient(options.RemoteModel, new ApiKeyCredential(_apiKey ?? NoKey), clientOptions);
+        var client = new OpenAIClient(new ApiKeyCredential(_apiKey ?? NoKey), clientOptions);
+        Chat = client.GetChatClient(options.RemoteModel);
+        Embeddings = client.GetEmbeddingClient(options.RemoteModel);
+        Pipeline = client.Pipeline;
     }
 
     /// <summary>The API base the requests go to (".../v1").</summary>
@@ -48,6 +52,12 @@ internal sealed class RemoteEndpoint
     public string Display { get; }
 
     public ChatClient Chat { get; }
+
+    /// <summary>/v1/embeddings for the same model id, key, timeout and retries.</summary>
+    public EmbeddingClient Embeddings { get; }
+
+    /// <summary>The SDK pipeline (key, timeout, retries) shared by every client of this endpoint.</summary>
+    public ClientPipeline Pipeline { get; }
 
     /// <summary>A bare server address gets "/v1"; any other path is kept (with a trailing slash so relative paths append).</summary>
     public static Uri ApiBase(Uri endpoint)
@@ -70,7 +80,7 @@ internal sealed class RemoteEndpoint
     /// <param name="stream">Leave the body unbuffered (server-sent events).</param>
     public async Task<PipelineResponse> SendAsync(string method, Uri uri, JsonNode? body, bool stream, CancellationToken cancellationToken)
     {
-        using var message = Chat.Pipeline.CreateMessage();
+        using var message = Pipeline.CreateMessage();
         message.Request.Method = method;
         message.Request.Uri = uri;
         message.Request.Headers.Set("Accept", stream ? "text/event-stream" : "application/json");
@@ -79,9 +89,10 @@ internal sealed class RemoteEndpoint
             message.Request.Headers.Set("Content-Type", "application/json");
             message.Request.Content = BinaryContent.Create(BinaryData.FromString(body.ToJsonString()));
         }
-        message.BufferResponse = !stream;
-        message.Apply(new RequestOptions { CancellationToken = cancellationToken });
-        await Chat.Pipeline.SendAsync(message).ConfigureAwait(false);
+        // Through the options: Apply overwrites the message's BufferResponse with theirs (true by default), which
+        // held a whole streamed answer back until its end.
+        message.Apply(new RequestOptions { CancellationToken = cancellationToken, BufferResponse = !stream });
+        await Pipeline.SendAsync(message).ConfigureAwait(false);
         return message.ExtractResponse() ?? throw new RemoteConnectionException($"'{Display}' gave no response.", Display);
     }
 
