@@ -12,14 +12,16 @@ BeforeAll {
     $port = Get-CkFreePort
     $serverScript = Join-Path $fx.Root 'serve.ps1'
     Set-Content -LiteralPath $serverScript -Value @'
-param([string] $ModulePath, [string] $ModelFile, [int] $Port, [string] $Key)
+param([string] $ModulePath, [string] $ModelFile, [int] $Port, [string] $Key, [string] $KnowledgeBase)
 $ErrorActionPreference = 'Stop'
 Import-Module $ModulePath
 $null = Import-CkModel $ModelFile -Name chat -ContextSize 4096
-Start-CkServer -Port $Port -ApiKey (ConvertTo-SecureString $Key -AsPlainText -Force) -Wait
+Start-CkServer -Port $Port -ApiKey (ConvertTo-SecureString $Key -AsPlainText -Force) -KnowledgeBase $KnowledgeBase -Wait
 '@
+    # The served knowledge base gives /v1/embeddings its MiniLM embedder (model id all-MiniLM-L6-v2 or rag/kb).
     $script:server = [pscustomobject]@{
-        Process  = Start-CkChildPwsh $serverScript @('-ModulePath', $env:CKLLM_MODULE, '-ModelFile', $fx.Model, '-Port', $port, '-Key', $key)
+        Process  = Start-CkChildPwsh $serverScript @('-ModulePath', $env:CKLLM_MODULE, '-ModelFile', $fx.Model, '-Port', $port, '-Key', $key,
+            '-KnowledgeBase', $fx.KnowledgeBase)
         Endpoint = "http://127.0.0.1:$port"
     }
     Wait-CkHttp "$($server.Endpoint)/v1/models" -Process $server.Process -TimeoutSec 180
@@ -75,8 +77,87 @@ Describe 'A remote model served by Start-CkServer' {
         $modelErrors[0].CategoryInfo.Category | Should -Be 'ObjectNotFound'
     }
 
-    # A server killed mid-answer is tested against the scripted server (Import-CkModel.Remote.Tests.ps1), where the cut
-    # is deterministic; here the stopped server.
+    It 'builds a knowledge base through the server''s /v1/embeddings that finds what the local MiniLM one finds' {
+        $script:remoteKb = Join-Path $fx.Root 'remote-kb'
+        $added = Get-ChildItem -LiteralPath $fx.Docs -File |
+            Add-CkKnowledge -KnowledgeBase $remoteKb -EmbeddingEndpoint $server.Endpoint -EmbeddingModel all-MiniLM-L6-v2 -EmbeddingApiKey $secureKey
+        @($added | Where-Object Status -EQ 'Added').Count | Should -Be 4
+        (Get-CkKnowledge -KnowledgeBase $remoteKb).Embedder | Should -Be "remote:$($server.Endpoint)/v1?model=all-MiniLM-L6-v2&dimensions=384"
+        # A short document is one chunk either way: the same text through the same model gives the same vector.
+        $question = 'Which volcano erupted from 1983 to 2018?'
+        $local = Search-CkKnowledge $question -KnowledgeBase $fx.KnowledgeBase -Mode Vector -Top 1
+        $remote = Search-CkKnowledge $question -KnowledgeBase $remoteKb -Mode Vector -Top 1
+        $remote.Source | Should -Be $local.Source
+        (Split-Path $remote.Source -Leaf) | Should -Be 'volcano.md'
+        [math]::Abs($remote.Score - $local.Score) | Should -BeLessThan 1e-4
+        @(Get-ChildItem $remoteKb -Recurse -File | Select-String -SimpleMatch $key -List) | Should -BeNullOrEmpty
+    }
+
+    It 'searches and answers in a new process with the recorded endpoint and the key from CKLLM_EMBEDDING_API_KEY' {
+        $probe = Join-Path $fx.Root 'search-remote-kb.ps1'
+        Set-Content -LiteralPath $probe -Value @'
+param([string] $ModulePath, [string] $KnowledgeBase, [string] $ModelFile, [string] $Key)
+Import-Module $ModulePath
+$question = 'Which volcano erupted from 1983 to 2018?'
+Search-CkKnowledge $question -KnowledgeBase $KnowledgeBase -Top 1 -ErrorAction SilentlyContinue -ErrorVariable noKey | Out-Null
+$env:CKLLM_EMBEDDING_API_KEY = $Key
+$hit = Search-CkKnowledge $question -KnowledgeBase $KnowledgeBase -Mode Vector -Top 1
+$null = Import-CkModel $ModelFile -Name local -ContextSize 4096
+$answer = Invoke-CkRag $question -KnowledgeBase $KnowledgeBase -Mode Vector -Top 1 -MaxTokens 4 -Temperature 0
+[pscustomobject]@{ NoKey = "$($noKey[0].FullyQualifiedErrorId)"; Hit = Split-Path $hit.Source -Leaf; Cited = @($answer.Citations.Source | Split-Path -Leaf) -join ',' } | ConvertTo-Json -Compress
+'@
+        $exe = [Environment]::ProcessPath
+        $pre = @(if ((Split-Path $exe -Leaf) -like 'dotnet*') { Join-Path $PSHOME 'pwsh.dll' })
+        $json = & $exe @pre -NoProfile -NonInteractive -File $probe -ModulePath $env:CKLLM_MODULE -KnowledgeBase $remoteKb -ModelFile $fx.Model -Key $key
+        $outcome = ($json | Select-Object -Last 1) | ConvertFrom-Json
+        $outcome.NoKey | Should -BeLike 'RemoteAuthenticationFailed,*'
+        $outcome.Hit | Should -Be 'volcano.md'
+        $outcome.Cited | Should -Be 'volcano.md'
+    }
+
+    It 'refuses another embedder on a remotely embedded knowledge base, and a remote one on a local knowledge base' {
+        Add-CkKnowledge -Text 'More about lava.' -KnowledgeBase $remoteKb -EmbeddingEndpoint $server.Endpoint -EmbeddingModel rag/kb -ErrorAction SilentlyContinue -ErrorVariable otherModel
+        Add-CkKnowledge -Text 'More about lava.' -KnowledgeBase $remoteKb -Embedder MiniLM -ErrorAction SilentlyContinue -ErrorVariable localEmbedder
+        Add-CkKnowledge -Text 'More about lava.' -KnowledgeBase $fx.KnowledgeBase -EmbeddingEndpoint $server.Endpoint -EmbeddingModel all-MiniLM-L6-v2 -ErrorAction SilentlyContinue -ErrorVariable onLocal
+        foreach ($refusal in $otherModel, $localEmbedder, $onLocal) { $refusal[0].FullyQualifiedErrorId | Should -BeLike 'EmbedderMismatch,*' }
+        $otherModel[0].Exception.Message | Should -Match ([regex]::Escape('model=all-MiniLM-L6-v2&dimensions=384'))
+        @(Search-CkKnowledge 'lava' -KnowledgeBase $remoteKb -Mode Keyword -Top 10 | Where-Object Text -Match 'More about lava') | Should -BeNullOrEmpty
+    }
+
+    It 'reports a wrong embedding key as AuthenticationError without the key' {
+        $wrong = ConvertTo-SecureString 'sk-not-the-embedding-key' -AsPlainText -Force
+        Add-CkKnowledge -Text 'x' -KnowledgeBase (Join-Path $fx.Root 'wrong-key-kb') -EmbeddingEndpoint $server.Endpoint -EmbeddingModel all-MiniLM-L6-v2 `
+            -EmbeddingApiKey $wrong -ErrorAction SilentlyContinue -ErrorVariable refused
+        $refused[0].FullyQualifiedErrorId | Should -BeLike 'RemoteAuthenticationFailed,*'
+        $refused[0].CategoryInfo.Category | Should -Be 'AuthenticationError'
+        $refused[0].Exception.Message | Should -Not -Match 'sk-not-the-embedding-key'
+    }
+
+    It 'reports a server killed mid-stream at once, with the streamed text kept on the error, and the shell goes on' {
+        # The answer streams in a thread job; this runspace kills the server as soon as the first piece has arrived.
+        $job = Start-ThreadJob -ArgumentList $env:CKLLM_MODULE -ScriptBlock {
+            param($ModulePath)
+            Import-Module $ModulePath
+            Invoke-CkCompletion 'Once upon a time' -Model remote -MaxTokens 3000 -Temperature 0 -Stream -ErrorAction SilentlyContinue -ErrorVariable failed
+            [pscustomobject]@{ Error = $failed[0]; Ended = [DateTime]::UtcNow }
+        }
+        $deadline = [DateTime]::UtcNow.AddSeconds(120)
+        while ($job.Information.Count -eq 0 -and $job.State -eq 'Running' -and [DateTime]::UtcNow -lt $deadline) { Start-Sleep -Milliseconds 10 }
+        $server.Process.Kill()
+        $killed = [DateTime]::UtcNow
+        $null = $job | Wait-Job -Timeout 150
+        # Read before Receive-Job, which takes the records out of the job.
+        $streamed = @($job.Information | ForEach-Object { "$($_.MessageData)" }) -join ''
+        $outcome = @($job | Receive-Job 6>$null) | Where-Object { $_.PSObject.Properties['Ended'] }
+        $job | Remove-Job -Force
+        $outcome.Error.FullyQualifiedErrorId | Should -BeLike 'RemoteStreamInterrupted,*'
+        $outcome.Error.CategoryInfo.Category | Should -Be 'ConnectionError'
+        # Reported when the connection broke, not after the 100 s read timeout.
+        ($outcome.Ended - $killed).TotalSeconds | Should -BeLessThan 30
+        $outcome.Error.Exception.PartialText | Should -Not -BeNullOrEmpty
+        $outcome.Error.Exception.PartialText | Should -Be $streamed
+    }
+
     It 'reports the stopped server as ConnectionError, and the shell goes on' {
         Stop-CkServerProcess $server
         Invoke-CkCompletion 'again' -Model remote -ErrorAction SilentlyContinue -ErrorVariable stopped | Should -BeNullOrEmpty

@@ -38,6 +38,7 @@ public sealed class RemoteEmbedderTests : IDisposable
         var probe = Assert.Single(_server.EmbeddingRequests);
         Assert.Equal($"Bearer {Key}", probe.Authorization);
         Assert.Equal("team/embed-v2", (string?)probe.Body!["model"]);
+        Assert.Equal("float", (string?)probe.Body["encoding_format"]);
 
         // The recorded locator makes the same embedder without asking the server again.
         var again = EmbedderRegistry.Resolve(embedder.Locator);

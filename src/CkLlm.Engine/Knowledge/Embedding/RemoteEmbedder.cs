@@ -191,7 +191,7 @@ public sealed class RemoteEmbedder : IEmbedder
         OpenAIEmbeddingCollection collection;
         try
         {
-            collection = endpoint.Embeddings.GenerateEmbeddings(texts, new EmbeddingGenerationOptions(), cancellationToken).Value;
+            collection = endpoint.Embeddings.GenerateEmbeddings(texts, FloatEncoding(), cancellationToken).Value;
         }
         catch (Exception e) when (e is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
         {
@@ -213,6 +213,17 @@ public sealed class RemoteEmbedder : IEmbedder
         }
         if (Array.IndexOf(vectors, null) is var missing and >= 0) throw Invalid(endpoint, $"no embedding for input {missing}");
         return vectors;
+    }
+
+    /// <summary>Asks for JSON floats, the format every server documents, instead of the SDK's base64 (not every
+    /// server implements it).</summary>
+    private static EmbeddingGenerationOptions FloatEncoding()
+    {
+        var options = new EmbeddingGenerationOptions();
+#pragma warning disable SCME0001 // extra fields are marked experimental in the SDK
+        options.Patch.Set("$.encoding_format"u8, "float");
+#pragma warning restore SCME0001
+        return options;
     }
 
     private RemoteModelException Invalid(RemoteEndpoint endpoint, string what) =>
