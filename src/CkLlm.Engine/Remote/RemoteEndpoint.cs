@@ -108,19 +108,20 @@ internal sealed class RemoteEndpoint
         if (error is ClientResultException { Status: > 0 } failed) return FromStatus(failed.Status, failed.GetRawResponse(), what, failed);
         var partial = partialText.Length > 0 ? $" {partialText.Length} characters had arrived; they are kept on the error (PartialText)." : "";
         if (Find<OperationCanceledException>(error) is not null || Find<TimeoutException>(error) is not null)
-            return new RemoteTimeoutException(Clean($"'{Display}' did not answer the {what} in time.{partial}"), Display, error) { PartialText = partialText };
+            return new RemoteTimeoutException(Clean($"'{Display}' did not answer the {what} in time.{partial}"), Display, Keyless(error)) { PartialText = partialText };
         if (Find<SocketException>(error) is { } socket && partialText.Length == 0)
-            return new RemoteConnectionException(Clean($"Could not connect to '{Display}' for the {what}: {socket.Message}"), Display, error);
+            return new RemoteConnectionException(Clean($"Could not connect to '{Display}' for the {what}: {socket.Message}"), Display, Keyless(error));
         if (partialText.Length > 0 || Find<IOException>(error) is not null)
-            return new RemoteStreamInterruptedException(Clean($"The {what} from '{Display}' broke off before it ended ({FirstLine(error.Message)}).{partial}"), Display, error) { PartialText = partialText };
+            return new RemoteStreamInterruptedException(Clean($"The {what} from '{Display}' broke off before it ended ({FirstLine(error.Message)}).{partial}"), Display, Keyless(error)) { PartialText = partialText };
         if (Find<HttpRequestException>(error) is { } http)
-            return new RemoteConnectionException(Clean($"Could not reach '{Display}' for the {what}: {http.Message}"), Display, error);
-        return new RemoteModelException(Clean($"The {what} from '{Display}' failed: {FirstLine(error.Message)}"), Display, error);
+            return new RemoteConnectionException(Clean($"Could not reach '{Display}' for the {what}: {http.Message}"), Display, Keyless(error));
+        return new RemoteModelException(Clean($"The {what} from '{Display}' failed: {FirstLine(error.Message)}"), Display, Keyless(error));
     }
 
     /// <summary>The exception for an error status, with the server's own message when it sent one.</summary>
     public RemoteModelException FromStatus(int status, PipelineResponse? response, string what, Exception? inner = null)
     {
+        inner = Keyless(inner);
         var detail = response is null ? "" : ServerMessage(response);
         detail = detail.Length > 0 ? $": {detail}" : ".";
         return status switch
@@ -168,6 +169,11 @@ internal sealed class RemoteEndpoint
             return ""; // an unbuffered (streamed) error body
         }
     }
+
+    /// <summary>The exception to keep as the cause, or null when its text holds the key (the SDK's exception quotes the
+    /// server's error body, which may echo the key): the remote exception's own message already says what happened.</summary>
+    private Exception? Keyless(Exception? inner) =>
+        inner is not null && _apiKey is { Length: > 0 } key && inner.ToString().Contains(key, StringComparison.Ordinal) ? null : inner;
 
     /// <summary>Removes the key from a message (a server may echo it back in an error).</summary>
     public string Clean(string message) =>

@@ -75,6 +75,7 @@ public sealed class RemoteChatModelTests : IDisposable
         Assert.Equal($"Bearer {Key}", _server.Generations.Single().Authorization);
         Assert.Equal(401, error.Status);
         Assert.DoesNotContain(Key, error.Message, StringComparison.Ordinal);
+        Assert.DoesNotContain(Key, error.ToString(), StringComparison.Ordinal); // inner exceptions included
         Assert.Contains("***", error.Message, StringComparison.Ordinal);
         Assert.DoesNotContain(Key, model.ToString(), StringComparison.Ordinal);
     }

@@ -121,7 +121,7 @@ public sealed class RemoteEmbedderTests : IDisposable
         _server.RespondEmbeddings = (context, _) => FakeOpenAiServer.WriteJsonAsync(context, 401, FakeOpenAiServer.Error($"Incorrect API key provided: {Key}"));
 
         var error = Assert.Throws<RemoteAuthenticationException>(() => EmbedderRegistry.Resolve(Locator()));
-        Assert.DoesNotContain(Key, error.Message, StringComparison.Ordinal);
+        Assert.DoesNotContain(Key, error.ToString(), StringComparison.Ordinal); // inner exceptions included
         Assert.Contains("embedding with 'embed-model'", error.Message, StringComparison.Ordinal);
     }
 
