@@ -19,12 +19,39 @@ $null = Import-CkModel $ModelFile -Name chat -ContextSize 4096
 Start-CkServer -Port $Port -ApiKey (ConvertTo-SecureString $Key -AsPlainText -Force) -KnowledgeBase $KnowledgeBase -Wait
 '@
     # The served knowledge base gives /v1/embeddings its MiniLM embedder (model id all-MiniLM-L6-v2 or rag/kb).
-    $script:server = [pscustomobject]@{
-        Process  = Start-CkChildPwsh $serverScript @('-ModulePath', $env:CKLLM_MODULE, '-ModelFile', $fx.Model, '-Port', $port, '-Key', $key,
-            '-KnowledgeBase', $fx.KnowledgeBase)
-        Endpoint = "http://127.0.0.1:$port"
+    function script:Start-E2EServer {
+        $port = Get-CkFreePort
+        $started = [pscustomobject]@{
+            Process  = Start-CkChildPwsh $serverScript @('-ModulePath', $env:CKLLM_MODULE, '-ModelFile', $fx.Model, '-Port', $port, '-Key', $key,
+                '-KnowledgeBase', $fx.KnowledgeBase)
+            Endpoint = "http://127.0.0.1:$port"
+        }
+        Wait-CkHttp "$($started.Endpoint)/v1/models" -Process $started.Process -TimeoutSec 180
+        $started
     }
-    Wait-CkHttp "$($server.Endpoint)/v1/models" -Process $server.Process -TimeoutSec 180
+    $script:server = Start-E2EServer
+
+    # Runs $Stream (a streamed cmdlet with -ErrorVariable failed) in a thread job and kills $Server's process as soon as
+    # the first piece has arrived; returns the cmdlet's error, when it ended, when the server was killed, and the text streamed.
+    function script:Invoke-KilledMidStream($Server, [scriptblock] $Stream) {
+        $job = Start-ThreadJob -ArgumentList $env:CKLLM_MODULE, $Stream.ToString() -ScriptBlock {
+            param($ModulePath, $Stream)
+            Import-Module $ModulePath
+            . ([scriptblock]::Create($Stream))
+            [pscustomobject]@{ Error = $failed[0]; Ended = [DateTime]::UtcNow }
+        }
+        $deadline = [DateTime]::UtcNow.AddSeconds(120)
+        while ($job.Information.Count -eq 0 -and $job.State -notin 'Completed', 'Failed', 'Stopped' -and [DateTime]::UtcNow -lt $deadline) { Start-Sleep -Milliseconds 10 }
+        $running = "$($job.State)"
+        $Server.Process.Kill()
+        $killed = [DateTime]::UtcNow
+        $null = $job | Wait-Job -Timeout 150
+        # Read before Receive-Job, which takes the records out of the job.
+        $streamed = @($job.Information | ForEach-Object { "$($_.MessageData)" }) -join ''
+        $outcome = @($job | Receive-Job 6>$null) | Where-Object { $_.PSObject.Properties['Ended'] }
+        $job | Remove-Job -Force
+        [pscustomobject]@{ StateAtKill = $running; Error = $outcome.Error; Ended = $outcome.Ended; Killed = $killed; Streamed = $streamed }
+    }
 
     $null = Import-CkModel $fx.Model -Name local -ContextSize 4096
     $null = Import-CkModel -Endpoint $server.Endpoint -RemoteModel chat -ApiKey $secureKey -Name remote -ContextSize 4096
@@ -137,30 +164,25 @@ $answer = Invoke-CkRag $question -KnowledgeBase $KnowledgeBase -Mode Vector -Top
         $refused.Exception.Message | Should -Not -Match 'sk-not-the-embedding-key'
     }
 
-    It 'reports a server killed mid-stream at once, with the streamed text kept on the error, and the shell goes on' {
-        # The answer streams in a thread job; this runspace kills the server as soon as the first piece has arrived.
-        $job = Start-ThreadJob -ArgumentList $env:CKLLM_MODULE -ScriptBlock {
-            param($ModulePath)
-            Import-Module $ModulePath
-            Invoke-CkCompletion 'Once upon a time' -Model remote -MaxTokens 3000 -Temperature 0 -Stream -ErrorAction SilentlyContinue -ErrorVariable failed
-            [pscustomobject]@{ Error = $failed[0]; Ended = [DateTime]::UtcNow }
+    It 'reports a server killed mid-stream at once, with the streamed <Cmdlet> text kept on the error, and the shell goes on' -TestCases @(
+        @{ Cmdlet = 'Invoke-CkCompletion'; Stream = { Invoke-CkCompletion 'Once upon a time' -Model remote -MaxTokens 3000 -Temperature 0 -Stream -ErrorAction SilentlyContinue -ErrorVariable failed } }
+        @{ Cmdlet = 'Invoke-CkRag'; Stream = { Invoke-CkRag 'Tell me everything about glaciers.' -Model remote -Top 1 -MaxTokens 2000 -Temperature 0 -Stream -ErrorAction SilentlyContinue -ErrorVariable failed } }
+    ) {
+        param($Cmdlet, $Stream)
+        if ($server.Process.HasExited) {
+            # The first case killed the shared server: a fresh one, and the remote model pointed at it.
+            $script:server = Start-E2EServer
+            $null = Import-CkModel -Endpoint $server.Endpoint -RemoteModel chat -ApiKey $secureKey -Name remote -ContextSize 4096
         }
-        $deadline = [DateTime]::UtcNow.AddSeconds(120)
-        while ($job.Information.Count -eq 0 -and $job.State -notin 'Completed', 'Failed', 'Stopped' -and [DateTime]::UtcNow -lt $deadline) { Start-Sleep -Milliseconds 10 }
-        $job.State | Should -Be 'Running' # still streaming when the server is killed
-        $server.Process.Kill()
-        $killed = [DateTime]::UtcNow
-        $null = $job | Wait-Job -Timeout 150
-        # Read before Receive-Job, which takes the records out of the job.
-        $streamed = @($job.Information | ForEach-Object { "$($_.MessageData)" }) -join ''
-        $outcome = @($job | Receive-Job 6>$null) | Where-Object { $_.PSObject.Properties['Ended'] }
-        $job | Remove-Job -Force
-        $outcome.Error.FullyQualifiedErrorId | Should -BeLike 'RemoteStreamInterrupted,*'
-        $outcome.Error.CategoryInfo.Category | Should -Be 'ConnectionError'
+        $null = Get-CkKnowledge -KnowledgeBase $fx.KnowledgeBase -Statistics # makes it the session's current knowledge base for the job
+        $cut = Invoke-KilledMidStream $server $Stream
+        $cut.StateAtKill | Should -Be 'Running' # still streaming when the server is killed
+        $cut.Error.FullyQualifiedErrorId | Should -BeLike 'RemoteStreamInterrupted,*'
+        $cut.Error.CategoryInfo.Category | Should -Be 'ConnectionError'
         # Reported when the connection broke, not after the 100 s read timeout.
-        ($outcome.Ended - $killed).TotalSeconds | Should -BeLessThan 30
-        $outcome.Error.Exception.PartialText | Should -Not -BeNullOrEmpty
-        $outcome.Error.Exception.PartialText | Should -Be $streamed
+        ($cut.Ended - $cut.Killed).TotalSeconds | Should -BeLessThan 30
+        $cut.Error.Exception.PartialText | Should -Not -BeNullOrEmpty
+        $cut.Error.Exception.PartialText | Should -Be $cut.Streamed
     }
 
     It 'reports the stopped server as ConnectionError, and the shell goes on' {
