@@ -57,7 +57,7 @@ public static partial class NativeBackend
     /// server's batch decode took ~980 ms per step with the default and ~45 ms with 1,000 rounds (~20 µs). libgomp
     /// reads the variable once, when it is loaded, so it is set in the native environment before llama.cpp loads.
     /// </summary>
-    private static void BoundOpenMpSpinning()
+    internal static void BoundOpenMpSpinning()
     {
         if (!OperatingSystem.IsLinux()) return;
         if (Environment.GetEnvironmentVariable("GOMP_SPINCOUNT") is not null || Environment.GetEnvironmentVariable("OMP_WAIT_POLICY") is not null) return;

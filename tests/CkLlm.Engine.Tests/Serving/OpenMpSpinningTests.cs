@@ -4,7 +4,8 @@ using CkLlm.Engine.Model;
 namespace CkLlm.Engine.Tests.Serving;
 
 /// <summary>ggml's OpenMP threads are told to stop spinning early (libgomp reads GOMP_SPINCOUNT once, when llama.cpp
-/// loads), unless the user chose a policy themselves.</summary>
+/// loads, which is why NativeBackend does this before loading it), unless the user chose a policy themselves. The bound is
+/// called directly: in this test process another test may have loaded llama.cpp first.</summary>
 public partial class OpenMpSpinningTests
 {
     [Fact]
@@ -12,7 +13,7 @@ public partial class OpenMpSpinningTests
     {
         var given = Environment.GetEnvironmentVariable("GOMP_SPINCOUNT");
         var policy = Environment.GetEnvironmentVariable("OMP_WAIT_POLICY");
-        NativeBackend.EnsureInitialized();
+        NativeBackend.BoundOpenMpSpinning();
         var native = Marshal.PtrToStringUTF8(GetEnv("GOMP_SPINCOUNT"));
         if (given is not null || policy is not null) Assert.Equal(given, native);
         else Assert.Equal(NativeBackend.OpenMpSpinCount, native);
