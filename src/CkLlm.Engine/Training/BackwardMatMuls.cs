@@ -15,6 +15,9 @@ internal static unsafe class BackwardMatMuls
 {
     private static readonly Lazy<(int OutProd, int MulMat, int Transpose)> Ops = new(ReadOpCodes);
 
+    /// <summary>Multiply-adds per copied element below which an out_prod is left as it is.</summary>
+    private const long MinimumRatio = 32;
+
     /// <summary>
     /// Returns a graph with the same nodes in the same order as <paramref name="backward"/>, its 2-D F32/F16 out_prods
     /// turned into mul_mats (in place) and the transposed copies they read inserted before them. Frozen weights whose
@@ -35,10 +38,16 @@ internal static unsafe class BackwardMatMuls
             IntPtr a = (IntPtr)t->Src[0], b = (IntPtr)t->Src[1];
             if (!IsMatrix(a) || !IsMatrix(b) || !IsMatrix(node) || !Transposable(a) || Ggml.TypeOf(b) != (int)GgmlType.F32) continue;
             // out_prod(a [K, M], b [N, M]) = dst [K, N] = mul_mat(aᵀ [M, K], bᵀ [M, N]).
-            var aT = transposed is not null && transposed.TryGetValue(a, out var cached) ? cached : Ggml.ggml_cont(ctx, Ggml.ggml_transpose(ctx, a));
-            var bT = ((GgmlTensor*)b)->Op == transpose && RowsContiguousF32((IntPtr)((GgmlTensor*)b)->Src[0])
-                ? (IntPtr)((GgmlTensor*)b)->Src[0]
-                : Ggml.ggml_cont(ctx, Ggml.ggml_transpose(ctx, b));
+            var cachedA = transposed is not null && transposed.TryGetValue(a, out var cached) ? cached : IntPtr.Zero;
+            var directB = ((GgmlTensor*)b)->Op == transpose && RowsContiguousF32((IntPtr)((GgmlTensor*)b)->Src[0])
+                ? (IntPtr)((GgmlTensor*)b)->Src[0] : IntPtr.Zero;
+            long k = ((GgmlTensor*)a)->Ne[0], m = ((GgmlTensor*)a)->Ne[1], n = ((GgmlTensor*)b)->Ne[0];
+            long copied = (cachedA == IntPtr.Zero ? k * m : 0) + (directB == IntPtr.Zero ? n * m : 0);
+            // A product whose operands must be copied transposed only pays when it is large next to the copies (not
+            // LoRA's rank-r gradients, whose x and g copies cost about 1/r of the product).
+            if (k * m * n < MinimumRatio * copied) continue;
+            var aT = cachedA != IntPtr.Zero ? cachedA : Ggml.ggml_cont(ctx, Ggml.ggml_transpose(ctx, a));
+            var bT = directB != IntPtr.Zero ? directB : Ggml.ggml_cont(ctx, Ggml.ggml_transpose(ctx, b));
             t->Op = mulMat;
             t->Src[0] = (ulong)aT;
             t->Src[1] = (ulong)bT;
