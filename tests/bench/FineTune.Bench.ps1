@@ -89,7 +89,7 @@ try {
         $bench = & $T 'Training.TrainingBenchmark'
         $method = & $T 'Training.FineTuneMethod'
         $results.Throughput = foreach ($m in 'Lora', 'Full') {
-            Write-Host "==> $Preset $m : rebuilt graphs, then reused graphs" -ForegroundColor Cyan
+            Write-Host "==> $Preset $m : previous path (graphs rebuilt every step), then the current one" -ForegroundColor Cyan
             $old = $bench::MeasureTraining($model, $text, [Enum]::Parse($method, $m), $true, $ContextLength, $BatchSize, $Steps, $Threads)
             $new = $bench::MeasureTraining($model, $text, [Enum]::Parse($method, $m), $false, $ContextLength, $BatchSize, $Steps, $Threads)
             [pscustomobject]@{ Method = $m; Rebuilt = $old.TokensPerSecond; Reused = $new.TokensPerSecond; PeakMB = [math]::Round($new.PeakMemory / 1MB); PyTorch = $null; Torch = $null }
@@ -171,8 +171,8 @@ $lines = @('## Fine-tuning', '',
 if ($results.Throughput) {
     $p = $results.Preset
     $lines += "### Training speed: $($p.Name) preset ($($p.ParameterCount) parameters, vocabulary $($p.VocabularySize))", '',
-        "$Steps optimizer steps of $BatchSize x $ContextLength tokens per configuration, $Threads threads. *Rebuilt* is the previous path (graph, backward graph and allocation rebuilt by ggml_opt for every step, still selectable as ``FineTuneOptions.RebuildGraphs``), *reused* builds them once per batch shape. PyTorch trains the same llama shapes (random weights, same LoRA rank/alpha/targets, AdamW) on the CPU with the same threads, sequence length and batch.", '',
-        '| Method | Rebuilt tok/s | Reused tok/s | Reused / rebuilt | Peak memory (MB) | PyTorch tok/s | CkLlm / PyTorch |', '|---|---:|---:|---:|---:|---:|---:|'
+        "$Steps optimizer steps of $BatchSize x $ContextLength tokens per configuration, $Threads threads, both paths in this one process on the same data. *Previous* is the path before graph reuse (graph, backward graph and allocation rebuilt by ggml_opt for every step, ggml's out_prod gradients; still selectable as ``FineTuneOptions.RebuildGraphs``). *Current* builds them once per batch shape and computes the backward matrix products as mul_mats of transposed operands (ggml's sgemm instead of out_prod's row-wise multiply-adds; LoRA's frozen base is transposed once, which costs its memory once more). PyTorch trains the same llama shapes (random weights, same LoRA rank/alpha/targets, AdamW) on the CPU with the same threads, sequence length and batch.", '',
+        '| Method | Previous tok/s | Current tok/s | Current / previous | Peak memory (MB) | PyTorch tok/s | CkLlm / PyTorch |', '|---|---:|---:|---:|---:|---:|---:|'
     foreach ($r in $results.Throughput) {
         $peerRatio = if ($r.PyTorch) { '{0:N2}' -f ($r.Reused / $r.PyTorch) } else { 'n/a' }
         $lines += "| $($r.Method) | $(& $f1 $r.Rebuilt) | $(& $f1 $r.Reused) | $('{0:N2}' -f ($r.Reused / $r.Rebuilt))x | $($r.PeakMB) | $(& $f1 $r.PyTorch) | $peerRatio |"
@@ -183,11 +183,11 @@ if ($results.Throughput) {
 if ($results.Scratch) {
     $s = $results.Scratch
     $lines += '### From scratch on a local corpus (New-CkModel -Corpus, Start-CkFineTune -Method Full)', '',
-        "Corpus: $($s.Corpus). A $($s.Preset) model (New-CkModel -Preset $($s.Preset) -Corpus, vocabulary learned from the training split) trained with ``-Method Full -MaxSteps $PretrainSteps`` (defaults otherwise): $($s.Steps) steps, $($s.Epochs) epochs over $(& $f0 $s.TrainTokens) training tokens, $(& $f0 $s.TokensPerSecond) tok/s, $(& $f1 $s.Minutes) min; training loss $(& $f1 $s.FirstLoss) -> $('{0:N2}' -f $s.LastLoss). Held-out perplexity (llama.cpp, context 129): $(& $f1 $s.HeldOutBefore) untrained -> $(& $f1 $s.HeldOutAfter). This model is cached in ``.build/finetune-bench/`` as the pretrained fixture below.", ''
+        "Corpus: $($s.Corpus). A $($s.Preset) model (New-CkModel -Preset $($s.Preset) -Corpus, vocabulary learned from the training split) trained with ``-Method Full -MaxSteps $PretrainSteps`` (defaults otherwise): $($s.Steps) steps, $($s.Epochs) epoch(s) over $(& $f0 $s.TrainTokens) training tokens, $(& $f0 $s.TokensPerSecond) tok/s, $(& $f1 $s.Minutes) min; training loss $(& $f1 $s.FirstLoss) -> $('{0:N2}' -f $s.LastLoss). Held-out perplexity (llama.cpp, context 129): $(& $f1 $s.HeldOutBefore) untrained -> $(& $f1 $s.HeldOutAfter). This model is cached in ``.build/finetune-bench/`` as the pretrained fixture below.", ''
 }
 if ($results.Infusion) {
     $lines += '### Defaults infuse a document', '',
-        '``Start-CkFineTune -Model m.gguf -Path facts.md -OutputPath out.gguf -Wait`` with nothing else (LoRA, automatic step budget, sentence-start windows, plateau stopping) on the 18-sentence invented-facts text. Perplexity by llama.cpp on the document; recall = greedy completion (24 tokens) from the first five words of each sentence contains its key fact; held-out = perplexity on paraphrases of the same facts never trained on (reported, not gated).', '',
+        '`Start-CkFineTune -Model m.gguf -Path facts.md -OutputPath out.gguf -Wait` with nothing else (LoRA, automatic step budget, sentence-start windows, plateau stopping) on the 18-sentence invented-facts text. Perplexity by llama.cpp on the document; recall = greedy completion (24 tokens) from the first five words of each sentence contains its key fact; held-out = perplexity on paraphrases of the same facts never trained on (reported, not gated).', '',
         '| Base model | Steps | Stopped early | Seconds | Peak LR | Perplexity before | after | ratio | Recall | Held-out paraphrases before | after |', '|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|'
     foreach ($r in $results.Infusion) {
         $lines += "| $($r.Model) | $($r.Steps) | $($r.StoppedEarly) | $(& $f0 $r.Seconds) | $($r.LearningRate) | $(& $f1 $r.Before) | $('{0:N2}' -f $r.After) | $(& $f0 $r.Ratio)x | $($r.Recalled)/$($r.Sentences) | $(& $f1 $r.HeldBefore) | $(& $f1 $r.HeldAfter) |"

@@ -128,6 +128,10 @@ internal sealed class LlamaGraph
     public IntPtr Weight(int block, string name) =>
         block == LoraTargets.OutputBlock ? Output : _file.RequireTensor($"blk.{block}.{name}.weight");
 
+    /// <summary>Every weight the graph multiplies activations by: the projections of every block and the output.</summary>
+    public IEnumerable<IntPtr> ProjectionWeights() =>
+        Enumerable.Range(0, Hyper.BlockCount).SelectMany(b => LoraTargets.Default.Select(name => Weight(b, name))).Append(Output);
+
     public static string TensorName(int block, string name) =>
         block == LoraTargets.OutputBlock ? "output.weight" : $"blk.{block}.{name}.weight";
 

@@ -58,11 +58,12 @@ internal sealed unsafe class LlamaGraphModel : IDisposable
         }
     }
 
-    /// <summary>Creates a no-alloc ggml context large enough for training graphs of this model.</summary>
+    /// <summary>Creates a no-alloc ggml context large enough for training graphs of this model (forward, backward
+    /// and the backward rewritten by <see cref="BackwardMatMuls"/>).</summary>
     public IntPtr NewComputeContext()
     {
         nuint size = (nuint)Graph.GraphSize;
-        nuint bytes = size * 3 * Ggml.ggml_tensor_overhead() + 3 * Ggml.ggml_graph_overhead_custom(size, true);
+        nuint bytes = size * 4 * Ggml.ggml_tensor_overhead() + 4 * Ggml.ggml_graph_overhead_custom(size, true);
         var ctx = Ggml.ggml_init(new GgmlInitParams { MemSize = bytes, NoAlloc = true });
         return ctx != IntPtr.Zero ? ctx : throw new OutOfMemoryException("ggml_init failed.");
     }

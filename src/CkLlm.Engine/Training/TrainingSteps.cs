@@ -72,6 +72,7 @@ internal sealed unsafe class ReusedGraphSteps : ITrainingSteps
 
     private readonly LlamaGraphModel _model;
     private readonly LoraWeights? _lora;
+    private readonly TransposedWeights? _transposed;
     private readonly Dictionary<IntPtr, IntPtr> _accumulators = new();
     private readonly Dictionary<(int Length, int Sequences, int Rows, int MicroBatches), ShapeGraph> _shapes = new();
     private readonly LinkedList<(int, int, int, int)> _recent = new();
@@ -112,6 +113,10 @@ internal sealed unsafe class ReusedGraphSteps : ITrainingSteps
             _stepGraph = Ggml.ggml_new_graph_custom(_stepContext, graphSize, false);
             foreach (var (p, m, v) in moments)
                 Ggml.ggml_build_forward_expand(_stepGraph, Ggml.ggml_opt_step_adamw(_stepContext, p, _accumulators[p], m, v, _adamParams));
+
+            // LoRA's base never changes: transpose its projections once for the backward mul_mats (BackwardMatMuls).
+            if (lora is not null)
+                _transposed = new TransposedWeights(model.Backend, model.Graph.ProjectionWeights());
         }
         catch
         {
@@ -155,6 +160,9 @@ internal sealed unsafe class ReusedGraphSteps : ITrainingSteps
         Ggml.ggml_backend_buffer_clear(_accumulatorBuffer, 0);
         return (lossSum / rows, rows);
     }
+
+    /// <summary>out_prods turned into mul_mats over all backward graphs built so far.</summary>
+    internal int RewrittenOutProducts => _shapes.Values.Sum(s => s.RewrittenOutProducts);
 
     public (double Loss, int Rows) Evaluate(IReadOnlyList<TrainingWindow> batch)
     {
@@ -222,7 +230,7 @@ internal sealed unsafe class ReusedGraphSteps : ITrainingSteps
             }
             evicted.Dispose();
         }
-        shape = new ShapeGraph(_model, _lora, _accumulators, batch, 1f / microBatches);
+        shape = new ShapeGraph(_model, _lora, _accumulators, _transposed, batch, 1f / microBatches);
         _shapes[key] = shape;
         _recent.AddFirst(key);
         return shape;
@@ -233,6 +241,7 @@ internal sealed unsafe class ReusedGraphSteps : ITrainingSteps
         if (_allocated != IntPtr.Zero) { Ggml.ggml_backend_sched_reset(_model.Scheduler); _allocated = IntPtr.Zero; }
         foreach (var shape in _shapes.Values) shape.Dispose();
         _shapes.Clear();
+        _transposed?.Dispose();
         if (_stepContext != IntPtr.Zero) { Ggml.ggml_free(_stepContext); _stepContext = IntPtr.Zero; }
         if (_accumulatorBuffer != IntPtr.Zero) { Ggml.ggml_backend_buffer_free(_accumulatorBuffer); _accumulatorBuffer = IntPtr.Zero; }
         if (_stateBuffer != IntPtr.Zero) { Ggml.ggml_backend_buffer_free(_stateBuffer); _stateBuffer = IntPtr.Zero; }
@@ -251,7 +260,11 @@ internal sealed unsafe class ReusedGraphSteps : ITrainingSteps
         public IntPtr Forward { get; }
         public IntPtr Backward { get; }
 
-        public ShapeGraph(LlamaGraphModel model, LoraWeights? lora, Dictionary<IntPtr, IntPtr> accumulators, EncodedBatch batch, float lossScale)
+        /// <summary>out_prods of the backward graph computed as mul_mats (<see cref="BackwardMatMuls"/>).</summary>
+        public int RewrittenOutProducts { get; }
+
+        public ShapeGraph(LlamaGraphModel model, LoraWeights? lora, Dictionary<IntPtr, IntPtr> accumulators, TransposedWeights? transposed,
+            EncodedBatch batch, float lossScale)
         {
             try
             {
@@ -287,6 +300,7 @@ internal sealed unsafe class ReusedGraphSteps : ITrainingSteps
                     else if (accumulators.TryGetValue(node, out var accumulator)) gradAccumulators[i] = accumulator;
                 }
                 fixed (IntPtr* p = gradAccumulators) Ggml.ggml_build_backward_expand(_context, Backward, p);
+                (Backward, RewrittenOutProducts) = BackwardMatMuls.Rewrite(_context, Backward, model.Graph.GraphSize, transposed?.Copies);
             }
             catch
             {

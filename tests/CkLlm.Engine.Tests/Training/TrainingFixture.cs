@@ -27,6 +27,11 @@ public sealed class TrainingFixture : IDisposable
     /// <summary>Grouped-query attention with 3 query heads per KV head, 3 blocks, odd sizes.</summary>
     public static ModelPreset Gqa { get; } = new("Gqa", 96, 3, 6, 2, 160, 256, 700);
 
+    private readonly Lazy<PretrainedModel> _pretrained = new(() => PretrainedModel.GetOrTrain(InventedFacts.RepositoryRoot()));
+
+    /// <summary>A Small model pretrained from scratch on a local corpus, cached in .build/ (trained on first use).</summary>
+    public PretrainedModel Pretrained => _pretrained.Value;
+
     public TrainingFixture()
     {
         System.IO.Directory.CreateDirectory(Directory);
@@ -58,8 +63,7 @@ internal sealed record InventedFacts(string Text, IReadOnlyList<KeyFact> KeyFact
 
     public static InventedFacts Load()
     {
-        var file = FindUpwards(AppContext.BaseDirectory)
-            ?? throw new FileNotFoundException($"'{RelativePath}' was not found above '{AppContext.BaseDirectory}'.");
+        var file = Find();
         var shape = JsonSerializer.Deserialize<FileShape>(File.ReadAllText(file), Json)
             ?? throw new InvalidDataException($"'{file}' is empty.");
         // The trailing space keeps the text byte-identical to what the training tests were tuned on.
@@ -68,6 +72,12 @@ internal sealed record InventedFacts(string Text, IReadOnlyList<KeyFact> KeyFact
             shape.Sentences.Select(s => new KeyFact(s.Text, s.Fact)).ToList(),
             string.Join(" ", shape.Paraphrases) + " ");
     }
+
+    /// <summary>The repository this test assembly was built from (its .build/ holds cached fixtures).</summary>
+    public static string RepositoryRoot() => Path.GetFullPath(Path.Combine(Path.GetDirectoryName(Find())!, "..", ".."));
+
+    private static string Find() => FindUpwards(AppContext.BaseDirectory)
+        ?? throw new FileNotFoundException($"'{RelativePath}' was not found above '{AppContext.BaseDirectory}'.");
 
     private static string? FindUpwards(string start)
     {

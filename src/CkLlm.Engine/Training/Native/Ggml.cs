@@ -123,6 +123,8 @@ internal static unsafe class Ggml
     [DllImport(GgmlLibrary.Base)] public static extern IntPtr ggml_repeat_4d(IntPtr ctx, IntPtr a, long ne0, long ne1, long ne2, long ne3);
     [DllImport(GgmlLibrary.Base)] public static extern IntPtr ggml_permute(IntPtr ctx, IntPtr a, int axis0, int axis1, int axis2, int axis3);
     [DllImport(GgmlLibrary.Base)] public static extern IntPtr ggml_transpose(IntPtr ctx, IntPtr a);
+    [DllImport(GgmlLibrary.Base)] public static extern IntPtr ggml_out_prod(IntPtr ctx, IntPtr a, IntPtr b);
+    [DllImport(GgmlLibrary.Base)] public static extern IntPtr ggml_cpy(IntPtr ctx, IntPtr a, IntPtr b);
     [DllImport(GgmlLibrary.Base)] public static extern IntPtr ggml_rope_ext(IntPtr ctx, IntPtr a, IntPtr positions, IntPtr freqFactors,
         int nDims, int mode, int nCtxOrig, float freqBase, float freqScale, float extFactor, float attnFactor, float betaFast, float betaSlow);
     [DllImport(GgmlLibrary.Base)] public static extern IntPtr ggml_diag_mask_inf(IntPtr ctx, IntPtr a, int nPast);
