@@ -143,7 +143,7 @@ foreach (`$round in 1..3) {
         $revised.ContentHash | Should -Be (Get-FileHash -Algorithm SHA256 -LiteralPath $revised.Source).Hash
     }
 
-    It 'serves a knowledge base on the server with Start-CkServer -KnowledgeBase <URI> -Credential' {
+    It 'serves a knowledge base on the server with Start-CkServer -KnowledgeBase postgresql://... -Credential' {
         $uri = Get-CkTestPostgresUri $pg 'served' -NoPassword
         $cred = [pscredential]::new($pg.User, (ConvertTo-SecureString $pg.Password -AsPlainText -Force))
         Get-ChildItem $corpus | Select-Object -First 3 | Add-CkKnowledge -KnowledgeBase $uri -Credential $cred -ChunkSize 48 -ChunkOverlap 8 | Out-Null
