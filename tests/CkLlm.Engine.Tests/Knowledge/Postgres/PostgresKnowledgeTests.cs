@@ -320,6 +320,29 @@ public sealed class PostgresKnowledgeTests(PostgresServerFixture server) : IDisp
         Assert.Equal(["mounting"], pg.Search("fstab", new SearchOptions { Mode = SearchMode.Keyword }).Select(h => h.Source));
     }
 
+    [Fact]
+    public void Pruning_a_list_made_while_a_file_was_gone_keeps_the_file_another_writer_put_back()
+    {
+        using var pruner = OpenServer("prune-race");
+        using var writer = KnowledgeBase.Open(server.Uri("prune-race"), new KnowledgeBaseOptions { ChunkSize = 60, ChunkOverlap = 10, VectorIndexFactory = InMemoryVectorIndex.Create });
+        var files = Corpus.Take(3).Select(c => _dir.Write(c.Name, c.Text)).ToList();
+        foreach (var f in files) pruner.AddFile(f);
+        File.Delete(files[0]);
+        File.Delete(files[1]);
+        var listed = pruner.GetMissingSources(); // what Sync-CkKnowledge lists before it asks and removes
+        Assert.Equal(2, listed.Count);
+
+        // Meanwhile another writer puts one file back unchanged: its add is a no-op, the stored source stays as listed.
+        File.WriteAllText(files[0], Corpus[0].Text);
+        Assert.Equal(IngestStatus.Skipped, writer.AddFile(files[0]).Status);
+
+        var removed = pruner.RemoveMissing(listed);
+        Assert.Equal([files[1]], removed.Select(r => r.Source));
+        Assert.Equal(new[] { files[0], files[2] }.Order(StringComparer.Ordinal), pruner.GetSources().Select(s => s.Source).Order(StringComparer.Ordinal));
+        // A second pruner with the same stale list removes nothing more and reports nothing.
+        Assert.Empty(writer.RemoveMissing(listed));
+    }
+
     private long GenerationOf(string name)
     {
         using var conn = Admin();
