@@ -19,19 +19,22 @@ internal sealed partial class PostgresKnowledgeStore
 {
     /// <summary>The query's lexemes (as the documents' text was indexed), their postings in the chunks <c>{0}</c>
     /// selects, their document frequencies over the whole knowledge base, and the BM25 sum per chunk. Every part reads
-    /// the postings' primary key (lexeme first), so the cost follows the query terms' postings, not the chunks' size.</summary>
+    /// the postings' primary key (lexeme first), so the cost follows the query terms' postings, not the chunks' size.
+    /// Constants are float8: a bare 0.75 is numeric in PostgreSQL, and numeric arithmetic doubled the query's time.</summary>
     private const string Bm25Template = $$"""
         WITH q AS MATERIALIZED (
             SELECT DISTINCT lexeme FROM unnest($2::text[]) AS t(term)
             CROSS JOIN LATERAL unnest(tsvector_to_array(to_tsvector('{{PostgresSchema.TextSearchConfig}}', t.term))) AS lexeme),
         stats AS (SELECT greatest(chunk_count, 1)::float8 AS n, greatest(token_total, 1)::float8 / greatest(chunk_count, 1) AS avgdl
                   FROM ckllm_knowledge_bases WHERE id = $1),
-        df AS MATERIALIZED (SELECT p.lexeme, count(*) AS hits FROM ckllm_postings p WHERE p.kb_id = $1 AND p.lexeme IN (SELECT lexeme FROM q) GROUP BY p.lexeme),
-        tf AS (SELECT p.lexeme, p.chunk_id, p.title_tf * $3 + p.heading_tf * $4 + p.body_tf * $5 AS f, p.chunk_length
+        df AS MATERIALIZED (
+            SELECT d.lexeme, greatest(ln((s.n - d.hits + 0.5::float8) / (d.hits + 0.5::float8)), 1e-6::float8) AS idf
+            FROM (SELECT p.lexeme, count(*) AS hits FROM ckllm_postings p WHERE p.kb_id = $1 AND p.lexeme IN (SELECT lexeme FROM q) GROUP BY p.lexeme) d
+            CROSS JOIN stats s),
+        tf AS (SELECT p.lexeme, p.chunk_id, p.title_tf * $3::float8 + p.heading_tf * $4::float8 + p.body_tf * $5::float8 AS f, p.chunk_length
                FROM ckllm_postings p WHERE p.kb_id = $1 AND p.lexeme IN (SELECT lexeme FROM q) AND {0}),
         scored AS (
-            SELECT tf.chunk_id AS id, sum(greatest(ln((s.n - df.hits + 0.5) / (df.hits + 0.5)), 1e-6) * (tf.f * 2.2)
-                                          / (tf.f + 1.2 * (0.25 + 0.75 * tf.chunk_length / s.avgdl))) AS score
+            SELECT tf.chunk_id AS id, sum(df.idf * (tf.f * 2.2::float8) / (tf.f + 1.2::float8 * (0.25::float8 + 0.75::float8 * tf.chunk_length / s.avgdl))) AS score
             FROM tf JOIN df USING (lexeme) CROSS JOIN stats s
             GROUP BY tf.chunk_id)
         """;
