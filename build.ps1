@@ -7,7 +7,7 @@
             format file and generated help into out/CkLlm.
     Test  : Build, then every xunit test (engine) and every Pester test (cmdlets); ends with 'N passed, N failed'.
     Demo  : Build, then runs the main job on embedded defaults.
-    Bench : Build, then the benchmarks recorded in docs/benchmarks.md (-BenchArea Completion|Knowledge|FineTune|Ingestion|Soak|Server|Chat|Postgres).
+    Bench : Build, then the benchmarks recorded in docs/benchmarks.md (-BenchArea Completion|Knowledge|FineTune|Ingestion|Soak|Server|Chat|Postgres|Remote).
 .EXAMPLE
     dotnet tool restore && dotnet pwsh ./build.ps1 -Task Test
 #>
@@ -22,7 +22,7 @@ param(
     # Test: run only Pester files whose name matches this wildcard (e.g. '*Completion*'); xunit is skipped when set.
     [string] $PesterFilter,
     # Bench: which benchmark to run.
-    [ValidateSet('All', 'Completion', 'Knowledge', 'FineTune', 'Ingestion', 'Soak', 'Server', 'Chat', 'Postgres')]
+    [ValidateSet('All', 'Completion', 'Knowledge', 'FineTune', 'Ingestion', 'Soak', 'Server', 'Chat', 'Postgres', 'Remote')]
     [string] $BenchArea = 'All'
 )
 
@@ -174,6 +174,7 @@ switch ($Task) {
         $benchmarks = [ordered]@{
             Completion = $true; Knowledge = $false; FineTune = $true; Ingestion = $false; Soak = $true
             Server = $true; Chat = $true; Postgres = $true
+            Remote = $true
         }
         foreach ($area in $benchmarks.Keys) {
             if ($BenchArea -notin 'All', $area) { continue }

@@ -144,6 +144,20 @@ if ($results.Retrieval) {
             $lines += "| $($r.Corpus) | $($r.Embedder) | $($r.Files) ($($r.CorpusFiles)) | $($r.Chunks) | $($x.Dev.Questions)/$($x.Test.Questions) | $name | $(Format-Metric $x.Dev) | $(Format-Metric $x.Test) | $($x.Test.P50Ms) |"
         }
     }
+    # The issue's targets, checked from the numbers above: default mode hit@5 >= 0.90 and MRR@10 >= 0.80 on every test
+    # half, and never below the best single mode on either.
+    $lines += @('', 'Targets on the test halves (default Hybrid: hit@5 >= 0.90, MRR@10 >= 0.80, and not below Keyword or Vector on either):', '')
+    foreach ($r in $rows) {
+        $h = $r.Modes.Hybrid.Test
+        $bestHit5 = [math]::Max($r.Modes.Keyword.Test.Hit5, $r.Modes.Vector.Test.Hit5)
+        $bestMrr = [math]::Max($r.Modes.Keyword.Test.Mrr10, $r.Modes.Vector.Test.Mrr10)
+        $verdicts = @(
+            "hit@5 $($h.Hit5) $(if ($h.Hit5 -ge 0.90) { 'meets' } else { 'misses' }) 0.90"
+            "MRR@10 $($h.Mrr10) $(if ($h.Mrr10 -ge 0.80) { 'meets' } else { 'misses' }) 0.80"
+            "hit@5 $(if ($h.Hit5 -ge $bestHit5) { 'not below' } else { 'below' }) the best single mode ($bestHit5)"
+            "MRR@10 $(if ($h.Mrr10 -ge $bestMrr) { 'not below' } else { 'below' }) the best single mode ($bestMrr)")
+        $lines += "- $($r.Corpus), $($r.Embedder): $($verdicts -join '; ')."
+    }
     $tuned = @($rows | Where-Object { $_.Tuning })
     if ($tuned) {
         # The setting with the best mean dev MRR@10 over every set and embedder tuned in this run.

@@ -20,6 +20,8 @@ async function attempt(name, run) {
 }
 
 await attempt('models', async () => (await client.models.list()).data.map(m => m.id));
+// The context window each model entry reports (vLLM's max_model_len field, passed through by the client).
+await attempt('modelWindows', async () => Object.fromEntries((await client.models.list()).data.map(m => [m.id, m.max_model_len ?? null])));
 
 await attempt('chat', async () => {
     const r = await client.chat.completions.create({ model: chatModel, messages: [{ role: 'user', content: 'Hello there' }], max_tokens: 8, temperature: 0 });

@@ -245,6 +245,51 @@ Describe 'A chat grounded in a knowledge base' {
         $chat.Messages[0].Content | Should -Be 'Which volcano is on Hawaii?'
         $chat.Messages[2].Content | Should -Be 'When did it erupt?'
     }
+
+    Context 'retrieval parameters shared with Invoke-CkRag' {
+        BeforeAll {
+            # Two teams' notes on one subject: only -Filter can tell them apart.
+            $script:teamKb = Join-Path $fixture.Root 'team-kb'
+            Add-CkKnowledge -KnowledgeBase $teamKb -Text 'The deploy window opens on Tuesday at noon.' -Source 'ops-notes' -Metadata @{ team = 'ops' } | Out-Null
+            Add-CkKnowledge -KnowledgeBase $teamKb -Text 'The deploy window opens on Friday at dawn.' -Source 'dev-notes' -Metadata @{ team = 'dev' } | Out-Null
+        }
+
+        It 'applies -Filter to every turn''s retrieval' {
+            $chat = New-CkChat -KnowledgeBase $teamKb
+            foreach ($team in 'ops', 'dev') {
+                $turn = Invoke-CkChat $chat 'When does the deploy window open?' -Filter @{ team = $team } -Temperature 0 -MaxTokens 4
+                $turn.Citations.Count | Should -Be 1
+                $turn.Citations[0].Source | Should -Be "$team-notes"
+            }
+        }
+
+        It 'searches -KnowledgeBase instead of the chat''s own for that call, and -Top 1 is not taken for -TopK/-TopP' {
+            $chat = New-CkChat -KnowledgeBase $fixture.KnowledgeBase
+            $turn = Invoke-CkChat $chat 'When does the deploy window open?' -KnowledgeBase $teamKb -Top 1 -TopK 5 -TopP 0.9 -Temperature 0 -MaxTokens 4
+            $turn.Citations.Count | Should -Be 1
+            $turn.Citations[0].Source | Should -BeLike '*-notes'
+            # The next turn searches the chat's own knowledge base again (the question is rewritten by the random-weight
+            # model from the history, so only where the passage comes from is certain).
+            $next = Invoke-CkChat $chat 'Which volcano is on Hawaii?' -Top 1 -Temperature 0 -MaxTokens 4
+            $next.Citations.Count | Should -Be 1
+            $next.Citations[0].Source | Should -BeLike "$($fixture.Docs)*"
+        }
+
+        It 'refuses -KnowledgeBase on a chat that is not grounded (ChatNotGrounded) and records no turn' {
+            $chat = New-CkChat
+            Invoke-CkChat $chat 'Hi' -KnowledgeBase $teamKb -MaxTokens 2 -ErrorVariable failed -ErrorAction SilentlyContinue | Should -BeNullOrEmpty
+            $failed[0].FullyQualifiedErrorId | Should -Be 'ChatNotGrounded,CkLlm.Commands.InvokeCkChatCommand'
+            $failed[0].CategoryInfo.Category | Should -Be 'InvalidOperation'
+            $chat.TurnCount | Should -Be 0
+        }
+
+        It 'Enter-CkChat -KnowledgeBase starts a chat grounded in it' {
+            'When does the deploy window open?' | Enter-CkChat -KnowledgeBase $teamKb -Filter @{ team = 'dev' } -Temperature 0 -MaxTokens 2 6>$null
+            $chat = @(Get-CkChat)[-1]
+            $chat.KnowledgeBase | Should -Be (Resolve-Path $teamKb).Path
+            $chat.Turns[0].Citations.Source | Should -Be @('dev-notes')
+        }
+    }
 }
 
 Describe 'Enter-CkChat' {

@@ -15,7 +15,9 @@ BeforeAll {
     $script:http.Timeout = [TimeSpan]::FromSeconds(60)
 
     function Send-Body([string] $Path, [byte[]] $Body, [string] $ContentType = 'application/json') {
-        $request = [System.Net.Http.HttpRequestMessage]::new([System.Net.Http.HttpMethod]::Post, "$base/$Path")
+        # '/tokenize' and '/detokenize' (llama.cpp's) are at the server's root, the OpenAI API under /v1.
+        $uri = if ($Path.StartsWith('/')) { $server.Url.AbsoluteUri.TrimEnd('/') + $Path } else { "$base/$Path" }
+        $request = [System.Net.Http.HttpRequestMessage]::new([System.Net.Http.HttpMethod]::Post, $uri)
         $request.Content = [System.Net.Http.ByteArrayContent]::new($Body)
         if ($ContentType) { $request.Content.Headers.ContentType = [System.Net.Http.Headers.MediaTypeHeaderValue]::Parse($ContentType) }
         $response = $http.SendAsync($request).GetAwaiter().GetResult()
@@ -30,6 +32,8 @@ BeforeAll {
         'completions'      = [ordered]@{ model = 'chat'; prompt = 'hi'; max_tokens = 1; temperature = 0 }
         'embeddings'       = [ordered]@{ model = "rag/$kbName"; input = 'hi' }
         'search'           = [ordered]@{ knowledge_base = $kbName; query = 'hi'; top = 1 }
+        '/tokenize'        = [ordered]@{ content = 'hi'; add_special = $true }
+        '/detokenize'      = [ordered]@{ tokens = @(1, 2) }
     }
     $sampling = @{
         max_tokens = @(-1, 0, 1.5, 'x', 1e30, $true, @())
@@ -58,6 +62,12 @@ BeforeAll {
             query = @('', 5, $null); top = @(0, 1000, 'x'); mode = @('Fuzzy', 5); min_score = @(-1, 'x')
             filter = @(5, @{ a = 5 }, @('a')); knowledge_base = @('no-such-kb', 5)
         }
+        '/tokenize'        = @{
+            content = @(5, $null, @(), @('a'), @{ a = 1 }, $true); add_special = @('x', 5); parse_special = @('x', @()); with_pieces = @($true)
+            model = @(5, 'no-such-model', @())
+        }
+        # Ids outside the vocabulary must be refused before llama.cpp reads past its tables.
+        '/detokenize'      = @{ tokens = @(5, 'x', $null, @('a'), @(-1), @(1, 99999999), @(1.5), @(1e30), @{ a = 1 }); model = @(5, 'no-such-model') }
     }
 
     # One invalid case: endpoint, body bytes, content type, and what was done.

@@ -154,6 +154,11 @@ Describe 'Start-CkServer with real OpenAI clients' {
             $node.models | Should -Be @('chat', 'fixed', "rag/$kbName")
         }
 
+        It "reports each model's context window as max_model_len" {
+            $node.modelWindows.chat | Should -Be 1024
+            $node.modelWindows."rag/$kbName" | Should -Be 1024 -Because 'a rag/ id reports the window of the model that answers it'
+        }
+
         It 'completes a chat with usage' {
             $node.chat.object | Should -Be 'chat.completion'
             $node.chat.finish | Should -Be 'length'
@@ -220,6 +225,22 @@ Describe 'Start-CkServer with real OpenAI clients' {
             $expected = Search-CkKnowledge 'Kilauea shield volcano' -KnowledgeBase $fx.KnowledgeBase -Top 2 -Mode Keyword
             $r.Json.data.source | Should -Be $expected.Source
             $r.Json.data[0].line_start | Should -Be $expected[0].LineStart
+        }
+
+        It "tokenizes with the served model's tokenizer at llama.cpp's /tokenize, and a remote CkLlm model uses it" {
+            $root = $server.Url.AbsoluteUri
+            $r = Send-Json "${root}tokenize" @{ content = 'Kilauea is a shield volcano'; model = 'chat' } -Key $key
+            $r.Status | Should -Be 200
+            $r.Json.tokens.Count | Should -BeGreaterThan 3
+            $back = Send-Json "${root}detokenize" @{ tokens = $r.Json.tokens; model = 'chat' } -Key $key
+            $back.Json.content.Trim() | Should -Be 'Kilauea is a shield volcano'
+            # What a client budgets with: Import-CkModel -Endpoint on this very server counts with its tokenizer.
+            $remote = Import-CkModel -Endpoint $base -RemoteModel 'chat' -Name 'remote-chat' -ApiKey (ConvertTo-SecureString $key -AsPlainText -Force)
+            try {
+                $remote.TokenCounting | Should -Be 'server'
+                $remote.ContextSize | Should -Be 1024
+            }
+            finally { Remove-CkModel 'remote-chat' -Confirm:$false }
         }
 
         It 'refuses a prompt larger than the context with 400 context_length_exceeded' {

@@ -244,7 +244,7 @@ public sealed class ChatConversation : IDisposable
             standalone = history.Count == 0 ? request.Message : ChatGrounding.RewriteQuestion(Model, history, request.Message, cancellationToken);
             passages = request.Retriever!.Retrieve(new RagRequest
             {
-                Question = standalone, Top = request.Top, Mode = request.Mode, MinScore = request.MinScore,
+                Question = standalone, Top = request.Top, Mode = request.Mode, MinScore = request.MinScore, Filter = request.Filter,
             }, cancellationToken).Where(p => p.Score >= request.MinScore).Take(request.Top).ToArray();
             builder = new RagPromptBuilder(System, boundary: RagPromptBuilder.NewBoundary(passages), defuser: ModelControlTokens.DefuserFor(Model));
         }

@@ -45,6 +45,9 @@ public sealed record ChatTurnRequest
 
     /// <summary>Passages below this score are not used.</summary>
     public double MinScore { get; init; }
+
+    /// <summary>Grounded turns: only passages whose metadata has these values.</summary>
+    public IReadOnlyDictionary<string, string>? Filter { get; init; }
 }
 
 /// <summary>One exchange of a chat: the user's message and the model's reply, with what it cost.</summary>

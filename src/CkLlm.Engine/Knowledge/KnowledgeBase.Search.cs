@@ -6,6 +6,8 @@ namespace CkLlm.Engine.Knowledge;
 /// <summary>Queries: sources, statistics and search.</summary>
 public sealed partial class KnowledgeBase
 {
+    private readonly DocumentVectors _documentVectors = new();
+
     public IReadOnlyList<KnowledgeSource> GetSources() => WithCorruptionCheck(_store.GetSources);
 
     public KnowledgeSource? GetSource(string source) => WithCorruptionCheck(() => _store.FindSource(source));
@@ -110,8 +112,13 @@ public sealed partial class KnowledgeBase
         var sources = _store.SourceIdsOf(keywordIds.Union(vectorIds).ToList());
         List<ChunkScore> Scores(List<(long Id, double Score)> list) =>
             list.Where(x => sources.ContainsKey(x.Id)).Select(x => new ChunkScore(x.Id, sources[x.Id], x.Score)).ToList();
-        return DocumentFusion.Fuse(Scores(allKeyword), Scores(allVector), options);
+        return DocumentFusion.Fuse(Scores(allKeyword), Scores(allVector), options, documents => DocumentCosines(queryVector, documents));
     }
+
+    /// <summary>The cosine between the query and each document's vector (vectors are normalised: the dot product).</summary>
+    private Dictionary<long, double> DocumentCosines(float[] queryVector, IReadOnlyCollection<long> sourceIds) =>
+        _documentVectors.Get(sourceIds, _index.Generation, _store.ReadSourceVectors)
+            .ToDictionary(p => p.Key, p => (double)TensorPrimitives.Dot(queryVector, p.Value));
 
     private List<(long Id, double Score)> VectorSearch(float[] query, int count) =>
         _index.Search(query, count).Select(r => (r.Id, (double)r.Similarity)).ToList();

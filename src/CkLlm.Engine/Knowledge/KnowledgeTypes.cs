@@ -80,7 +80,11 @@ public sealed class SearchOptions
     public int RrfK { get; set; } = 60;
 
     /// <summary>Weight of the vector evidence in Hybrid fusion; the keyword evidence weighs 1 - VectorWeight.</summary>
-    public double VectorWeight { get; set; } = 0.7;
+    public double VectorWeight { get; set; } = 0.9;
+
+    /// <summary>Hybrid: share of a document's vector evidence that comes from the whole document (its chunks' mean,
+    /// pulled towards its opening) instead of its best chunk; 0 uses the best chunk alone.</summary>
+    public double DocumentWeight { get; set; } = 0.35;
 
     /// <summary>Keyword candidates scoring below this fraction of the best BM25 score are dropped before fusion
     /// (a weak keyword match is noise next to a good vector match).</summary>

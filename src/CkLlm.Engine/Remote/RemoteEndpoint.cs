@@ -6,6 +6,7 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using OpenAI;
 using OpenAI.Chat;
+using OpenAI.Embeddings;
 
 namespace CkLlm.Engine.Remote;
 
@@ -35,7 +36,10 @@ internal sealed class RemoteEndpoint
             NetworkTimeout = options.Timeout,
             RetryPolicy = new RemoteRetryPolicy(options.MaxRetries, options.MaxRetryAfter),
         };
-        Chat = new ChatClient(options.RemoteModel, new ApiKeyCredential(_apiKey ?? NoKey), clientOptions);
+        var client = new OpenAIClient(new ApiKeyCredential(_apiKey ?? NoKey), clientOptions);
+        Chat = client.GetChatClient(options.RemoteModel);
+        Embeddings = client.GetEmbeddingClient(options.RemoteModel);
+        Pipeline = client.Pipeline;
     }
 
     /// <summary>The API base the requests go to (".../v1").</summary>
@@ -48,6 +52,12 @@ internal sealed class RemoteEndpoint
     public string Display { get; }
 
     public ChatClient Chat { get; }
+
+    /// <summary>/v1/embeddings for the same model id, key, timeout and retries.</summary>
+    public EmbeddingClient Embeddings { get; }
+
+    /// <summary>The SDK pipeline (key, timeout, retries) shared by every client of this endpoint.</summary>
+    public ClientPipeline Pipeline { get; }
 
     /// <summary>A bare server address gets "/v1"; any other path is kept (with a trailing slash so relative paths append).</summary>
     public static Uri ApiBase(Uri endpoint)
@@ -70,7 +80,7 @@ internal sealed class RemoteEndpoint
     /// <param name="stream">Leave the body unbuffered (server-sent events).</param>
     public async Task<PipelineResponse> SendAsync(string method, Uri uri, JsonNode? body, bool stream, CancellationToken cancellationToken)
     {
-        using var message = Chat.Pipeline.CreateMessage();
+        using var message = Pipeline.CreateMessage();
         message.Request.Method = method;
         message.Request.Uri = uri;
         message.Request.Headers.Set("Accept", stream ? "text/event-stream" : "application/json");
@@ -79,9 +89,10 @@ internal sealed class RemoteEndpoint
             message.Request.Headers.Set("Content-Type", "application/json");
             message.Request.Content = BinaryContent.Create(BinaryData.FromString(body.ToJsonString()));
         }
-        message.BufferResponse = !stream;
-        message.Apply(new RequestOptions { CancellationToken = cancellationToken });
-        await Chat.Pipeline.SendAsync(message).ConfigureAwait(false);
+        // Through the options: Apply overwrites the message's BufferResponse with theirs (true by default), which
+        // held a whole streamed answer back until its end.
+        message.Apply(new RequestOptions { CancellationToken = cancellationToken, BufferResponse = !stream });
+        await Pipeline.SendAsync(message).ConfigureAwait(false);
         return message.ExtractResponse() ?? throw new RemoteConnectionException($"'{Display}' gave no response.", Display);
     }
 
@@ -97,19 +108,20 @@ internal sealed class RemoteEndpoint
         if (error is ClientResultException { Status: > 0 } failed) return FromStatus(failed.Status, failed.GetRawResponse(), what, failed);
         var partial = partialText.Length > 0 ? $" {partialText.Length} characters had arrived; they are kept on the error (PartialText)." : "";
         if (Find<OperationCanceledException>(error) is not null || Find<TimeoutException>(error) is not null)
-            return new RemoteTimeoutException(Clean($"'{Display}' did not answer the {what} in time.{partial}"), Display, error) { PartialText = partialText };
+            return new RemoteTimeoutException(Clean($"'{Display}' did not answer the {what} in time.{partial}"), Display, Keyless(error)) { PartialText = partialText };
         if (Find<SocketException>(error) is { } socket && partialText.Length == 0)
-            return new RemoteConnectionException(Clean($"Could not connect to '{Display}' for the {what}: {socket.Message}"), Display, error);
+            return new RemoteConnectionException(Clean($"Could not connect to '{Display}' for the {what}: {socket.Message}"), Display, Keyless(error));
         if (partialText.Length > 0 || Find<IOException>(error) is not null)
-            return new RemoteStreamInterruptedException(Clean($"The {what} from '{Display}' broke off before it ended ({FirstLine(error.Message)}).{partial}"), Display, error) { PartialText = partialText };
+            return new RemoteStreamInterruptedException(Clean($"The {what} from '{Display}' broke off before it ended ({FirstLine(error.Message)}).{partial}"), Display, Keyless(error)) { PartialText = partialText };
         if (Find<HttpRequestException>(error) is { } http)
-            return new RemoteConnectionException(Clean($"Could not reach '{Display}' for the {what}: {http.Message}"), Display, error);
-        return new RemoteModelException(Clean($"The {what} from '{Display}' failed: {FirstLine(error.Message)}"), Display, error);
+            return new RemoteConnectionException(Clean($"Could not reach '{Display}' for the {what}: {http.Message}"), Display, Keyless(error));
+        return new RemoteModelException(Clean($"The {what} from '{Display}' failed: {FirstLine(error.Message)}"), Display, Keyless(error));
     }
 
     /// <summary>The exception for an error status, with the server's own message when it sent one.</summary>
     public RemoteModelException FromStatus(int status, PipelineResponse? response, string what, Exception? inner = null)
     {
+        inner = Keyless(inner);
         var detail = response is null ? "" : ServerMessage(response);
         detail = detail.Length > 0 ? $": {detail}" : ".";
         return status switch
@@ -157,6 +169,11 @@ internal sealed class RemoteEndpoint
             return ""; // an unbuffered (streamed) error body
         }
     }
+
+    /// <summary>The exception to keep as the cause, or null when its text holds the key (the SDK's exception quotes the
+    /// server's error body, which may echo the key): the remote exception's own message already says what happened.</summary>
+    private Exception? Keyless(Exception? inner) =>
+        inner is not null && _apiKey is { Length: > 0 } key && inner.ToString().Contains(key, StringComparison.Ordinal) ? null : inner;
 
     /// <summary>Removes the key from a message (a server may echo it back in an error).</summary>
     public string Clean(string message) =>

@@ -25,11 +25,13 @@ internal sealed class BatchedModelRunner : IDisposable
     private readonly CancellationTokenSource _shutdown = new();
     private readonly Thread _thread;
     private readonly int _sequenceContext;
+    private readonly BatchingCounters _counters;
 
-    public BatchedModelRunner(LoadedModel model, int slots)
+    public BatchedModelRunner(LoadedModel model, int slots, BatchingCounters counters)
     {
         _model = model;
         Slots = slots;
+        _counters = counters;
         _sequenceContext = model.ContextSize;
         _thread = new Thread(Loop) { IsBackground = true, Name = $"CkLlm batch {model.Name}" };
         _thread.Start();
@@ -152,6 +154,7 @@ internal sealed class BatchedModelRunner : IDisposable
                     if (!WaitForWork(waiting)) break;
                 }
 
+                var stepStart = Stopwatch.GetTimestamp();
                 for (var slot = 0; slot < Slots && waiting.Count > 0; slot++)
                 {
                     if (running[slot] is not null) continue;
@@ -162,6 +165,7 @@ internal sealed class BatchedModelRunner : IDisposable
 
                 // One batch: every generating sequence's next token first (one each), then prompt chunks in the room left.
                 batch.Clear();
+                var generating = 0;
                 foreach (var sequence in running)
                 {
                     if (sequence is null) continue;
@@ -172,6 +176,7 @@ internal sealed class BatchedModelRunner : IDisposable
                         sequence.LogitsIndex = batch.TokenCount;
                         batch.Add(token, sequence.Position++, sequence.Id, true);
                         sequence.Pending = null;
+                        generating++;
                     }
                 }
                 foreach (var sequence in running)
@@ -189,11 +194,13 @@ internal sealed class BatchedModelRunner : IDisposable
                     }
                 }
 
+                var decodeStart = Stopwatch.GetTimestamp();
                 if (batch.TokenCount > 0)
                 {
                     var result = context.Decode(batch);
                     if (result != DecodeResult.Ok) throw new InvalidOperationException($"llama.cpp failed to decode a batch ({result}).");
                 }
+                var samplingStart = Stopwatch.GetTimestamp();
 
                 for (var slot = 0; slot < Slots; slot++)
                 {
@@ -204,6 +211,8 @@ internal sealed class BatchedModelRunner : IDisposable
                     End(sequence, context, finish.Value);
                     running[slot] = null;
                 }
+                if (batch.TokenCount > 0)
+                    _counters.AddStep(batch.TokenCount, generating, decodeStart - stepStart, samplingStart - decodeStart, Stopwatch.GetTimestamp() - samplingStart);
             }
         }
         catch (Exception e)

@@ -51,6 +51,9 @@ public sealed class CkServer
     public int ActiveRequests => _serving.Admission.Admitted;
     public int MaxConcurrentRequests => _serving.Options.MaxConcurrentRequests;
     public int MaxQueuedRequests => _serving.Options.MaxQueuedRequests;
+    /// <summary>Per served llama.cpp model: steps, tokens per decode and where each step's time went (continuous
+    /// batching at work).</summary>
+    public IReadOnlyList<BatchingStatistics> Batching => _serving.Generation.Statistics;
     public string State => _stopped.Task.IsCompleted ? "Stopped" : Volatile.Read(ref _stopping) != 0 ? "Stopping" : "Running";
 
     /// <summary>Completes when the server has stopped.</summary>

@@ -14,6 +14,7 @@ internal sealed class GenerationService(int slots) : IDisposable
 {
     private readonly object _gate = new();
     private readonly Dictionary<LoadedModel, BatchedModelRunner> _runners = new(ReferenceEqualityComparer.Instance);
+    private readonly Dictionary<string, BatchingCounters> _counters = new(StringComparer.OrdinalIgnoreCase);
     private bool _disposed;
 
     /// <summary>Sequences decoded together per model.</summary>
@@ -30,9 +31,19 @@ internal sealed class GenerationService(int slots) : IDisposable
             ObjectDisposedException.ThrowIf(_disposed, this);
             if (_runners.TryGetValue(model, out var runner) && !runner.IsFinished) return runner;
             runner?.Dispose();
-            runner = new BatchedModelRunner(model, Slots);
+            if (!_counters.TryGetValue(model.Name, out var counters)) _counters[model.Name] = counters = new BatchingCounters();
+            runner = new BatchedModelRunner(model, Slots, counters);
             _runners[model] = runner;
             return runner;
+        }
+    }
+
+    /// <summary>Each batched model's totals since the server started, by model name.</summary>
+    public IReadOnlyList<BatchingStatistics> Statistics
+    {
+        get
+        {
+            lock (_gate) return _counters.Select(c => c.Value.Snapshot(c.Key)).OrderBy(s => s.Model, StringComparer.OrdinalIgnoreCase).ToArray();
         }
     }
 

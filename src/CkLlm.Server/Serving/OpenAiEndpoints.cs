@@ -42,8 +42,21 @@ internal static class OpenAiEndpoints
     {
         var serving = Serving(http);
         var created = serving.Started.ToUnixTimeSeconds();
-        var models = serving.ModelIds.Select(id => new ModelDto(id, created, "ckllm")).ToArray();
+        var models = serving.ModelIds.Select(id => Describe(serving, id, created)).ToArray();
         return ServerResponses.WriteJsonAsync(http, new ModelListDto(models), ServerJson.Default.ModelListDto);
+    }
+
+    /// <summary>A /v1/models entry: the id, the context window a request gets (vLLM's max_model_len) and, for a
+    /// llama.cpp model, llama.cpp server's meta. A rag/ id reports the window of the model that answers it.</summary>
+    private static ModelDto Describe(ServingContext serving, string id, long created)
+    {
+        IChatModel? model;
+        try { model = serving.ResolveModel(id).Model; }
+        catch (ApiError) { model = null; } // removed meanwhile, or a rag/ id with no model loaded yet
+        var meta = model is Engine.Model.LoadedModel loaded
+            ? new ModelMetaDto(loaded.VocabularySize, loaded.ContextLength, loaded.Summary.EmbeddingLength, loaded.ParameterCount, loaded.FileSize)
+            : null;
+        return new ModelDto(id, created, "ckllm", model?.ContextSize is > 0 ? model.ContextSize : null, meta);
     }
 
     private static async Task ChatAsync(HttpContext http)

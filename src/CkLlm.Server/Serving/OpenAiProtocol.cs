@@ -87,10 +87,38 @@ internal sealed record ModelListDto(IReadOnlyList<ModelDto> Data)
     public string Object => "list";
 }
 
-internal sealed record ModelDto(string Id, long Created, string OwnedBy)
+/// <param name="MaxModelLen">The context window a request gets (vLLM's ModelCard field, read by clients that budget
+/// prompts); for rag/ ids, that of the model answering.</param>
+/// <param name="Meta">llama.cpp server's model metadata (a llama.cpp model only).</param>
+internal sealed record ModelDto(string Id, long Created, string OwnedBy, int? MaxModelLen, ModelMetaDto? Meta)
 {
     public string Object => "model";
 }
+
+/// <summary>llama.cpp server's "meta" of a /v1/models entry: vocabulary size, trained context, parameters, file size.</summary>
+internal sealed record ModelMetaDto(int NVocab, int NCtxTrain, int NEmbd, long NParams, long Size);
+
+/// <summary>llama.cpp server's POST /tokenize body ("prompt" as vLLM names it is read too).</summary>
+internal sealed class TokenizeRequestDto
+{
+    public string? Model { get; set; }
+    public string? Content { get; set; }
+    public string? Prompt { get; set; }
+    public bool? AddSpecial { get; set; }
+    public bool? ParseSpecial { get; set; }
+    public bool? WithPieces { get; set; }
+}
+
+internal sealed record TokenizeResultDto(IReadOnlyList<int> Tokens, int Count, int MaxModelLen);
+
+/// <summary>llama.cpp server's POST /detokenize body.</summary>
+internal sealed class DetokenizeRequestDto
+{
+    public string? Model { get; set; }
+    public List<int>? Tokens { get; set; }
+}
+
+internal sealed record DetokenizeResultDto(string Content);
 
 internal sealed record UsageDto(int PromptTokens, int CompletionTokens)
 {
@@ -169,6 +197,10 @@ internal sealed record SearchResultDto(string KnowledgeBase, string Query, IRead
 [JsonSerializable(typeof(TextCompletionDto))]
 [JsonSerializable(typeof(EmbeddingListDto))]
 [JsonSerializable(typeof(SearchResultDto))]
+[JsonSerializable(typeof(TokenizeRequestDto))]
+[JsonSerializable(typeof(TokenizeResultDto))]
+[JsonSerializable(typeof(DetokenizeRequestDto))]
+[JsonSerializable(typeof(DetokenizeResultDto))]
 [JsonSerializable(typeof(float[]))]
 [JsonSerializable(typeof(string))]
 internal sealed partial class ServerJson : JsonSerializerContext;

@@ -13,7 +13,7 @@ namespace CkLlm.Server.Serving;
 /// <summary>
 /// The one place the ASP.NET Core application is put together: Kestrel on the requested address, no logging
 /// providers (nothing reaches the pwsh console), the error and API-key middleware, then the endpoints.
-/// Protocols: the OpenAI API under /v1 and MCP at /mcp (<see cref="ConfigureServices"/>, <see cref="MapEndpoints"/>).
+/// Protocols: the OpenAI API under /v1, llama.cpp's /tokenize and /detokenize, and MCP at /mcp (<see cref="ConfigureServices"/>, <see cref="MapEndpoints"/>).
 /// </summary>
 internal static class ServerApp
 {
@@ -45,11 +45,13 @@ internal static class ServerApp
 
     /// <summary>Services of the protocols the server speaks: routing for the OpenAI API; MCP (the tools of
     /// Start-CkMcpServer on the served knowledge bases, stateless streamable HTTP). ask_knowledge answers with the
-    /// session's current model, as rag/ models do, and waits for a slot of the same admission queue.</summary>
+    /// session's current model, as rag/ models do, through the same batch runner, and waits for a slot of the same admission
+    /// queue.</summary>
     private static void ConfigureServices(IServiceCollection services, ServingContext serving)
     {
+        // Served as rag/ chats are (GenerationService.Serve): a llama.cpp model's answer decodes in the model's batch.
         var tools = new KnowledgeTools(KnowledgeTools.NameKnowledgeBases(serving.KnowledgeBases.Select(k => k.KnowledgeBase)),
-            () => serving.Session.GetModel());
+            () => serving.Generation.Serve(serving.Session.GetModel()));
         services.AddMcpServer(options => McpKnowledgeServer.Configure(options, tools, serving.Admission.TryEnterAsync))
             .WithHttpTransport(http => http.Stateless = true);
     }
@@ -59,6 +61,7 @@ internal static class ServerApp
     {
         _ = serving;
         OpenAiEndpoints.Map(endpoints);
+        TokenizerEndpoints.Map(endpoints);
         endpoints.MapMcp("/mcp");
     }
 

@@ -61,10 +61,23 @@ public sealed class AddCkKnowledgeCommand : KnowledgeCommandBase
     [Parameter]
     public Hashtable? Metadata { get; set; }
 
-    /// <summary>Path to a GGUF embedding model (default: what the knowledge base was built with, or -Embedder's default).</summary>
+    /// <summary>Path to a GGUF embedding model (default: what the knowledge base was built with, or -Embedder's default);
+    /// with -EmbeddingEndpoint, the server's embedding model id.</summary>
     [Parameter]
     [ValidateNotNullOrEmpty]
     public string? EmbeddingModel { get; set; }
+
+    /// <summary>An OpenAI-compatible API (".../v1", or a bare server address) whose /v1/embeddings embeds the chunks,
+    /// with the model -EmbeddingModel names. The knowledge base records the endpoint, model id and vector length.</summary>
+    [Parameter]
+    [ValidateNotNull]
+    public Uri? EmbeddingEndpoint { get; set; }
+
+    /// <summary>The key for -EmbeddingEndpoint, sent as a bearer token; kept in this process's memory for later commands
+    /// on that endpoint (Search-CkKnowledge, Invoke-CkRag), never written. Else $env:CKLLM_EMBEDDING_API_KEY.</summary>
+    [Parameter]
+    [ValidateNotNull]
+    public System.Security.SecureString? EmbeddingApiKey { get; set; }
 
     /// <summary>A built-in embedder by name (MiniLM, ArcticXs) for a new knowledge base; an existing one must name the
     /// embedder it was built with (or nothing).</summary>
@@ -109,13 +122,36 @@ public sealed class AddCkKnowledgeCommand : KnowledgeCommandBase
             ThrowInputError(new ArgumentException($"ChunkOverlap ({ChunkOverlap}) must be smaller than ChunkSize ({ChunkSize})."),
                 "InvalidChunkOverlap", ErrorCategory.InvalidArgument, ChunkOverlap);
         }
+        if (EmbeddingApiKey is not null && EmbeddingEndpoint is null)
+        {
+            ThrowInputError(new ArgumentException("-EmbeddingApiKey goes with -EmbeddingEndpoint (the key is only ever sent to the endpoint named with it)."),
+                "EmbeddingApiKeyWithoutEndpoint", ErrorCategory.InvalidArgument, null);
+        }
         if (EmbeddingModel is not null && Embedder is not null)
         {
             ThrowInputError(new ArgumentException("Use either -Embedder or -EmbeddingModel, not both."), "EmbedderConflict", ErrorCategory.InvalidArgument, Embedder);
         }
-        string? model = EmbeddingModel is null ? null : ResolvePath(EmbeddingModel);
-        _kb = OpenKnowledgeBase(new KnowledgeBaseOptions { EmbeddingModel = model, Embedder = Embedder, ChunkSize = ChunkSize, ChunkOverlap = ChunkOverlap });
+        var (model, embedder) = EmbeddingEndpoint is null
+            ? (EmbeddingModel is null ? null : ResolvePath(EmbeddingModel), Embedder)
+            : (null, RemoteEmbedderLocator());
+        _kb = OpenKnowledgeBase(new KnowledgeBaseOptions { EmbeddingModel = model, Embedder = embedder, ChunkSize = ChunkSize, ChunkOverlap = ChunkOverlap });
         _watch = Stopwatch.StartNew();
+    }
+
+    /// <summary>The remote embedder -EmbeddingEndpoint and -EmbeddingModel name; remembers -EmbeddingApiKey for the endpoint.</summary>
+    private string RemoteEmbedderLocator()
+    {
+        if (Embedder is not null)
+            ThrowInputError(new ArgumentException("Use either -Embedder or -EmbeddingEndpoint, not both."), "EmbedderConflict", ErrorCategory.InvalidArgument, Embedder);
+        if (EmbeddingModel is null)
+            ThrowInputError(new ArgumentException("-EmbeddingEndpoint needs -EmbeddingModel: the id of the embedding model the server serves."),
+                "EmbeddingModelMissing", ErrorCategory.InvalidArgument, EmbeddingEndpoint);
+        if (!EmbeddingEndpoint!.IsAbsoluteUri || EmbeddingEndpoint.Scheme is not ("http" or "https") || EmbeddingEndpoint.UserInfo.Length > 0)
+            ThrowInputError(new ArgumentException($"-EmbeddingEndpoint must be an absolute http or https address without credentials (the key goes in -EmbeddingApiKey), not '{EmbeddingEndpoint}'."),
+                "InvalidEmbeddingEndpoint", ErrorCategory.InvalidArgument, EmbeddingEndpoint);
+        if (EmbeddingApiKey is not null)
+            Engine.Knowledge.Embedding.RemoteEmbedder.RememberKey(EmbeddingEndpoint, new System.Net.NetworkCredential(string.Empty, EmbeddingApiKey).Password);
+        return Engine.Knowledge.Embedding.RemoteEmbedder.LocatorFor(EmbeddingEndpoint, EmbeddingModel!);
     }
 
     protected override void ProcessRecord()

@@ -5,25 +5,19 @@ using CkLlm.Engine.Rag;
 namespace CkLlm.Commands;
 
 /// <summary>
-/// The cmdlets that take chat turns (Invoke-CkChat, Enter-CkChat): the sampling parameters, the grounded chats'
-/// retrieval parameters, and one turn run with warnings, streamed text and engine errors handled alike.
+/// The cmdlets that take chat turns (Invoke-CkChat, Enter-CkChat): the retrieval parameters of grounded chats come from
+/// <see cref="QueryRetrievalCommandBase"/> (-KnowledgeBase, -Credential, -Top, -Filter, -Rerank, -Mode, -MinScore, declared
+/// once for every retrieving cmdlet), the sampling parameters are bound as <see cref="SamplingParameters"/>, and one turn
+/// runs with warnings, streamed text and engine errors handled alike.
 /// </summary>
-public abstract class ChatCommandBase : SamplingCommandBase
+public abstract class ChatCommandBase : QueryRetrievalCommandBase, IDynamicParameters
 {
-    /// <summary>Grounded chats: passages retrieved per turn.</summary>
-    [Parameter]
-    [ValidateRange(RetrievalParameters.MinTop, RetrievalParameters.MaxTop)]
-    public int Top { get; set; } = RetrievalParameters.DefaultTop;
+    private readonly SamplingParameters _sampling = new();
 
-    /// <summary>Grounded chats: the search mode.</summary>
-    [Parameter]
-    [ValidateSet(typeof(SearchModeValues), IgnoreCase = true)]
-    public string Mode { get; set; } = RetrievalParameters.DefaultMode;
+    /// <summary>-Stream and the sampling parameters, as Invoke-CkCompletion takes them.</summary>
+    public object GetDynamicParameters() => _sampling;
 
-    /// <summary>Grounded chats: passages scoring below this are not used.</summary>
-    [Parameter]
-    [ValidateMinScore]
-    public double MinScore { get; set; }
+    protected bool Stream => _sampling.Stream;
 
     /// <summary>
     /// Sends <paramref name="message"/> to <paramref name="chat"/>, writing the reply as it comes with
@@ -32,15 +26,24 @@ public abstract class ChatCommandBase : SamplingCommandBase
     /// </summary>
     protected ChatTurn? RunTurn(ChatConversation chat, string message, Action<string>? writeText, CancellationToken cancellation)
     {
+        if (chat.KnowledgeBase is null && KnowledgeBase is not null)
+        {
+            // Grounding decides the chat's system message and what its kept state holds, so it is chosen once, by New-CkChat.
+            WriteError(new ErrorRecord(new InvalidOperationException(
+                    $"Chat '{chat.Name}' is not grounded in a knowledge base; -KnowledgeBase only replaces a grounded chat's knowledge base for a turn. Start a grounded chat with New-CkChat -KnowledgeBase."),
+                "ChatNotGrounded", ErrorCategory.InvalidOperation, chat.Name));
+            return null;
+        }
         var request = new ChatTurnRequest
         {
             Message = message,
-            Sampling = Sampling(),
+            Sampling = _sampling.ToSampling(MyInvocation),
             Top = Top,
             Mode = Mode,
             MinScore = MinScore,
+            Filter = ToDictionary(Filter),
             // The knowledge base is leased for the rest of the command (see CkCmdlet.OpenKnowledgeBase).
-            Retriever = chat.KnowledgeBase is { } directory ? new KnowledgeRagRetriever(OpenKnowledgeBase(directory, mustExist: true)) : null,
+            Retriever = chat.KnowledgeBase is { } grounding ? OpenRetriever(grounding) : null,
         };
         ChatTurn? turn = null;
         var streamed = false;

@@ -61,7 +61,7 @@ public sealed class EnterCkChatCommand : ChatCommandBase
     }
 
     private ChatConversation NewChatOnCurrentModel() =>
-        SessionHost.Session.NewChat(SessionHost.Session.GetModel(), new ChatOptions());
+        SessionHost.Session.NewChat(SessionHost.Session.GetModel(), new ChatOptions { KnowledgeBase = GroundingKnowledgeBase() });
 
     /// <summary>Runs a /command; false ends the loop.</summary>
     private bool RunConsoleCommand(ChatConversation chat, string line)

@@ -5,9 +5,9 @@ namespace CkLlm.Commands;
 
 /// <summary>
 /// -Stream and the sampling parameters of every cmdlet that generates text, declared once and mapped to the engine's one
-/// <see cref="SamplingOptions"/> record. The cmdlets bind them as dynamic parameters through an instance: Invoke-CkChat
-/// through <see cref="SamplingCommandBase"/>, Invoke-CkCompletion through <see cref="GenerationCommandBase"/> and
-/// Invoke-CkRag, whose one base class is the retrieval base, directly. Parameters of a cmdlet's own class are bound first,
+/// <see cref="SamplingOptions"/> record. The cmdlets bind them as dynamic parameters through an instance: Invoke-CkCompletion
+/// through <see cref="GenerationCommandBase"/>; Invoke-CkRag and the chat cmdlets, whose one base class is the retrieval
+/// base, directly. Parameters of a cmdlet's own class are bound first,
 /// so none may be named like a prefix of these (PowerShell would call it ambiguous before it sees them).
 /// </summary>
 public class SamplingParameters
@@ -78,28 +78,17 @@ public sealed class GenerationParameters : SamplingParameters
     public string? System { get; set; }
 }
 
-/// <summary>The cmdlets that generate with a model chosen elsewhere (Invoke-CkChat: the chat's model): <see cref="SamplingParameters"/>.</summary>
-public abstract class SamplingCommandBase : CkCmdlet, IDynamicParameters
-{
-    private SamplingParameters? _sampling;
-
-    /// <summary>The bound sampling parameters (a derived class binds a larger set).</summary>
-    protected virtual SamplingParameters SamplingParameters => _sampling ??= new();
-
-    public object GetDynamicParameters() => SamplingParameters;
-
-    protected bool Stream => SamplingParameters.Stream;
-
-    protected SamplingOptions Sampling() => SamplingParameters.ToSampling(MyInvocation);
-}
-
 /// <summary>The cmdlets that generate text from a prompt or chat (Invoke-CkCompletion): <see cref="GenerationParameters"/>.</summary>
-public abstract class GenerationCommandBase : SamplingCommandBase
+public abstract class GenerationCommandBase : CkCmdlet, IDynamicParameters
 {
     /// <summary>The bound generation parameters.</summary>
     protected GenerationParameters Generation { get; } = new();
 
-    protected override SamplingParameters SamplingParameters => Generation;
+    public object GetDynamicParameters() => Generation;
+
+    protected bool Stream => Generation.Stream;
+
+    protected SamplingOptions Sampling() => Generation.ToSampling(MyInvocation);
 
     protected object? Model => Generation.Model;
 

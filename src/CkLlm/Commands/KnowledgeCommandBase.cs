@@ -21,13 +21,19 @@ public abstract class KnowledgeCommandBase : CkCmdlet
     /// -KnowledgeBase is an ObjectNotFound error instead of a new empty directory.</summary>
     protected virtual bool CreatesKnowledgeBase => false;
 
-    protected KnowledgeBase OpenKnowledgeBase(KnowledgeBaseOptions? options = null)
+    /// <summary>The -KnowledgeBase a new chat is grounded in (null when not given), opened now so that a typo is an error at
+    /// once rather than at the first turn; a server URI is kept without its password.</summary>
+    protected string? GroundingKnowledgeBase() => KnowledgeBase is null ? null : OpenKnowledgeBase().Directory;
+
+    /// <summary>Opens -KnowledgeBase, or <paramref name="defaultKnowledgeBase"/> when it is not given (null: the session's
+    /// current one).</summary>
+    protected KnowledgeBase OpenKnowledgeBase(KnowledgeBaseOptions? options = null, string? defaultKnowledgeBase = null)
     {
         if (Credential is not null)
         {
             options ??= new KnowledgeBaseOptions();
             options.Credential = Credential.GetNetworkCredential();
         }
-        return OpenKnowledgeBase(KnowledgeBase, options, mustExist: !CreatesKnowledgeBase);
+        return OpenKnowledgeBase(KnowledgeBase ?? defaultKnowledgeBase, options, mustExist: !CreatesKnowledgeBase);
     }
 }

@@ -6,7 +6,7 @@ namespace CkLlm.Commands;
 /// <summary>Starts a conversation with a loaded model that keeps its state between turns (see Invoke-CkChat).</summary>
 [Cmdlet(VerbsCommon.New, "CkChat")]
 [OutputType(typeof(ChatConversation))]
-public sealed class NewCkChatCommand : CkCmdlet
+public sealed class NewCkChatCommand : KnowledgeCommandBase
 {
     /// <summary>A model name or object; default: the current model.</summary>
     [Parameter(Position = 0)]
@@ -16,11 +16,6 @@ public sealed class NewCkChatCommand : CkCmdlet
     [Parameter]
     [ValidateNotNullOrEmpty]
     public string? System { get; set; }
-
-    /// <summary>Ground every turn in this knowledge base (numbered citations like Invoke-CkRag).</summary>
-    [Parameter]
-    [ValidateNotNullOrEmpty]
-    public string? KnowledgeBase { get; set; }
 
     [Parameter]
     [ValidateNotNullOrEmpty]
@@ -42,13 +37,7 @@ public sealed class NewCkChatCommand : CkCmdlet
     {
         var model = ResolveModel(Model);
         if (model is null) return;
-        string? knowledgeBase = null;
-        if (KnowledgeBase is not null)
-        {
-            // Checked now (terminating when missing), so a typo does not wait for the first turn.
-            knowledgeBase = ResolvePath(KnowledgeBase);
-            OpenKnowledgeBase(knowledgeBase, mustExist: true);
-        }
+        var knowledgeBase = GroundingKnowledgeBase();
         TryEngine(() => WriteObject(SessionHost.Session.NewChat(model, new ChatOptions
         {
             Name = Name,

@@ -5,7 +5,7 @@ using CkLlm.Engine.Rag;
 namespace CkLlm.Commands;
 
 /// <summary>
-/// The cmdlets that search a knowledge base (Search-CkKnowledge, Invoke-CkRag, Measure-CkRetrieval): -Top, -Filter and
+/// The cmdlets that search a knowledge base (Search-CkKnowledge, Invoke-CkRag, Measure-CkRetrieval, the chat cmdlets): -Top, -Filter and
 /// -Rerank declared once, on top of -KnowledgeBase (which must exist). Invoke-CkRag takes its generation parameters
 /// through <see cref="GenerationParameters"/>, so this base can be its one base class.
 /// </summary>
@@ -24,11 +24,13 @@ public abstract class RetrievalCommandBase : KnowledgeCommandBase
     [ValidateNotNullOrEmpty]
     public string? Rerank { get; set; }
 
-    /// <summary>The search over -KnowledgeBase with the -Rerank stage; the knowledge base is held open until the command ends.</summary>
-    protected KnowledgeRagRetriever OpenRetriever() => new(OpenKnowledgeBase(), ResolveReranker(Rerank));
+    /// <summary>The search over -KnowledgeBase (or <paramref name="defaultKnowledgeBase"/> when it is not given) with the
+    /// -Rerank stage; the knowledge base is held open until the command ends.</summary>
+    protected KnowledgeRagRetriever OpenRetriever(string? defaultKnowledgeBase = null) =>
+        new(OpenKnowledgeBase(defaultKnowledgeBase: defaultKnowledgeBase), ResolveReranker(Rerank));
 }
 
-/// <summary>Retrieval for one query in one mode (Search-CkKnowledge, Invoke-CkRag): adds -Mode and -MinScore.</summary>
+/// <summary>Retrieval for one query in one mode (Search-CkKnowledge, Invoke-CkRag, Invoke-CkChat, Enter-CkChat): adds -Mode and -MinScore.</summary>
 public abstract class QueryRetrievalCommandBase : RetrievalCommandBase
 {
     [Parameter]

@@ -196,4 +196,58 @@ public class RetrievalContextTests
         Assert.Equal((0.3 / 3 + 0.7 / 2) / 0.5, rrf[0].Score, 6);
         Assert.Equal((0.3 / 2 + 0.7 / 3) / 0.5, rrf[1].Score, 6);
     }
+    [Fact]
+    public void FusionBlendsTheWholeDocumentsVectorIntoItsVectorEvidence()
+    {
+        // Document 1 has the best single chunk; document 2 as a whole is closer to the query.
+        var vector = new List<ChunkScore> { new(10, 1, 0.70), new(20, 2, 0.65) };
+        var whole = new Dictionary<long, double> { [1] = 0.20, [2] = 0.60 };
+        var asked = new List<long>();
+        IReadOnlyDictionary<long, double> Cosines(IReadOnlyCollection<long> ids)
+        {
+            asked.AddRange(ids);
+            return whole.Where(w => ids.Contains(w.Key)).ToDictionary();
+        }
+        var fused = DocumentFusion.Fuse([], vector, new SearchOptions { VectorWeight = 1, DocumentWeight = 0.5 }, Cosines);
+        Assert.Equal(20, fused[0].ChunkId);
+        Assert.Equal(0.5 * 0.65 + 0.5 * 0.60, fused[0].Score, 6);
+        Assert.Equal(0.5 * 0.70 + 0.5 * 0.20, fused[1].Score, 6);
+        Assert.Equal([1L, 2L], asked.Order());
+
+        // DocumentWeight 0: the best chunks alone decide, and no document vector is needed.
+        asked.Clear();
+        var chunksOnly = DocumentFusion.Fuse([], vector, new SearchOptions { VectorWeight = 1, DocumentWeight = 0 }, Cosines);
+        Assert.Equal(10, chunksOnly[0].ChunkId);
+        Assert.Empty(asked);
+    }
+
+    [Fact]
+    public void ADocumentsVectorIsItsChunksMeanPulledTowardsItsOpeningChunk()
+    {
+        float[] opening = [1, 0, 0], body = [0, 1, 0];
+        var v = DocumentVectors.Combine([opening, body, body]);
+        // mean (1, 2, 0)/sqrt(5), then 0.7 of it plus 0.3 of the opening chunk, normalised
+        var x = 0.7 / Math.Sqrt(5) + 0.3;
+        var y = 0.7 * 2 / Math.Sqrt(5);
+        var norm = Math.Sqrt(x * x + y * y);
+        Assert.Equal(x / norm, v[0], 5);
+        Assert.Equal(y / norm, v[1], 5);
+        Assert.Equal(0, v[2]);
+    }
+
+    [Fact]
+    public void DocumentVectorsAreReadOncePerGeneration()
+    {
+        var cache = new DocumentVectors();
+        var reads = new List<long[]>();
+        Dictionary<long, List<float[]>> Read(IReadOnlyCollection<long> ids)
+        {
+            reads.Add(ids.Order().ToArray());
+            return ids.ToDictionary(id => id, id => new List<float[]> { new float[] { id, 1 } });
+        }
+        Assert.Equal(2, cache.Get([1, 2], generation: 5, Read).Count);
+        Assert.Equal(3, cache.Get([2, 3, 1], generation: 5, Read).Count);
+        cache.Get([1], generation: 6, Read); // the knowledge base changed: documents are read again
+        Assert.Equal([[1L, 2L], [3L], [1L]], reads);
+    }
 }

@@ -35,6 +35,12 @@ internal sealed class FakeOpenAiServer : IDisposable
     /// <summary>Replaces the default generation handler (status codes, cut streams, delays).</summary>
     public Func<HttpListenerContext, JsonObject, Task>? Respond { get; set; }
     public ConcurrentQueue<RecordedRequest> Requests { get; } = new();
+    /// <summary>Length of the vectors /v1/embeddings returns (bags of hashed words, see <see cref="Vector"/>).</summary>
+    public int EmbeddingDimensions { get; set; } = 64;
+    /// <summary>Replaces the default /v1/embeddings handler.</summary>
+    public Func<HttpListenerContext, JsonObject, Task>? RespondEmbeddings { get; set; }
+
+    public IEnumerable<RecordedRequest> EmbeddingRequests => Requests.Where(r => r.Path == "/v1/embeddings");
 
     public IEnumerable<RecordedRequest> Generations => Requests.Where(r => r.Path.EndsWith("completions", StringComparison.Ordinal));
 
@@ -87,6 +93,9 @@ internal sealed class FakeOpenAiServer : IDisposable
                     var words = (body?["content"]?.GetValue<string>() ?? "").Split(' ', StringSplitOptions.RemoveEmptyEntries);
                     await WriteJsonAsync(context, 200, new JsonObject { ["tokens"] = new JsonArray([.. words.Select((_, i) => (JsonNode)i)]) });
                     break;
+                case "/v1/embeddings":
+                    await (RespondEmbeddings ?? EmbedAsync)(context, body!);
+                    break;
                 case "/v1/chat/completions" or "/v1/completions":
                     await (Respond ?? StreamPiecesAsync)(context, body!);
                     break;
@@ -96,6 +105,40 @@ internal sealed class FakeOpenAiServer : IDisposable
             }
         }
         catch (Exception e) when (e is HttpListenerException or IOException or ObjectDisposedException) { }
+    }
+
+    /// <summary>The default embeddings: one vector per input, as floats or base64 as the request asks.</summary>
+    public Task EmbedAsync(HttpListenerContext context, JsonObject body)
+    {
+        var inputs = body["input"] is JsonArray array ? array.Select(i => i!.GetValue<string>()).ToArray() : [body["input"]!.GetValue<string>()];
+        var base64 = (string?)body["encoding_format"] == "base64";
+        var data = inputs.Select((text, i) =>
+        {
+            var vector = Vector(text, EmbeddingDimensions);
+            JsonNode embedding = base64
+                ? JsonValue.Create(Convert.ToBase64String(System.Runtime.InteropServices.MemoryMarshal.AsBytes(vector.AsSpan())))
+                : new JsonArray([.. vector.Select(x => (JsonNode)x)]);
+            return (JsonNode)new JsonObject { ["object"] = "embedding", ["index"] = i, ["embedding"] = embedding };
+        });
+        return WriteJsonAsync(context, 200, new JsonObject
+        {
+            ["object"] = "list", ["model"] = body["model"]?.GetValue<string>(), ["data"] = new JsonArray([.. data]),
+            ["usage"] = new JsonObject { ["prompt_tokens"] = inputs.Length, ["total_tokens"] = inputs.Length },
+        });
+    }
+
+    /// <summary>A bag of hashed words, not normalised (the client must normalise): texts sharing words are close.</summary>
+    public static float[] Vector(string text, int dimensions)
+    {
+        var vector = new float[dimensions];
+        vector[0] = 0.5f;
+        foreach (var word in text.ToLowerInvariant().Split([' ', '\n', ':', '.', ',', '?'], StringSplitOptions.RemoveEmptyEntries))
+        {
+            uint hash = 2166136261;
+            foreach (var c in word) hash = (hash ^ c) * 16777619;
+            vector[hash % (uint)dimensions] += 3;
+        }
+        return vector;
     }
 
     /// <summary>The default generation: every piece as one event, then the finish reason, usage and [DONE].</summary>

@@ -75,6 +75,7 @@ public sealed class RemoteChatModelTests : IDisposable
         Assert.Equal($"Bearer {Key}", _server.Generations.Single().Authorization);
         Assert.Equal(401, error.Status);
         Assert.DoesNotContain(Key, error.Message, StringComparison.Ordinal);
+        Assert.DoesNotContain(Key, error.ToString(), StringComparison.Ordinal); // inner exceptions included
         Assert.Contains("***", error.Message, StringComparison.Ordinal);
         Assert.DoesNotContain(Key, model.ToString(), StringComparison.Ordinal);
     }
@@ -132,6 +133,31 @@ public sealed class RemoteChatModelTests : IDisposable
         var error = Assert.Throws<RemoteStreamInterruptedException>(() => model.Complete(Chat(), onText: streamed.Add));
         Assert.Equal("The answer ", error.PartialText);
         Assert.Equal(["The ", "answer "], streamed);
+    }
+
+    [Fact]
+    public void Streams_a_raw_prompt_as_it_arrives_not_when_the_answer_ends()
+    {
+        // The server sends the rest only after the client has shown the first piece: a client that buffers the whole
+        // response (the SDK's default for a pipeline message) never shows it, and the server gives up after 20 s.
+        using var firstShown = new SemaphoreSlim(0);
+        var sentAfterFirstShown = false;
+        _server.Respond = async (context, _) =>
+        {
+            context.Response.ContentType = "text/event-stream";
+            context.Response.SendChunked = true;
+            var output = context.Response.OutputStream;
+            await FakeOpenAiServer.WriteEventAsync(output, FakeOpenAiServer.Chunk(chat: false, "first ", null));
+            sentAfterFirstShown = await firstShown.WaitAsync(TimeSpan.FromSeconds(20));
+            await FakeOpenAiServer.WriteEventAsync(output, FakeOpenAiServer.Chunk(chat: false, "second", "stop"));
+            await output.WriteAsync(System.Text.Encoding.UTF8.GetBytes("data: [DONE]\n\n"));
+            context.Response.Close();
+        };
+        using var model = Connect(o => o with { Timeout = TimeSpan.FromSeconds(60) });
+
+        var result = model.Complete(new CompletionRequest { Prompt = "Once", MaxTokens = 4, Temperature = 0 }, onText: _ => firstShown.Release());
+        Assert.True(sentAfterFirstShown);
+        Assert.Equal("first second", result.Text);
     }
 
     [Fact]

@@ -19,6 +19,7 @@ public sealed class ServedSessionFixture : IAsyncLifetime, IDisposable
     private readonly CkSession _session = new();
 
     public CkServer Server { get; private set; } = null!;
+    public CkSession Session => _session;
     public string KnowledgeBase => Path.Combine(_directory, "kb");
     public string RagModel => "rag/kb";
     public Uri Endpoint => new(Server.Url, "v1");

@@ -80,6 +80,23 @@ static class EvalSet
         };
     }
 
+    /// <summary>
+    /// Writes what fusion works from, per question of both halves: the query vector and the keyword candidates (chunk,
+    /// source, BM25 with the default column weights), so fusion rules can be explored offline against the knowledge base's
+    /// stored chunk vectors without embedding again. Exploration only: choices are still made on the dev half.
+    /// </summary>
+    public static object Dump(string kbDir, string embedder, string questionsCsv)
+    {
+        using var kb = KnowledgeBase.Open(kbDir, new KnowledgeBaseOptions { Embedder = embedder });
+        var keyword = new SearchOptions { Mode = SearchMode.Keyword, Top = 300, Candidates = 300, MaxPerSource = 0 };
+        return Questions.Read(questionsCsv).Select(q => new
+        {
+            q.Text, q.Split, q.Expected,
+            Vector = kb.EmbedQuery(q.Text),
+            Keyword = kb.Search(q.Text, null, keyword).Select(h => new[] { h.ChunkId, h.SourceId, h.Score }).ToArray(),
+        }).ToList();
+    }
+
     /// <summary>hit@1, hit@5, MRR@10 over the answerable questions (documents ranked, one hit per source), and for the
     /// unanswerable ones the top hit's score (what -MinScore would have to be above).</summary>
     static Metrics Score(KnowledgeBase kb, List<Question> questions, SearchOptions template)
@@ -107,16 +124,17 @@ static class EvalSet
             Math.Round(times.Count == 0 ? 0 : times.Order().ElementAt(times.Count / 2), 2));
     }
 
-    /// <summary>Fusion settings tried on the dev halves: the fusion rule and weight, the relative BM25 cutoff, the BM25
-    /// column weights and the candidate depth (bounded: each setting searches every question again).</summary>
+    /// <summary>Fusion settings tried on the dev halves: the fusion rule and weight, the share of the whole document's
+    /// vector, the relative BM25 cutoff, the BM25 column weights and the candidate depth (bounded: each setting searches every question again).</summary>
     static IEnumerable<SearchOptions> Grid()
     {
         foreach (var kw in new[] { KeywordWeights.Default, new KeywordWeights(1, 1, 1) })
         {
-            foreach (var wv in new[] { 0.3, 0.5, 0.7 })
-            foreach (var cutoff in new[] { 0.0, 0.3 })
-                yield return new SearchOptions { Fusion = FusionMethod.Score, VectorWeight = wv, KeywordCutoff = cutoff, KeywordWeights = kw };
-            foreach (var wv in new[] { 0.5, 0.7 })
+            foreach (var wv in new[] { 0.5, 0.7, 0.8, 0.9, 0.95 })
+            foreach (var whole in new[] { 0.0, 0.35, 0.5 })
+                yield return new SearchOptions { Fusion = FusionMethod.Score, VectorWeight = wv, DocumentWeight = whole, KeywordWeights = kw };
+            yield return new SearchOptions { Fusion = FusionMethod.Score, KeywordCutoff = 0.3, KeywordWeights = kw };
+            foreach (var wv in new[] { 0.5, 0.7, 0.9 })
                 yield return new SearchOptions { Fusion = FusionMethod.Rrf, VectorWeight = wv, RrfK = 60, KeywordWeights = kw };
         }
         foreach (var candidates in new[] { 30, 120 })
@@ -124,11 +142,11 @@ static class EvalSet
     }
 
     static string Describe(SearchOptions o) =>
-        $"{o.Fusion} wv={o.VectorWeight} cut={o.KeywordCutoff} k={o.RrfK} cand={o.Candidates} bm25=({o.KeywordWeights.Title},{o.KeywordWeights.Headings},{o.KeywordWeights.Body})";
+        $"{o.Fusion} wv={o.VectorWeight} doc={o.DocumentWeight} cut={o.KeywordCutoff} k={o.RrfK} cand={o.Candidates} bm25=({o.KeywordWeights.Title},{o.KeywordWeights.Headings},{o.KeywordWeights.Body})";
 
     static SearchOptions Clone(SearchOptions o) => new()
     {
-        Mode = o.Mode, Fusion = o.Fusion, VectorWeight = o.VectorWeight, KeywordCutoff = o.KeywordCutoff, RrfK = o.RrfK,
+        Mode = o.Mode, Fusion = o.Fusion, VectorWeight = o.VectorWeight, DocumentWeight = o.DocumentWeight, KeywordCutoff = o.KeywordCutoff, RrfK = o.RrfK,
         Candidates = o.Candidates, KeywordWeights = o.KeywordWeights,
     };
 

@@ -10,6 +10,7 @@ using CkLlm.Engine.Knowledge.Storage;
 // Usage:
 //   KnowledgeBench hnsw <count> <random|clustered> <out.json> [queries]
 //   KnowledgeBench latency <corpusDir> <kbDir> <out.json> <chunks> <questions.csv>
+//   KnowledgeBench dump <kbDir> <embedder> <out.json> <questions.csv>
 //   KnowledgeBench eval <corpusDir> <kbDir> <embedder> <out.json> <questions.csv> <perSplit> <distractors> [tune]
 CultureInfo.DefaultThreadCurrentCulture = CultureInfo.InvariantCulture;
 var mode = args[0];
@@ -18,12 +19,13 @@ object result = mode switch
     "ingest" => Ingest(args[1], args[2], args.Length > 4 ? int.Parse(args[4]) : int.MaxValue),
     "hnsw" => Hnsw(int.Parse(args[1]), args[2], args.Length > 4 ? int.Parse(args[4]) : 200),
     "latency" => Latency(args[1], args[2], int.Parse(args[4]), args[5]),
+    "dump" => EvalSet.Dump(args[1], args[2], args[4]),
     "eval" => EvalSet.Run(args[1], args[2], args[3], args[5], int.Parse(args[6]), int.Parse(args[7]), args.Length > 8 && args[8] == "tune"),
     _ => throw new ArgumentException("mode: eval | latency | ingest | hnsw"),
 };
-var outPath = mode is "hnsw" or "ingest" or "latency" ? args[3] : args[4];
+var outPath = mode is "hnsw" or "ingest" or "latency" or "dump" ? args[3] : args[4];
 File.WriteAllText(outPath, JsonSerializer.Serialize(result, new JsonSerializerOptions { WriteIndented = true }));
-Console.WriteLine(File.ReadAllText(outPath));
+if (mode != "dump") Console.WriteLine(File.ReadAllText(outPath));
 
 // Ingest speed against the raw encoder on the same chunks. The machine is shared, so the two are interleaved in
 // rounds (ingest a slice of files, then encode exactly the chunks that slice produced) to keep load drift from

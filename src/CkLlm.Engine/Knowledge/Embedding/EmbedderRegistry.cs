@@ -22,6 +22,13 @@ public static class EmbedderRegistry
     };
     private static readonly Dictionary<string, IEmbedder> Loaded = new(StringComparer.Ordinal);
 
+    /// <summary>Embedders named by a locator with a scheme ("remote:..."): made on every resolve and not cached, as they
+    /// are cheap to make and a new one checks the endpoint (the knowledge base is what stays open).</summary>
+    private static readonly (string Prefix, Func<string, IEmbedder> Factory)[] Schemes =
+    [
+        (RemoteEmbedder.Scheme, RemoteEmbedder.FromLocator),
+    ];
+
     /// <summary>Names of the registered embedders (GGUF files are named by path and not listed).</summary>
     public static IReadOnlyList<string> Names
     {
@@ -46,11 +53,13 @@ public static class EmbedderRegistry
         lock (Gate) return Factories.ContainsKey(name);
     }
 
-    /// <summary>The embedder for a name or GGUF path (null or empty: <see cref="DefaultName"/>), loaded once per process.
+    /// <summary>The embedder for a name, GGUF path or remote locator (null or empty: <see cref="DefaultName"/>), loaded once per process.
     /// An unknown name gives <see cref="UnknownEmbedderException"/>; a missing GGUF file <see cref="FileNotFoundException"/>.</summary>
     public static IEmbedder Resolve(string? name)
     {
         if (string.IsNullOrWhiteSpace(name)) name = DefaultName;
+        foreach (var (prefix, factory) in Schemes)
+            if (name.StartsWith(prefix, StringComparison.OrdinalIgnoreCase)) return factory(name);
         lock (Gate)
         {
             var key = CacheKey(name);
@@ -70,6 +79,7 @@ public static class EmbedderRegistry
         {
             foreach (var e in Loaded.Values) e.Dispose();
             Loaded.Clear();
+            RemoteEmbedder.ForgetKeys();
         }
     }
 

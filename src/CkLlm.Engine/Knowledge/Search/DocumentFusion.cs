@@ -5,14 +5,17 @@ internal readonly record struct ChunkScore(long ChunkId, long SourceId, double S
 
 /// <summary>
 /// Fuses keyword and vector evidence per document. Each document's keyword score is its best chunk's BM25 relative to
-/// the query's best, its vector score its best chunk's cosine; the two are combined (weighted mean, or weighted
+/// the query's best, its vector score its best chunk's cosine, blended (<see cref="SearchOptions.DocumentWeight"/>)
+/// with the cosine of the whole document's vector (<see cref="DocumentVectors"/>); the two are combined (weighted mean, or weighted
 /// reciprocal rank of the document rankings). The evidence may come from different chunks of the same document, which
 /// chunk-level fusion would never add up. The document's best chunk carries the document's score; its further chunks
 /// carry their own (lower) chunk-level score, so a per-source cap of 1 gives a document ranking.
 /// </summary>
 internal static class DocumentFusion
 {
-    public static List<(long ChunkId, double Score)> Fuse(IReadOnlyList<ChunkScore> keyword, IReadOnlyList<ChunkScore> vector, SearchOptions options)
+    /// <param name="documentCosines">The cosine between the query and each given document's vector (null: best chunks only).</param>
+    public static List<(long ChunkId, double Score)> Fuse(IReadOnlyList<ChunkScore> keyword, IReadOnlyList<ChunkScore> vector, SearchOptions options,
+        Func<IReadOnlyCollection<long>, IReadOnlyDictionary<long, double>>? documentCosines = null)
     {
         var maxKeyword = keyword.Count == 0 ? 0 : keyword.Max(k => k.Score);
         double cutoff = options.KeywordCutoff * maxKeyword;
@@ -37,6 +40,13 @@ internal static class DocumentFusion
         foreach (var (id, s) in kw) docKeyword[sourceOf[id]] = Math.Max(docKeyword.GetValueOrDefault(sourceOf[id]), s);
         foreach (var (id, s) in vec) docVector[sourceOf[id]] = Math.Max(docVector.GetValueOrDefault(sourceOf[id]), s);
         var documents = docKeyword.Keys.Union(docVector.Keys).ToList();
+        double wd = Math.Clamp(options.DocumentWeight, 0, 1);
+        if (wd > 0 && documentCosines is not null && documents.Count > 0)
+        {
+            var whole = documentCosines(documents);
+            foreach (var d in documents)
+                docVector[d] = (1 - wd) * docVector.GetValueOrDefault(d) + wd * Math.Max(0, whole.GetValueOrDefault(d));
+        }
 
         double wv = Math.Clamp(options.VectorWeight, 0, 1), wk = 1 - wv;
         Dictionary<long, double> docScore;

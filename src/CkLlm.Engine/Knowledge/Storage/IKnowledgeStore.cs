@@ -70,6 +70,9 @@ internal interface IKnowledgeStore : IDisposable
     /// <summary>Streams (id, vector) pairs, optionally only for the given ids.</summary>
     IEnumerable<(long Id, float[] Vector)> ReadVectors(IReadOnlyCollection<long>? ids = null);
 
+    /// <summary>The chunk vectors of each of the given sources, in chunk order (the document-level search evidence).</summary>
+    Dictionary<long, List<float[]>> ReadSourceVectors(IReadOnlyCollection<long> sourceIds);
+
     /// <summary>Chunks added and removed after <paramref name="generation"/>, or null when the store keeps no change log
     /// that reaches back that far (the caller then compares all chunk ids).</summary>
     StoreChanges? ChangesSince(long generation);

@@ -41,6 +41,17 @@ internal sealed partial class SqliteKnowledgeStore
         while (r.Read()) yield return (r.GetInt64(0), StoredVector.FromBytes((byte[])r.GetValue(1)));
     }
 
+    public Dictionary<long, List<float[]>> ReadSourceVectors(IReadOnlyCollection<long> sourceIds)
+    {
+        var result = new Dictionary<long, List<float[]>>();
+        if (sourceIds.Count == 0) return result;
+        using var cmd = Command("SELECT source_id, vector FROM chunks WHERE source_id IN (SELECT value FROM json_each($ids)) ORDER BY source_id, ordinal",
+            ("$ids", JsonSerializer.Serialize(sourceIds)));
+        using var r = cmd.ExecuteReader();
+        while (r.Read()) StoredVector.AddTo(result, r.GetInt64(0), (byte[])r.GetValue(1));
+        return result;
+    }
+
     /// <summary>BM25 over the FTS5 table; score = -bm25 (higher is better).</summary>
     public List<(long Id, double Score)> KeywordSearch(string query, int limit, KeywordWeights weights)
     {

@@ -29,4 +29,11 @@ internal static class StoredVector
     public static byte[] ToBytes(float[] vector) => System.Runtime.InteropServices.MemoryMarshal.AsBytes(vector.AsSpan()).ToArray();
 
     public static float[] FromBytes(byte[] bytes) => System.Runtime.InteropServices.MemoryMarshal.Cast<byte, float>(bytes).ToArray();
+
+    /// <summary>Appends a stored vector to its source's list (reading chunk vectors grouped by source).</summary>
+    public static void AddTo(Dictionary<long, List<float[]>> bySource, long sourceId, byte[] bytes)
+    {
+        if (!bySource.TryGetValue(sourceId, out var list)) bySource[sourceId] = list = [];
+        list.Add(FromBytes(bytes));
+    }
 }

@@ -63,6 +63,16 @@ internal sealed partial class PostgresKnowledgeStore
         while (r.Read()) yield return (r.GetInt64(0), StoredVector.FromBytes((byte[])r.GetValue(1)));
     }
 
+    public Dictionary<long, List<float[]>> ReadSourceVectors(IReadOnlyCollection<long> sourceIds)
+    {
+        var result = new Dictionary<long, List<float[]>>();
+        if (sourceIds.Count == 0) return result;
+        using var cmd = Command("SELECT source_id, vector FROM ckllm_chunks WHERE kb_id = $1 AND source_id = ANY($2) ORDER BY source_id, ordinal", _kb, sourceIds.ToArray());
+        using var r = cmd.ExecuteReader();
+        while (r.Read()) StoredVector.AddTo(result, r.GetInt64(0), (byte[])r.GetValue(1));
+        return result;
+    }
+
     /// <summary>Generations commit in order (the row lock), so every change up to the generation read is committed.
     /// One statement, so one snapshot: the generation, the trimmed horizon and the log slice agree even while a writer
     /// trims. Null when the log no longer reaches back to <paramref name="generation"/> (the caller then compares ids).</summary>
