@@ -9,10 +9,17 @@
     (Add-CkKnowledge / Search-CkKnowledge, default chunking, MiniLM, hybrid search):
     - ingest chunks/s into PostgreSQL vs into a folder (goal >= 0.9: the embedder dominates);
     - search p50/p99 with a warm local cache, PostgreSQL vs folder (goal within 1.2x);
-    - catch-up: the first search after another writer committed 1,000 chunks (copies of stored rows, written in SQL
-      exactly as a writer on another machine would: new source, chunks, change log, generation) minus a warm search;
-    - four writer processes at once vs one, aggregate chunks/s.
-    Run it with nice on a quiet machine (load < 3): it is CPU-bound for several minutes.
+    - catch-up: the first search after another writer (a second process with its own cache, as another machine)
+      committed about 1,000 chunks (Copy-CkKnowledge of whole sources from the first evaluation set), minus a warm search;
+    - four writer processes at once vs one, aggregate chunks/s;
+    - keyword-mode quality on the project's blind evaluation sets (tests/eval/<set>): each set's MiniLM folder knowledge
+      base, the one tests/bench/Knowledge.Bench.ps1 builds under <EvalWorkDirectory>/kb/<set>-MiniLM (built here the
+      same way when missing: tests/eval/<set>/Build-Corpus.ps1 into <EvalWorkDirectory>/corpus/<set>, then
+      Add-CkKnowledge), is copied into PostgreSQL with Copy-CkKnowledge (no embedding again); the test-half questions
+      are searched in keyword mode in both, documents ranked (one hit per source, as the Knowledge bench ranks them):
+      hit@5 and MRR@10, and the hybrid (default) search p50/p99 at that size.
+    Run it with nice on a quiet machine (load < 3): it is CPU-bound for several minutes (building a missing evaluation
+    knowledge base embeds its whole corpus: tens of minutes).
 #>
 [CmdletBinding()]
 param(
@@ -20,6 +27,11 @@ param(
     [string] $WorkDirectory = (Join-Path ([IO.Path]::GetTempPath()) 'ckllm-postgres-bench'),
     [int] $MaxPages = 24,
     [int] $Queries = 60,
+    [string[]] $EvalSets = @('man-admin', 'debian-docs', 'dotnet-api'),
+    # Knowledge.Bench.ps1's -WorkDirectory: its kb/<set>-MiniLM and corpus/<set> are reused, or built here.
+    [string] $EvalWorkDirectory = (Join-Path $PSScriptRoot '../../.build/knowledge-bench'),
+    # Test-half questions per set (0 = all); fewer only for a smoke run.
+    [int] $EvalQuestions = 0,
     [switch] $NoDocs
 )
 $ErrorActionPreference = 'Stop'
@@ -59,16 +71,43 @@ try {
         [pscustomobject]@{ P50 = $sorted[[int][Math]::Floor(0.5 * ($sorted.Count - 1))]; P99 = $sorted[[int][Math]::Floor(0.99 * ($sorted.Count - 1))] }
     }
 
-    # Keyword mode only (no embedding): does the question's man page come first / in the top 5?
-    function Measure-KeywordQuality([string] $Kb) {
-        $asked = @($questions | Where-Object { Test-Path (Join-Path $pagesDir "$($_.page).txt") })
-        $first = 0; $top5 = 0
-        foreach ($row in $asked) {
-            $pages = @(Search-CkKnowledge $row.question -KnowledgeBase $Kb -Mode Keyword -Top 5 | ForEach-Object { [IO.Path]::GetFileNameWithoutExtension($_.Source) })
-            if ($pages.Count -gt 0 -and $pages[0] -eq $row.page) { $first++ }
-            if ($pages -contains $row.page) { $top5++ }
+    # Documents ranked as the Knowledge bench ranks them (one hit per source); a hit matches an expected source as in
+    # Measure-CkRetrieval (same path, same file name, or a path suffix at a folder boundary).
+    function Test-ExpectedSource([string] $Actual, [string] $Expected) {
+        $a = $Actual -replace '\\', '/'; $e = ($Expected -replace '\\', '/') -replace '^(\./)+', ''
+        if ($a -ieq $e) { return $true }
+        if ($e -notmatch '/' -and $a.Split('/')[-1] -ieq $e) { return $true }
+        $a.EndsWith('/' + $e.TrimStart('/'), [StringComparison]::OrdinalIgnoreCase)
+    }
+    function Measure-KeywordQuality([string] $Kb, [object[]] $Asked) {
+        $hit5 = 0; $mrr = 0.0
+        foreach ($row in $Asked) {
+            $expected = @($row.ExpectedSource -split '[;|]' | ForEach-Object Trim | Where-Object { $_ })
+            $ranked = @(Search-CkKnowledge $row.Question -KnowledgeBase $Kb -Mode Keyword -Top 10 -MaxPerSource 1 | ForEach-Object Source)
+            for ($i = 0; $i -lt $ranked.Count; $i++) {
+                if (@($expected | Where-Object { Test-ExpectedSource $ranked[$i] $_ }).Count) {
+                    if ($i -lt 5) { $hit5++ }
+                    $mrr += 1.0 / ($i + 1)
+                    break
+                }
+            }
         }
-        [pscustomobject]@{ Questions = $asked.Count; Hit1 = $first / [Math]::Max(1, $asked.Count); Hit5 = $top5 / [Math]::Max(1, $asked.Count) }
+        [pscustomobject]@{ Hit5 = $hit5 / [Math]::Max(1, $Asked.Count); Mrr10 = $mrr / [Math]::Max(1, $Asked.Count) }
+    }
+
+    # The MiniLM folder knowledge base of an evaluation set, as Knowledge.Bench.ps1 builds it (reused when present).
+    function Get-EvalKnowledgeBase([string] $Set) {
+        $kb = Join-Path $EvalWorkDirectory "kb/$Set-MiniLM"
+        if (Test-Path (Join-Path $kb 'knowledge.db')) { return $kb }
+        $corpus = Join-Path $EvalWorkDirectory "corpus/$Set"
+        if (-not (Test-Path $corpus) -or -not (Get-ChildItem $corpus -Recurse -File | Select-Object -First 1)) {
+            Write-Host "==> build corpus $Set" -ForegroundColor Cyan
+            & (Join-Path $PSScriptRoot "../eval/$Set/Build-Corpus.ps1") -OutputPath $corpus | Out-Host
+        }
+        Write-Host "==> embed corpus $Set into $kb (MiniLM)" -ForegroundColor Cyan
+        # Unreadable files are skipped, as the Knowledge bench skips them.
+        Get-ChildItem $corpus -Recurse -File | Sort-Object FullName | Add-CkKnowledge -KnowledgeBase $kb -Embedder MiniLM -ErrorAction SilentlyContinue | Out-Null
+        $kb
     }
 
     # Load the embedder once before timing, so neither store pays for it.
@@ -85,33 +124,48 @@ try {
     $folderSearch = Measure-Search $folder
     $pgSearch = Measure-Search $uri
 
-    Write-Host '==> keyword-mode quality on the questions' -ForegroundColor Cyan
-    $folderKeyword = Measure-KeywordQuality $folder
-    $pgKeyword = Measure-KeywordQuality $uri
+    Write-Host '==> evaluation sets: keyword quality and hybrid latency, folder vs PostgreSQL' -ForegroundColor Cyan
+    $evalRows = foreach ($set in $EvalSets) {
+        $evalFolder = Get-EvalKnowledgeBase $set
+        $evalUri = Get-CkTestPostgresUri $pg "eval-$set"
+        $copy = [Diagnostics.Stopwatch]::StartNew()
+        Copy-CkKnowledge -From $evalFolder -To $evalUri | Out-Null
+        $copy.Stop()
+        $asked = @(Import-Csv (Join-Path $PSScriptRoot "../eval/$set/questions.csv") | Where-Object { $_.split -eq 'test' -and $_.ExpectedSource } |
+            Sort-Object { [Convert]::ToHexString([Security.Cryptography.SHA256]::HashData([Text.Encoding]::UTF8.GetBytes($_.Question))) })
+        if ($EvalQuestions -gt 0) { $asked = @($asked | Select-Object -First $EvalQuestions) }
+        $latencyQueries = @($asked.Question)
+        $queryList, $saved = $latencyQueries, $queryList
+        $row = [pscustomobject]@{
+            Set = $set; Chunks = (Get-CkKnowledge -KnowledgeBase $evalUri -Statistics).Chunks; Questions = $asked.Count; CopySeconds = $copy.Elapsed.TotalSeconds
+            Folder = Measure-KeywordQuality $evalFolder $asked; Postgres = Measure-KeywordQuality $evalUri $asked
+            FolderSearch = Measure-Search $evalFolder; PostgresSearch = Measure-Search $evalUri
+        }
+        $queryList = $saved
+        $row
+    }
 
-    Write-Host '==> catch-up after 1,000 chunks committed elsewhere' -ForegroundColor Cyan
-    $env:PGPASSWORD = $pg.Password
-    $sql = @'
-WITH kb AS (UPDATE ckllm_knowledge_bases SET generation = generation + 1, chunk_count = chunk_count + 1000 WHERE name = 'bench' RETURNING id, generation),
-src AS (INSERT INTO ckllm_sources(kb_id, source, kind, format, content_hash, size, chunk_count, added_utc, updated_utc)
-        SELECT id, 'elsewhere:' || generation, 'Text', 'Text', md5(generation::text), 0, 1000, now(), now() FROM kb RETURNING id, kb_id),
-rows AS (SELECT c.*, row_number() OVER () AS n FROM ckllm_chunks c, generate_series(1, 1000) g WHERE c.kb_id = (SELECT id FROM kb) LIMIT 1000),
-ins AS (INSERT INTO ckllm_chunks(kb_id, source_id, ordinal, text, heading, line_start, line_end, page, token_count, metadata, vector, tsv, tsv_length)
-        SELECT src.kb_id, src.id, rows.n, rows.text, rows.heading, rows.line_start, rows.line_end, rows.page, rows.token_count, rows.metadata, rows.vector, rows.tsv, rows.tsv_length
-        FROM rows, src RETURNING id, kb_id)
-INSERT INTO ckllm_changes(kb_id, generation, chunk_id, added) SELECT ins.kb_id, kb.generation, ins.id, true FROM ins, kb;
-'@
+    Write-Host '==> catch-up after about 1,000 chunks committed by another machine' -ForegroundColor Cyan
+    $donor = Get-EvalKnowledgeBase $EvalSets[0]
+    $picked = [Collections.Generic.List[string]]::new(); $pickedChunks = 0
+    foreach ($s in Get-CkKnowledge -KnowledgeBase $donor) { if ($pickedChunks -ge 1000) { break }; $picked.Add($s.Source); $pickedChunks += $s.Chunks }
     $warm = (Measure-Search $uri).P50
-    & psql -q -h 127.0.0.1 -p $pg.Port -U $pg.User -d postgres -v ON_ERROR_STOP=1 -c $sql | Out-Null
-    if ($LASTEXITCODE -ne 0) { throw 'Adding 1,000 chunks in SQL failed.' }
+    $otherCache = Join-Path $WorkDirectory 'other-machine-cache'
+    $sourcesFile = Join-Path $WorkDirectory 'catch-up-sources.txt'
+    Set-Content -LiteralPath $sourcesFile -Value $picked
+    $pwshDll = Join-Path $PSHOME 'pwsh.dll'
+    $pre = @(if ((Split-Path ([Environment]::ProcessPath) -Leaf) -like 'dotnet*') { $pwshDll })
+    $copyScript = "`$ProgressPreference='SilentlyContinue'; `$env:CKLLM_CACHE='$otherCache'; Import-Module '$ModulePath'; " +
+        "Copy-CkKnowledge -From '$donor' -To '$uri' -Source (Get-Content -LiteralPath '$sourcesFile') | Measure-Object Chunks -Sum | ForEach-Object Sum"
+    $added = & ([Environment]::ProcessPath) @pre -NoProfile -NonInteractive -Command $copyScript
+    if ($LASTEXITCODE -ne 0) { throw "The other machine's copy failed: $added" }
+    $addedChunks = [int](@($added)[-1])
     $w = [Diagnostics.Stopwatch]::StartNew(); $null = Search-CkKnowledge $queryList[0] -KnowledgeBase $uri; $first = $w.Elapsed.TotalMilliseconds
     $catchUp = $first - $warm
     $stats = Get-CkKnowledge -KnowledgeBase $uri -Statistics
     if ($stats.IndexedVectors -ne $stats.Chunks) { throw "The cache holds $($stats.IndexedVectors) vectors, the database $($stats.Chunks)." }
 
     Write-Host '==> four writer processes vs one (PostgreSQL)' -ForegroundColor Cyan
-    $pwshDll = Join-Path $PSHOME 'pwsh.dll'
-    $pre = @(if ((Split-Path ([Environment]::ProcessPath) -Leaf) -like 'dotnet*') { $pwshDll })
     function Invoke-Writers([int] $Count, [string] $Name) {
         $target = Get-CkTestPostgresUri $pg $Name
         Add-CkKnowledge -Text 'seed' -Source seed -KnowledgeBase $target | Out-Null # created once, not by four at once
@@ -135,7 +189,6 @@ INSERT INTO ckllm_changes(kb_id, generation, chunk_id, added) SELECT ins.kb_id, 
 }
 finally {
     Stop-CkTestPostgres $pg
-    Remove-Item Env:PGPASSWORD -ErrorAction Ignore
 }
 
 $cpu = (Get-Content /proc/cpuinfo | Select-String 'model name' | Select-Object -First 1).Line -replace '.*:\s*', ''
@@ -151,10 +204,19 @@ $lines = @(
     ('| ingest chunks/s | {0:N1} | {1:N1} | {2:N3} (goal >= 0.9) |' -f $folderRate, $pgRate, ($pgRate / $folderRate)),
     ('| search p50, warm cache | {0:N1} ms | {1:N1} ms | {2:N2}x (goal <= 1.2x) |' -f $folderSearch.P50, $pgSearch.P50, ($pgSearch.P50 / $folderSearch.P50)),
     ('| search p99, warm cache | {0:N1} ms | {1:N1} ms | {2:N2}x |' -f $folderSearch.P99, $pgSearch.P99, ($pgSearch.P99 / $folderSearch.P99)),
-    ('| keyword mode hit@1 ({3} questions) | {0:N3} | {1:N3} | {2:+0.000;-0.000;0} |' -f $folderKeyword.Hit1, $pgKeyword.Hit1, ($pgKeyword.Hit1 - $folderKeyword.Hit1), $pgKeyword.Questions),
-    ('| keyword mode hit@5 | {0:N3} | {1:N3} | {2:+0.000;-0.000;0} |' -f $folderKeyword.Hit5, $pgKeyword.Hit5, ($pgKeyword.Hit5 - $folderKeyword.Hit5)),
     '',
-    ('Catch-up: the first search after another writer committed 1,000 chunks took {0:N0} ms more than a warm search (change log read, 1,000 vectors fetched and added to the local HNSW cache).' -f $catchUp),
+    'Keyword mode on the blind evaluation sets (tests/eval/<set>, test-half questions with an answer, documents ranked as in the Knowledge bench), ' +
+    'the MiniLM folder knowledge base and its copy in PostgreSQL (Copy-CkKnowledge, no embedding again); hybrid search with default flags at that size:',
+    '',
+    '| set | chunks | questions | folder hit@5 / MRR@10 | PostgreSQL hit@5 / MRR@10 | hybrid p50 folder / PostgreSQL | hybrid p99 folder / PostgreSQL | copy to PostgreSQL |',
+    '|---|---|---|---|---|---|---|---|'
+) + @($evalRows | ForEach-Object {
+    '| {0} | {1:N0} | {2} | {3:N3} / {4:N3} | {5:N3} / {6:N3} | {7:N1} / {8:N1} ms ({9:N2}x) | {10:N1} / {11:N1} ms | {12:N0} s |' -f $_.Set, $_.Chunks, $_.Questions,
+        $_.Folder.Hit5, $_.Folder.Mrr10, $_.Postgres.Hit5, $_.Postgres.Mrr10, $_.FolderSearch.P50, $_.PostgresSearch.P50,
+        ($_.PostgresSearch.P50 / $_.FolderSearch.P50), $_.FolderSearch.P99, $_.PostgresSearch.P99, $_.CopySeconds
+}) + @(
+    '',
+    ('Catch-up: the first search after another machine (a second process with its own cache) committed {1:N0} chunks took {0:N0} ms more than a warm search (change log read, their vectors fetched and added to the local HNSW cache).' -f $catchUp, $addedChunks),
     ('Writers: 1 process {0:N1} chunks/s, 4 processes at once {1:N1} chunks/s aggregate ({2:N2}x; embedding is CPU-bound, so on {3} cores more writers share the same cores; commits queue on the knowledge base''s row lock only for the insert).' -f $one, $four, ($four / $one), [Environment]::ProcessorCount)
 )
 $lines | ForEach-Object { Write-Host $_ }

@@ -98,6 +98,69 @@ Describe 'Knowledge cmdlets with a postgresql:// knowledge base' {
         $stats.IndexedVectors | Should -Be $stats.Chunks
     }
 
+    It 'keeps every source whole and none twice while two processes sync and prune and a third writes' {
+        $uri = Get-CkTestPostgresUri $pg 'syncing'
+        $dir = Join-Path $root 'sync-corpus'
+        New-KbTestCorpus $dir 8
+        Get-ChildItem $dir | Add-CkKnowledge -KnowledgeBase $uri -ChunkSize 48 -ChunkOverlap 8 | Out-Null
+        # The writer takes files away and puts them back (same content, then changed), adding each again, and adds new
+        # ones: a pruner that listed a file while it was gone must not remove it once it is back.
+        $write = @"
+foreach (`$round in 1..3) {
+    foreach (`$f in Get-ChildItem '$dir' -Filter 'doc00*.md' | Select-Object -First 3) {
+        `$text = Get-Content -Raw -LiteralPath `$f.FullName
+        Remove-Item -LiteralPath `$f.FullName
+        Start-Sleep -Milliseconds 150
+        if (`$round -eq 3) { `$text += "``nRevised in round `$round." }
+        Set-Content -LiteralPath `$f.FullName -Value `$text -NoNewline
+        Add-CkKnowledge -Path `$f.FullName -KnowledgeBase '$uri' -ChunkSize 48 -ChunkOverlap 8 | Out-Null
+    }
+    Set-Content -LiteralPath (Join-Path '$dir' "new`$round.md") -Value "# New `$round``n``nLighthouses and comets, note `$round."
+    Add-CkKnowledge -Path (Join-Path '$dir' "new`$round.md") -KnowledgeBase '$uri' -ChunkSize 48 -ChunkOverlap 8 | Out-Null
+}
+'WRITER OK'
+"@
+        $sync = "foreach (`$i in 1..8) { Sync-CkKnowledge -KnowledgeBase '$uri' -Force -Confirm:`$false | Out-Null; Start-Sleep -Milliseconds 100 }; 'SYNC OK'"
+        $procs = @(Start-KbChildPwsh $write) + @(1..2 | ForEach-Object { Start-KbChildPwsh $sync })
+        try {
+            foreach ($p in $procs) {
+                $p.WaitForExit(600000) | Should -BeTrue
+                $err = $p.StandardError.ReadToEnd()
+                $p.ExitCode | Should -Be 0 -Because $err
+                $p.StandardOutput.ReadToEnd() | Should -Match 'OK'
+            }
+        }
+        finally { foreach ($p in $procs) { if (-not $p.HasExited) { $p.Kill() } } }
+
+        Close-KbTestKnowledgeBase $uri
+        $sources = @(Get-CkKnowledge -KnowledgeBase $uri)
+        $files = @(Get-ChildItem $dir -File | ForEach-Object FullName | Sort-Object)
+        @($sources.Source | Sort-Object) | Should -Be $files -Because 'every file is back at the end: none lost, none twice'
+        $stats = Get-CkKnowledge -KnowledgeBase $uri -Statistics
+        ($sources | Measure-Object Chunks -Sum).Sum | Should -Be $stats.Chunks -Because 'no source is half-written'
+        $stats.IndexedVectors | Should -Be $stats.Chunks
+        $revised = $sources | Where-Object { $_.Source -like '*doc001.md' }
+        $revised.ContentHash | Should -Be (Get-FileHash -Algorithm SHA256 -LiteralPath $revised.Source).Hash
+    }
+
+    It 'serves a knowledge base on the server with Start-CkServer -KnowledgeBase postgresql://... -Credential' {
+        $uri = Get-CkTestPostgresUri $pg 'served' -NoPassword
+        $cred = [pscredential]::new($pg.User, (ConvertTo-SecureString $pg.Password -AsPlainText -Force))
+        Get-ChildItem $corpus | Select-Object -First 3 | Add-CkKnowledge -KnowledgeBase $uri -Credential $cred -ChunkSize 48 -ChunkOverlap 8 | Out-Null
+        Close-KbTestKnowledgeBase $uri
+        $server = Start-CkServer -Port 0 -KnowledgeBase $uri -Credential $cred
+        try {
+            (Invoke-RestMethod ($server.Url.AbsoluteUri + 'v1/models')).data.id | Should -Contain 'rag/served'
+            $body = @{ knowledge_base = 'served'; query = 'history of volcanoes'; top = 2; mode = 'Keyword' } | ConvertTo-Json
+            $r = Invoke-RestMethod ($server.Url.AbsoluteUri + 'v1/search') -Method Post -ContentType 'application/json' -Body $body
+            $expected = Search-CkKnowledge 'history of volcanoes' -KnowledgeBase $uri -Top 2 -Mode Keyword
+            $r.data.source | Should -Be $expected.Source
+        }
+        finally { Stop-CkServer -Id $server.Id }
+        $missing = Get-CkTestPostgresUri $pg 'not-there' -NoPassword
+        { Start-CkServer -Port 0 -KnowledgeBase $missing -Credential $cred -ErrorAction Stop } | Should -Throw -ErrorId 'KnowledgeBaseNotFound,CkLlm.Commands.StartCkServerCommand'
+    }
+
     It 'copies a folder knowledge base to the server and back with the same vectors, and -WhatIf creates nothing' {
         $folder = Join-Path $root 'folder-kb'
         Get-ChildItem $corpus | Select-Object -First 4 | Add-CkKnowledge -KnowledgeBase $folder -ChunkSize 48 -ChunkOverlap 8 | Out-Null

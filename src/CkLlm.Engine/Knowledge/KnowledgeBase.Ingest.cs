@@ -118,13 +118,25 @@ public sealed partial class KnowledgeBase
     // ---------------------------------------------------------------- removal
 
     /// <summary>Removes sources by exact name or by id; returns one result per removed source.</summary>
-    public IReadOnlyList<IngestResult> Remove(IEnumerable<KnowledgeSource> sources, CancellationToken cancellationToken = default)
+    public IReadOnlyList<IngestResult> Remove(IEnumerable<KnowledgeSource> sources, CancellationToken cancellationToken = default) =>
+        RemoveUnderWriterLock(sources, _ => true, cancellationToken);
+
+    /// <summary>Removes those of <paramref name="sources"/> (from <see cref="GetMissingSources"/>) whose files are still
+    /// missing, and that are still stored, once the writer lock is held: a file put back meanwhile, and added again or
+    /// found unchanged by another writer, is not lost to a list made before, and a source another process pruned first
+    /// is not reported twice.</summary>
+    public IReadOnlyList<IngestResult> RemoveMissing(IEnumerable<KnowledgeSource> sources, CancellationToken cancellationToken = default) =>
+        RemoveUnderWriterLock(sources, s => s.Kind == SourceKind.File && !File.Exists(s.Source) && GetSource(s.Source)?.Id == s.Id, cancellationToken);
+
+    private IReadOnlyList<IngestResult> RemoveUnderWriterLock(IEnumerable<KnowledgeSource> sources, Func<KnowledgeSource, bool> stillWanted, CancellationToken cancellationToken)
     {
-        var list = sources.ToList();
-        if (list.Count == 0) return [];
+        var listed = sources.ToList();
+        if (listed.Count == 0) return [];
         lock (_writeGate)
         {
             using var writer = WriterLock.Acquire(_cacheDirectory, _options.WriterLockTimeout, cancellationToken);
+            var list = listed.Where(stillWanted).ToList();
+            if (list.Count == 0) return [];
             SyncIndex();
             var commit = WithCorruptionCheck(() => _store.RemoveSources(list.Select(s => s.Id).ToList()));
             UpdateIndexAfterCommit(commit, []);
@@ -145,7 +157,7 @@ public sealed partial class KnowledgeBase
     }
 
     /// <summary>Removes sources whose files no longer exist.</summary>
-    public IReadOnlyList<IngestResult> Prune(CancellationToken cancellationToken = default) => Remove(GetMissingSources(), cancellationToken);
+    public IReadOnlyList<IngestResult> Prune(CancellationToken cancellationToken = default) => RemoveMissing(GetMissingSources(), cancellationToken);
 
     private static bool SameMetadata(IReadOnlyDictionary<string, string> stored, IReadOnlyDictionary<string, string>? requested)
     {

@@ -18,6 +18,12 @@ public static class KnowledgeLocation
     /// <summary>The form sessions key open knowledge bases by: a full directory path, or the URI without its password.</summary>
     public static string Normalize(string location) =>
         IsServer(location) ? Storage.Postgres.PostgresLocation.Parse(location, null).Display : Path.GetFullPath(location);
+
+    /// <summary>A short name for the knowledge base: the folder's name, or a server URI's <c>name</c> (what a server
+    /// serves it as).</summary>
+    public static string ShortName(string location) =>
+        IsServer(location) ? Storage.Postgres.PostgresLocation.Parse(location, null).KnowledgeBase
+        : Path.GetFileName(Path.TrimEndingDirectorySeparator(Path.GetFullPath(location)));
 }
 
 /// <summary>The database server of a knowledge base cannot be reached (host and port in the message).</summary>

@@ -51,8 +51,8 @@ internal sealed class ServedKnowledgeBase : IDisposable
         {
             foreach (var directory in directories)
             {
-                var full = Path.GetFullPath(directory);
-                var name = Path.GetFileName(Path.TrimEndingDirectorySeparator(full));
+                var full = KnowledgeLocation.Normalize(directory);
+                var name = KnowledgeLocation.ShortName(full);
                 if (served.Any(s => string.Equals(s.Name, name, StringComparison.OrdinalIgnoreCase)))
                     throw new ArgumentException($"Two knowledge bases would both be served as '{ModelPrefix}{name}'; serve folders with different names.");
                 served.Add(new ServedKnowledgeBase(name, session.LeaseKnowledgeBase(full, mustExist: true)));

@@ -2,6 +2,7 @@ using System.Management.Automation;
 using System.Net;
 using System.Runtime.CompilerServices;
 using System.Security;
+using CkLlm.Engine.Knowledge;
 using CkLlm.Server.Serving;
 
 namespace CkLlm.Commands;
@@ -30,6 +31,11 @@ public sealed class StartCkServerCommand : CkCmdlet
     [Parameter]
     [ValidateNotNullOrEmpty]
     public string[]? KnowledgeBase { get; set; }
+
+    /// <summary>User name and password for knowledge bases on a PostgreSQL server whose URI carries no password.</summary>
+    [Parameter]
+    [Credential]
+    public PSCredential? Credential { get; set; }
 
     [Parameter]
     [ValidateRange(1, 64)]
@@ -73,13 +79,17 @@ public sealed class StartCkServerCommand : CkCmdlet
             Port = Port,
             Address = Address,
             ApiKey = ApiKey is null ? null : new NetworkCredential(string.Empty, ApiKey).Password,
-            KnowledgeBases = (KnowledgeBase ?? []).Select(ResolvePath).ToArray(),
+            KnowledgeBases = (KnowledgeBase ?? []).Select(k => KnowledgeLocation.IsServer(k) ? KnowledgeLocation.Normalize(k) : ResolvePath(k)).ToArray(),
             AllowRemoteWithoutKey = Force,
             MaxConcurrentRequests = MaxConcurrentRequests,
             MaxQueuedRequests = MaxQueuedRequests,
         };
         try
         {
+            // A server URI is opened (signed in with -Credential) through the session as every knowledge cmdlet opens
+            // it; the server then leases that same instance by its password-free key.
+            foreach (var uri in (KnowledgeBase ?? []).Where(KnowledgeLocation.IsServer))
+                OpenKnowledgeBase(uri, Credential is null ? null : new KnowledgeBaseOptions { Credential = Credential.GetNetworkCredential() }, mustExist: true);
             return CkServer.StartAsync(SessionHost.Session, options, Cancellation).GetAwaiter().GetResult();
         }
         catch (UnsafeBindingException e)
@@ -100,7 +110,7 @@ public sealed class StartCkServerCommand : CkCmdlet
         catch (OperationCanceledException) when (Cancellation.IsCancellationRequested) { }
         catch (Exception e) when (EngineErrors.IsEngineError(e))
         {
-            ThrowTerminatingError(EngineErrors.ToErrorRecord(e, KnowledgeBase));
+            ThrowTerminatingError(EngineErrors.ToErrorRecord(e, KnowledgeBase?.Select(KnowledgeLocation.WithoutPassword).ToArray()));
         }
         return null;
     }

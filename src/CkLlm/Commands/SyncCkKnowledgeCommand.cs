@@ -27,7 +27,7 @@ public sealed class SyncCkKnowledgeCommand : KnowledgeCommandBase
             else
             {
                 var confirmed = missing.Where(s => ShouldProcess($"{s.Source} (file no longer exists)", "Remove knowledge source")).ToList();
-                if (confirmed.Count > 0) WriteObject(kb.Remove(confirmed, Cancellation), enumerateCollection: true);
+                if (confirmed.Count > 0) WriteObject(kb.RemoveMissing(confirmed, Cancellation), enumerateCollection: true);
             }
             if (!PruneOnly)
             {

@@ -222,6 +222,127 @@ public sealed class PostgresKnowledgeTests(PostgresServerFixture server) : IDisp
             KnowledgeBase.Open(server.Uri("embedder"), new KnowledgeBaseOptions { Embedder = "ArcticXs", VectorIndexFactory = InMemoryVectorIndex.Create }));
     }
 
+    [Fact]
+    public void Writes_trim_the_change_log_and_a_reader_behind_its_horizon_rebuilds_its_cache()
+    {
+        var files = Corpus.Select(c => _dir.Write(c.Name, c.Text)).ToList();
+        using (var writer = OpenServer("trim"))
+        {
+            foreach (var f in files) writer.AddFile(f);
+            writer.Flush(); // the saved cache reflects this generation
+        }
+        var liveCache = Directory.CreateTempSubdirectory("ckllm-pgcache-live-").FullName;
+        try
+        {
+            Environment.SetEnvironmentVariable("CKLLM_CACHE", liveCache);
+            using var live = KnowledgeBase.Open(server.Uri("trim"), Options(), mustExist: true);
+            Environment.SetEnvironmentVariable("CKLLM_CACHE", _cache);
+            var before = GenerationOf("trim");
+
+            // Another machine rewrites every source a few times and adds one, trimming after every write to the floor.
+            var location = PostgresLocation.Parse(server.Uri("trim"), null);
+            using (var store = PostgresKnowledgeStore.Open(location, create: false))
+            {
+                store.ChangeLogTrimInterval = 1;
+                store.ChangeLogMinimumRows = 0;
+                int written = 0;
+                for (int round = 0; round < 3; round++)
+                    foreach (var f in files)
+                    {
+                        var vector = new float[live.Dimensions];
+                        vector[written++] = 1; // distinct unit vectors
+                        store.ReplaceSource(new SourceRecord(f, SourceKind.File, "Markdown", $"round{round}", 1, Path.GetFileNameWithoutExtension(f), null),
+                            [new DocumentChunk($"{Path.GetFileName(f)} rewritten in round {round}", 1, 1, null, null, null, 6)], [vector]);
+                    }
+                Assert.Null(store.ChangesSince(before)); // trimmed past it
+                Assert.NotNull(store.ChangesSince(store.Generation));
+            }
+            using (var conn = Admin())
+            {
+                conn.Open();
+                using var cmd = new NpgsqlCommand("SELECT count(*) FROM ckllm_changes c JOIN ckllm_knowledge_bases k ON k.id = c.kb_id WHERE k.name = 'trim'", conn);
+                // 24 writes logged 8 + 16 * 2 chunk changes: what is left is no more than the knowledge base's 8 chunks.
+                Assert.InRange((long)cmd.ExecuteScalar()!, 0, files.Count);
+            }
+            using (var other = KnowledgeBase.Open(server.Uri("trim"), new KnowledgeBaseOptions { ChunkSize = 60, ChunkOverlap = 10, VectorIndexFactory = InMemoryVectorIndex.Create }))
+                other.AddText("The zfs filesystem takes snapshots of datasets and sends them to another pool.", "zfs-notes");
+
+            // A reader that was open all along compares ids instead, and sees exactly the database.
+            var hits = live.Search("zfs snapshot of a dataset", new SearchOptions { Mode = SearchMode.Vector, Top = 20, MaxPerSource = 0 });
+            Assert.Equal("zfs-notes", hits[0].Source);
+            Assert.Equal(files.Count + 1, live.GetStatistics().IndexedVectors);
+            Assert.All(hits.Skip(1), h => Assert.Contains("rewritten in round 2", h.Text));
+
+            // The cache saved before the trimmed writes cannot be caught up from the log: it is rebuilt.
+            using var reopened = OpenServer("trim", mustExist: true);
+            Assert.NotNull(reopened.IndexRebuildReason);
+            Assert.Equal(reopened.GetStatistics().Chunks, reopened.GetStatistics().IndexedVectors);
+            Assert.Equal("zfs-notes", reopened.Search("zfs snapshot of a dataset", new SearchOptions { Mode = SearchMode.Vector })[0].Source);
+        }
+        finally
+        {
+            Environment.SetEnvironmentVariable("CKLLM_CACHE", _cache);
+            try { Directory.Delete(liveCache, recursive: true); } catch (IOException) { }
+        }
+    }
+
+    [Fact]
+    public void Keyword_search_finds_words_inside_paths_and_dotted_names_as_the_folder_store_does_also_after_an_upgrade_from_schema_1()
+    {
+        const string text = "Mount points are listed in /etc/fstab. The systemd.automount unit mounts a file system on first access.";
+        using var folder = KnowledgeBase.Open(_dir.Kb, Options());
+        using var pg = OpenServer("paths");
+        foreach (var kb in new[] { folder, pg })
+        {
+            kb.AddText(text, "mounting");
+            kb.AddText("Archives are made with tar and compressed with gzip.", "archives");
+        }
+        foreach (var query in new[] { "fstab", "automount", "etc" })
+        {
+            Assert.Equal(["mounting"], folder.Search(query, new SearchOptions { Mode = SearchMode.Keyword }).Select(h => h.Source));
+            Assert.Equal(["mounting"], pg.Search(query, new SearchOptions { Mode = SearchMode.Keyword }).Select(h => h.Source));
+        }
+
+        // A database written by schema 1 (raw text in the tsvector, no postings) is re-indexed by the next writer.
+        using (var conn = Admin())
+        {
+            conn.Open();
+            using var cmd = new NpgsqlCommand("""
+                UPDATE ckllm_chunks SET tsv = to_tsvector('english', text);
+                DELETE FROM ckllm_postings;
+                DELETE FROM ckllm_schema WHERE version > 1;
+                INSERT INTO ckllm_schema VALUES (1) ON CONFLICT DO NOTHING;
+                """, conn);
+            cmd.ExecuteNonQuery();
+        }
+        Assert.Empty(pg.Search("fstab", new SearchOptions { Mode = SearchMode.Keyword }));
+        using (OpenServer("paths")) { }
+        Assert.Equal(["mounting"], pg.Search("fstab", new SearchOptions { Mode = SearchMode.Keyword }).Select(h => h.Source));
+    }
+
+    [Fact]
+    public void Pruning_a_list_made_while_a_file_was_gone_keeps_the_file_another_writer_put_back()
+    {
+        using var pruner = OpenServer("prune-race");
+        using var writer = KnowledgeBase.Open(server.Uri("prune-race"), new KnowledgeBaseOptions { ChunkSize = 60, ChunkOverlap = 10, VectorIndexFactory = InMemoryVectorIndex.Create });
+        var files = Corpus.Take(3).Select(c => _dir.Write(c.Name, c.Text)).ToList();
+        foreach (var f in files) pruner.AddFile(f);
+        File.Delete(files[0]);
+        File.Delete(files[1]);
+        var listed = pruner.GetMissingSources(); // what Sync-CkKnowledge lists before it asks and removes
+        Assert.Equal(2, listed.Count);
+
+        // Meanwhile another writer puts one file back unchanged: its add is a no-op, the stored source stays as listed.
+        File.WriteAllText(files[0], Corpus[0].Text);
+        Assert.Equal(IngestStatus.Skipped, writer.AddFile(files[0]).Status);
+
+        var removed = pruner.RemoveMissing(listed);
+        Assert.Equal([files[1]], removed.Select(r => r.Source));
+        Assert.Equal(new[] { files[0], files[2] }.Order(StringComparer.Ordinal), pruner.GetSources().Select(s => s.Source).Order(StringComparer.Ordinal));
+        // A second pruner with the same stale list removes nothing more and reports nothing.
+        Assert.Empty(writer.RemoveMissing(listed));
+    }
+
     private long GenerationOf(string name)
     {
         using var conn = Admin();

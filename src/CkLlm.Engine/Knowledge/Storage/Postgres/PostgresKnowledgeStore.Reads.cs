@@ -43,12 +43,22 @@ internal sealed partial class PostgresKnowledgeStore
         return set;
     }
 
+    /// <summary>Vectors of rows held from the search in progress come from memory; the rest from the server.</summary>
     public IEnumerable<(long Id, float[] Vector)> ReadVectors(IReadOnlyCollection<long>? ids = null)
     {
         if (ids is { Count: 0 }) yield break;
-        using var cmd = ids is null
+        long[]? fetch = null;
+        if (ids is not null)
+        {
+            var held = ids.Select(id => (Id: id, Vector: _rows.GetValueOrDefault(id)?.Vector)).ToList();
+            foreach (var (id, v) in held)
+                if (v is not null) yield return (id, v);
+            fetch = held.Where(h => h.Vector is null).Select(h => h.Id).ToArray();
+            if (fetch.Length == 0) yield break;
+        }
+        using var cmd = fetch is null
             ? Command("SELECT id, vector FROM ckllm_chunks WHERE kb_id = $1 ORDER BY id", _kb)
-            : Command("SELECT id, vector FROM ckllm_chunks WHERE kb_id = $1 AND id = ANY($2) ORDER BY id", _kb, ids.ToArray());
+            : Command("SELECT id, vector FROM ckllm_chunks WHERE kb_id = $1 AND id = ANY($2) ORDER BY id", _kb, fetch);
         using var r = cmd.ExecuteReader();
         while (r.Read()) yield return (r.GetInt64(0), StoredVector.FromBytes((byte[])r.GetValue(1)));
     }
@@ -63,43 +73,56 @@ internal sealed partial class PostgresKnowledgeStore
         return result;
     }
 
-    /// <summary>Generations commit in order (the row lock), so every change up to the generation read first is committed.</summary>
+    /// <summary>Generations commit in order (the row lock), so every change up to the generation read is committed.
+    /// One statement, so one snapshot: the generation, the trimmed horizon and the log slice agree even while a writer
+    /// trims. Null when the log no longer reaches back to <paramref name="generation"/> (the caller then compares ids).</summary>
     public StoreChanges? ChangesSince(long generation)
     {
         if (generation < 0) return null;
-        var current = Generation;
-        if (generation > current) return null; // a cache from the future: not this knowledge base's history
+        using var cmd = Command($"""
+            WITH k AS (SELECT generation, coalesce((SELECT value::bigint FROM ckllm_meta WHERE kb_id = $1 AND key = '{ChangeLogHorizonKey}'), 0) AS horizon
+                       FROM ckllm_knowledge_bases WHERE id = $1)
+            SELECT k.generation, k.horizon, c.chunk_id, c.added
+            FROM k LEFT JOIN ckllm_changes c ON c.kb_id = $1 AND $2 >= k.horizon AND c.generation > $2 AND c.generation <= k.generation
+            """, _kb, generation);
+        using var r = cmd.ExecuteReader();
+        if (!r.Read()) throw NotFound(_location); // dropped by someone else while open
+        long current = KeepRowsOf(r.GetInt64(0)), horizon = r.GetInt64(1);
+        // Before the horizon: trimmed away. After the current generation: a cache from another incarnation's history.
+        if (generation < horizon || generation > current) return null;
         var added = new List<long>();
         var removed = new List<long>();
-        using var cmd = Command("SELECT chunk_id, added FROM ckllm_changes WHERE kb_id = $1 AND generation > $2 AND generation <= $3", _kb, generation, current);
-        using var r = cmd.ExecuteReader();
-        while (r.Read()) (r.GetBoolean(1) ? added : removed).Add(r.GetInt64(0));
+        do
+        {
+            if (!r.IsDBNull(2)) (r.GetBoolean(3) ? added : removed).Add(r.GetInt64(2));
+        }
+        while (r.Read());
         return new StoreChanges(added, removed, current);
     }
 
     public Dictionary<long, StoredChunk> GetChunks(IReadOnlyCollection<long> ids)
     {
-        var result = new Dictionary<long, StoredChunk>();
-        if (ids.Count == 0) return result;
-        using var cmd = Command("""
-            SELECT c.id, c.source_id, s.source, c.text, c.heading, c.line_start, c.line_end, c.page, c.metadata::text, s.title
-            FROM ckllm_chunks c JOIN ckllm_sources s ON s.id = c.source_id
-            WHERE c.kb_id = $1 AND c.id = ANY($2)
-            """, _kb, ids.ToArray());
-        using var r = cmd.ExecuteReader();
-        while (r.Read())
+        var missing = MissingRows(ids);
+        if (missing.Length > 0)
         {
-            result[r.GetInt64(0)] = new StoredChunk(r.GetInt64(0), r.GetInt64(1), r.GetString(2), r.GetString(3), NullableString(r, 4),
-                NullableInt(r, 5), NullableInt(r, 6), NullableInt(r, 7), StoredMetadata.Parse(NullableString(r, 8)), NullableString(r, 9));
+            using var batch = new NpgsqlBatch(Db) { BatchCommands = { RowsCommand(missing) } };
+            using var r = batch.ExecuteReader();
+            foreach (var _ in ReadRows(r, firstColumn: 0, _ => 0)) { }
         }
+        var result = new Dictionary<long, StoredChunk>();
+        foreach (var id in ids)
+            if (_rows.TryGetValue(id, out var row)) result[id] = row.Chunk;
         return result;
     }
 
     public Dictionary<long, long> SourceIdsOf(IReadOnlyCollection<long> ids)
     {
         var result = new Dictionary<long, long>();
-        if (ids.Count == 0) return result;
-        using var cmd = Command("SELECT id, source_id FROM ckllm_chunks WHERE kb_id = $1 AND id = ANY($2)", _kb, ids.ToArray());
+        foreach (var id in ids)
+            if (_rows.TryGetValue(id, out var row)) result[id] = row.Chunk.SourceId;
+        var missing = MissingRows(ids);
+        if (missing.Length == 0) return result;
+        using var cmd = Command("SELECT id, source_id FROM ckllm_chunks WHERE kb_id = $1 AND id = ANY($2)", _kb, missing);
         using var r = cmd.ExecuteReader();
         while (r.Read()) result[r.GetInt64(0)] = r.GetInt64(1);
         return result;

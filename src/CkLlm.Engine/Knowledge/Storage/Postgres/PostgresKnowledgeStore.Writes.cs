@@ -9,14 +9,12 @@ namespace CkLlm.Engine.Knowledge.Storage.Postgres;
 /// (chunk count, total indexed tokens) that BM25 needs.</summary>
 internal sealed partial class PostgresKnowledgeStore
 {
-    private static readonly string TsvExpression =
-        $"setweight(to_tsvector('{PostgresSchema.TextSearchConfig}', coalesce($3, '')), 'A') || " +
-        $"setweight(to_tsvector('{PostgresSchema.TextSearchConfig}', coalesce(x.heading, '')), 'B') || " +
-        $"setweight(to_tsvector('{PostgresSchema.TextSearchConfig}', x.text), 'C')";
+    private static readonly string TsvExpression = PostgresSchema.WeightedTsvector("$3", "x.heading", "x.text");
 
     public StoreCommit ReplaceSource(SourceRecord source, IReadOnlyList<DocumentChunk> chunks, IReadOnlyList<float[]> vectors)
     {
         var db = Db;
+        ForgetRows();
         using var tx = db.BeginTransaction();
         var generation = NextGeneration(db, tx);
         var (removed, removedTokens) = DeleteChunks(db, tx, "source_id = (SELECT id FROM ckllm_sources WHERE kb_id = $1 AND source = $2)", _kb, source.Source);
@@ -68,8 +66,15 @@ internal sealed partial class PostgresKnowledgeStore
                 addedTokens += r.GetInt32(2);
             }
         }
+        if (chunks.Count > 0)
+        {
+            using var postings = new NpgsqlCommand(string.Format(System.Globalization.CultureInfo.InvariantCulture, PostgresSchema.InsertPostings, "c.source_id = $1"), db, tx);
+            AddParameters(postings, sourceId);
+            postings.ExecuteNonQuery();
+        }
         LogChanges(db, tx, generation, ids, removed);
         UpdateStatistics(db, tx, ids.Length - removed.Length, addedTokens - removedTokens);
+        if (generation % ChangeLogTrimInterval == 0) TrimChangeLog(db, tx, ChangeLogMinimumRows);
         tx.Commit();
         return new StoreCommit(sourceId, ids, removed, generation);
     }
@@ -77,6 +82,7 @@ internal sealed partial class PostgresKnowledgeStore
     public StoreCommit RemoveSources(IReadOnlyCollection<long> sourceIds)
     {
         var db = Db;
+        ForgetRows();
         using var tx = db.BeginTransaction();
         var generation = NextGeneration(db, tx);
         var ids = sourceIds.ToArray();
@@ -88,6 +94,7 @@ internal sealed partial class PostgresKnowledgeStore
         }
         LogChanges(db, tx, generation, [], removed);
         UpdateStatistics(db, tx, -removed.Length, -removedTokens);
+        if (generation % ChangeLogTrimInterval == 0) TrimChangeLog(db, tx, ChangeLogMinimumRows);
         tx.Commit();
         return new StoreCommit(0, [], removed, generation);
     }
@@ -116,7 +123,13 @@ internal sealed partial class PostgresKnowledgeStore
 
     private static (long[] Ids, long Tokens) DeleteChunks(NpgsqlConnection db, NpgsqlTransaction tx, string where, params object[] parameters)
     {
-        using var cmd = new NpgsqlCommand($"DELETE FROM ckllm_chunks WHERE kb_id = $1 AND {where} RETURNING id, tsv_length", db, tx);
+        // The chunks' postings go in the same statement, found through their own lexemes (the postings' key).
+        using var cmd = new NpgsqlCommand($"""
+            WITH gone AS (DELETE FROM ckllm_chunks WHERE kb_id = $1 AND {where} RETURNING id, tsv, tsv_length),
+            postings AS (DELETE FROM ckllm_postings p USING gone CROSS JOIN LATERAL unnest(tsvector_to_array(gone.tsv)) l(lexeme)
+                         WHERE p.kb_id = $1 AND p.lexeme = l.lexeme AND p.chunk_id = gone.id)
+            SELECT id, tsv_length FROM gone
+            """, db, tx);
         AddParameters(cmd, parameters);
         var ids = new List<long>();
         long tokens = 0;
@@ -137,6 +150,47 @@ internal sealed partial class PostgresKnowledgeStore
             """, db, tx);
         AddParameters(cmd, _kb, generation, added, removed);
         cmd.ExecuteNonQuery();
+    }
+
+    /// <summary>Where the change log starts: changes of this generation and older were trimmed away (meta value).</summary>
+    private const string ChangeLogHorizonKey = "changes_horizon";
+
+    /// <summary>Every this many generations a write trims the change log.</summary>
+    internal int ChangeLogTrimInterval { get; set; } = 64;
+
+    /// <summary>The log keeps at least this many rows, and at least as many as the knowledge base has chunks: a reader
+    /// further behind than that would fetch about as many vectors catching up as it does rebuilding its cache.</summary>
+    internal long ChangeLogMinimumRows { get; set; } = 10_000;
+
+    /// <summary>Trims the oldest generations of the change log so that at most max(<paramref name="minimumRows"/>, chunk
+    /// count) rows remain, and records the new horizon in the same transaction (a reader sees both or neither).</summary>
+    private void TrimChangeLog(NpgsqlConnection db, NpgsqlTransaction tx, long minimumRows)
+    {
+        using var cmd = new NpgsqlCommand($"""
+            WITH per_generation AS (SELECT generation, count(*) AS n FROM ckllm_changes WHERE kb_id = $1 GROUP BY generation),
+            kept_from AS (SELECT generation, sum(n) OVER (ORDER BY generation DESC) AS rows_from FROM per_generation),
+            horizon AS (SELECT max(generation) AS h FROM kept_from
+                        WHERE rows_from > greatest($2, (SELECT chunk_count FROM ckllm_knowledge_bases WHERE id = $1))),
+            trimmed AS (DELETE FROM ckllm_changes WHERE kb_id = $1 AND generation <= (SELECT h FROM horizon))
+            INSERT INTO ckllm_meta(kb_id, key, value) SELECT $1, '{ChangeLogHorizonKey}', h::text FROM horizon WHERE h IS NOT NULL
+            ON CONFLICT (kb_id, key) DO UPDATE SET value = excluded.value
+            """, db, tx);
+        AddParameters(cmd, _kb, minimumRows);
+        cmd.ExecuteNonQuery();
+    }
+
+    /// <summary>Trims the change log now (what writes do every <see cref="ChangeLogTrimInterval"/> generations).</summary>
+    internal void TrimChangeLog(long minimumRows)
+    {
+        var db = Db;
+        using var tx = db.BeginTransaction();
+        using (var lockRow = new NpgsqlCommand("SELECT 1 FROM ckllm_knowledge_bases WHERE id = $1 FOR UPDATE", db, tx))
+        {
+            AddParameters(lockRow, _kb);
+            lockRow.ExecuteNonQuery(); // as writers trim: under the knowledge base's row lock
+        }
+        TrimChangeLog(db, tx, minimumRows);
+        tx.Commit();
     }
 
     private void UpdateStatistics(NpgsqlConnection db, NpgsqlTransaction tx, long chunkDelta, long tokenDelta)

@@ -14,8 +14,9 @@ namespace CkLlm.Engine.Knowledge.Storage.Postgres;
 /// </summary>
 internal sealed partial class PostgresKnowledgeStore : IKnowledgeStore
 {
-    /// <summary>Tables of this version are created on first write; a database with a newer version is refused.</summary>
-    public const int SchemaVersion = 1;
+    /// <summary>Tables of this version are created on first write; a database with a newer version is refused. Version 2
+    /// splits the keyword index's words at punctuation (a writer upgrades version 1: <see cref="PostgresSchema.UpgradeFrom1"/>).</summary>
+    public const int SchemaVersion = 2;
     private readonly PostgresLocation _location;
     private readonly NpgsqlConnection _db;
     private readonly int _kb;
@@ -99,6 +100,8 @@ internal sealed partial class PostgresKnowledgeStore : IKnowledgeStore
         // Two first writers at once: CREATE ... IF NOT EXISTS is not safe against itself, so take a lock for it.
         Exec(db, tx, "SELECT pg_advisory_xact_lock(7431001)");
         Exec(db, tx, PostgresSchema.Create);
+        using (var ver = new NpgsqlCommand("SELECT max(version) FROM ckllm_schema", db, tx))
+            if (ver.ExecuteScalar() is 1) Exec(db, tx, PostgresSchema.UpgradeFrom1);
         Exec(db, tx, $"INSERT INTO ckllm_schema(version) VALUES ({SchemaVersion}) ON CONFLICT DO NOTHING");
         // UNTESTED path: with pgvector installed, chunks also carry their vector as pgvector's type (PgvectorIndex).
         Exec(db, tx, "DO $$ BEGIN IF EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'vector') THEN " +
@@ -141,7 +144,7 @@ internal sealed partial class PostgresKnowledgeStore : IKnowledgeStore
     public long SizeBytes => Convert.ToInt64(Scalar("SELECT coalesce(sum(pg_total_relation_size(t)), 0) FROM unnest(ARRAY['ckllm_chunks','ckllm_sources','ckllm_changes']::regclass[]) t"), System.Globalization.CultureInfo.InvariantCulture);
 
     public long Generation =>
-        Scalar("SELECT generation FROM ckllm_knowledge_bases WHERE id = $1", _kb) is long g ? g
+        Scalar("SELECT generation FROM ckllm_knowledge_bases WHERE id = $1", _kb) is long g ? KeepRowsOf(g)
         : throw NotFound(_location); // dropped by someone else while open
 
     public string? GetMeta(string key) => Scalar("SELECT value FROM ckllm_meta WHERE kb_id = $1 AND key = $2", _kb, key) as string;

@@ -51,6 +51,8 @@ internal sealed record PostgresLocation(string Host, int Port, string Database, 
             // A knowledge base holds one connection for as long as it is open; a pooled one could be a connection the
             // server dropped in a restart, and the next open would fail on it.
             Pooling = false,
+            // The keyword query is cheap to run and its plan large: JIT compiling it would cost more than running it.
+            Options = "-c jit=off",
         };
         if (query.GetValueOrDefault("sslmode") is { } ssl) builder.SslMode = Enum.Parse<SslMode>(ssl, ignoreCase: true);
         if (query.GetValueOrDefault("connect_timeout") is { } timeout) builder.Timeout = int.Parse(timeout, System.Globalization.CultureInfo.InvariantCulture);
