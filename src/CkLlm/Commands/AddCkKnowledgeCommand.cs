@@ -191,16 +191,7 @@ public sealed class AddCkKnowledgeCommand : KnowledgeCommandBase
                     : _kb!.AddRecords(_records, Source, ToDictionary(Metadata), Progress(), Cancellation));
             }
         }
-        if (Prune && _kb is not null)
-        {
-            var missing = _kb.GetMissingSources();
-            if (PruneGuard.Check(missing, _kb.GetSources().Count, Force) is { } refused) WriteEngineError(refused, _kb.Directory);
-            else
-            {
-                var confirmed = missing.Where(s => ShouldProcess($"{s.Source} (file no longer exists)", "Remove knowledge source")).ToList();
-                if (confirmed.Count > 0) TryEngine(() => WriteObject(_kb.Remove(confirmed, Cancellation), enumerateCollection: true), _kb.Directory);
-            }
-        }
+        if (Prune && _kb is not null) TryEngine(() => PruneMissingSources(_kb, Force), _kb.Directory);
         WriteProgress(new ProgressRecord(1, "Add-CkKnowledge", "Done") { RecordType = ProgressRecordType.Completed });
         Flush();
     }

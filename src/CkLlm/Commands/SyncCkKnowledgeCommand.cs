@@ -22,13 +22,7 @@ public sealed class SyncCkKnowledgeCommand : KnowledgeCommandBase
         var kb = OpenKnowledgeBase();
         try
         {
-            var missing = kb.GetMissingSources();
-            if (PruneGuard.Check(missing, kb.GetSources().Count, Force) is { } refused) WriteEngineError(refused, kb.Directory);
-            else
-            {
-                var confirmed = missing.Where(s => ShouldProcess($"{s.Source} (file no longer exists)", "Remove knowledge source")).ToList();
-                if (confirmed.Count > 0) WriteObject(kb.RemoveMissing(confirmed, Cancellation), enumerateCollection: true);
-            }
+            PruneMissingSources(kb, Force);
             if (!PruneOnly)
             {
                 var files = kb.GetSources().Where(s => s.Kind == SourceKind.File && File.Exists(s.Source)).ToList();
