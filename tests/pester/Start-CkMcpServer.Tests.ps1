@@ -44,8 +44,10 @@ BeforeAll {
 
     # A child server with raw pipes: JSON-RPC by hand, every stdout line kept.
     function script:Start-RawServer([string] $Command) {
-        $info = [Diagnostics.ProcessStartInfo]::new($pwshExe)
-        foreach ($a in @($pwshPre) + @('-NoProfile', '-Command', $Command)) { $info.ArgumentList.Add($a) }
+        # Through env --default-signal=INT: a test run started in the background of a shell ignores SIGINT, and children
+        # inherit that (an editor launching the server does not); the Ctrl+C test needs the signal delivered.
+        $info = [Diagnostics.ProcessStartInfo]::new('/usr/bin/env')
+        foreach ($a in @('--default-signal=INT', $pwshExe) + @($pwshPre) + @('-NoProfile', '-Command', $Command)) { $info.ArgumentList.Add($a) }
         $info.RedirectStandardInput = $true
         $info.RedirectStandardOutput = $true
         $info.RedirectStandardError = $true
