@@ -40,6 +40,8 @@ $ProgressPreference = 'SilentlyContinue'
 . (Join-Path $PSScriptRoot 'BenchDocs.ps1')
 $ModulePath = (Resolve-Path $ModulePath).Path
 Import-Module $ModulePath -Force
+# Read before any work: the four-writer part leaves the load high at the end.
+$loadAtStart = ((Get-Content /proc/loadavg) -split ' ')[0]
 
 Remove-Item -Recurse -Force $WorkDirectory -ErrorAction Ignore
 $pagesDir = New-Item -ItemType Directory -Force (Join-Path $WorkDirectory 'pages')
@@ -195,7 +197,7 @@ $cpu = (Get-Content /proc/cpuinfo | Select-String 'model name' | Select-Object -
 $lines = @(
     '## PostgreSQL store (tests/bench/Postgres.Bench.ps1)',
     '',
-    "$(Get-Date -Format 'yyyy-MM-dd'), $cpu, $([Environment]::ProcessorCount) cores, load at start $((Get-Content /proc/loadavg) -split ' ' | Select-Object -First 1). " +
+    "Measured $(Get-Date -Format 'yyyy-MM-dd HH:mm') UTC, $cpu, $([Environment]::ProcessorCount) cores, load average $loadAtStart at the start. " +
     "$($files.Count) man pages ($($folderIngest.Chunks) chunks, default chunking, MiniLM), $($queryList.Count) questions from tests/bench/knowledge-questions.csv, " +
     'hybrid search with default flags; PostgreSQL 15 on the same machine (throwaway cluster, fsync off).',
     '',
