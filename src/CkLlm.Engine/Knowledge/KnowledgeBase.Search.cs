@@ -60,21 +60,27 @@ public sealed partial class KnowledgeBase
 
         List<(long Id, double Score)> keyword = [];
         List<(long Id, double Score)> vector = [];
-        if (options.Mode != SearchMode.Vector)
-        {
-            keyword = _store.KeywordSearch(query, filterIds is null ? candidates : candidates * 20, options.KeywordWeights);
-            if (filterIds is not null) keyword = keyword.Where(k => filterIds.Contains(k.Id)).Take(candidates).ToList();
-        }
+        List<(long Id, double Score)>? vectorOnlyKeywordScores = null;
         if (queryVector is { } qv)
         {
             vector = filterIds is not null ? ExactSearch(qv, filterIds, candidates) : VectorSearch(qv, candidates);
+        }
+        if (options.Mode == SearchMode.Hybrid && filterIds is null)
+        {
+            // The keyword hits and the keyword scores of the vector candidates from one full-text match.
+            (keyword, vectorOnlyKeywordScores) = _store.KeywordSearchAndScores(query, candidates, vector.Select(v => v.Id).ToList(), options.KeywordWeights);
+        }
+        else if (options.Mode != SearchMode.Vector)
+        {
+            keyword = _store.KeywordSearch(query, filterIds is null ? candidates : candidates * 20, options.KeywordWeights);
+            if (filterIds is not null) keyword = keyword.Where(k => filterIds.Contains(k.Id)).Take(candidates).ToList();
         }
 
         List<(long Id, double Score)> ranked = options.Mode switch
         {
             SearchMode.Keyword => keyword,
             SearchMode.Vector => vector,
-            _ => FuseHybrid(query, queryVector!, keyword, vector, options),
+            _ => FuseHybrid(query, queryVector!, keyword, vector, vectorOnlyKeywordScores, options),
         };
 
         var chunks = _store.GetChunks(ranked.Take(candidates * 2).Select(r => r.Id).ToList());
@@ -99,15 +105,15 @@ public sealed partial class KnowledgeBase
     }
 
     /// <summary>Completes each side's evidence for the other side's candidates (the cosine of keyword-only chunks,
-    /// the BM25 of vector-only chunks: both cheap for a few dozen ids), then fuses per document.</summary>
+    /// the BM25 of vector-only chunks, unless already given: both cheap for a few dozen ids), then fuses per document.</summary>
     private List<(long Id, double Score)> FuseHybrid(string query, float[] queryVector, List<(long Id, double Score)> keyword,
-        List<(long Id, double Score)> vector, SearchOptions options)
+        List<(long Id, double Score)> vector, List<(long Id, double Score)>? vectorOnlyKeywordScores, SearchOptions options)
     {
         var keywordIds = keyword.Select(k => k.Id).ToHashSet();
         var vectorIds = vector.Select(v => v.Id).ToHashSet();
         var keywordOnly = keywordIds.Where(id => !vectorIds.Contains(id)).ToList();
-        var vectorOnly = vectorIds.Where(id => !keywordIds.Contains(id)).ToList();
-        var allKeyword = keyword.Concat(_store.KeywordScores(query, vectorOnly, options.KeywordWeights)).ToList();
+        vectorOnlyKeywordScores ??= _store.KeywordScores(query, vectorIds.Where(id => !keywordIds.Contains(id)).ToList(), options.KeywordWeights);
+        var allKeyword = keyword.Concat(vectorOnlyKeywordScores).ToList();
         var allVector = vector.Concat(ExactSearch(queryVector, keywordOnly, keywordOnly.Count)).ToList();
         var sources = _store.SourceIdsOf(keywordIds.Union(vectorIds).ToList());
         List<ChunkScore> Scores(List<(long Id, double Score)> list) =>

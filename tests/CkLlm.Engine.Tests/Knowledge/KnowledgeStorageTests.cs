@@ -78,6 +78,31 @@ public class KnowledgeStorageTests
     }
 
     [Fact]
+    public void OneKeywordMatchGivesTheSameHitsAndScoresAsTheTwoSeparateQueries()
+    {
+        using var dir = new KnowledgeTestDirectory();
+        using (var kb = NewKb(dir))
+        {
+            kb.AddText("Strings of a violin and strings of a cello are tuned in fifths; the lamp strings are not.", "mixed");
+            kb.AddText("Bread, glaciers and lamps: an index of unrelated words.", "index");
+        }
+        using var store = new SqliteKnowledgeStore(Path.Combine(dir.Kb, KnowledgeBase.DatabaseFileName), readOnly: true);
+        IKnowledgeStore seam = store;
+        var weights = new SearchOptions().KeywordWeights;
+        const string query = "violin strings lamp bread";
+        var all = seam.KeywordSearch(query, 100, weights);
+        Assert.True(all.Count >= 4, "the query must match several chunks for the split to mean anything");
+        var alsoScore = all.Select(h => h.Id).Append(-1).ToList(); // every match, plus an id that matches nothing
+
+        var (top, others) = seam.KeywordSearchAndScores(query, 2, alsoScore, weights);
+
+        Assert.Equal(seam.KeywordSearch(query, 2, weights), top);
+        var expectedOthers = seam.KeywordScores(query, alsoScore.Where(id => !top.Any(t => t.Id == id)).ToList(), weights);
+        Assert.Equal(expectedOthers.OrderBy(o => o.Id), others.OrderBy(o => o.Id));
+        Assert.Equal(all.Count - 2, others.Count);
+    }
+
+    [Fact]
     public void HitsFromTheSameSourceAreCollapsed()
     {
         using var dir = new KnowledgeTestDirectory();

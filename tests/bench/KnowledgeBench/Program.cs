@@ -113,6 +113,19 @@ static object Latency(string corpus, string work, int targetChunks, string quest
         kb.Search(q);
         times.Add(w.Elapsed.TotalMilliseconds);
     }
+    // Where a query's time goes: the query embedding alone, then each mode's search with the vector already computed.
+    var vectors = queries.Select(kb.EmbedQuery).ToList();
+    double StageP50(Action<int> stage)
+    {
+        var stageTimes = new List<double>();
+        for (int i = 0; i < queries.Count; i++)
+        {
+            var w = Stopwatch.StartNew();
+            stage(i);
+            stageTimes.Add(w.Elapsed.TotalMilliseconds);
+        }
+        return Math.Round(Percentile(stageTimes, 0.5), 1);
+    }
     return new
     {
         Embedder = model.Id,
@@ -120,6 +133,13 @@ static object Latency(string corpus, string work, int targetChunks, string quest
         Queries = queries.Count,
         P50Ms = Math.Round(Percentile(times, 0.5), 1),
         P90Ms = Math.Round(Percentile(times, 0.9), 1),
+        Stages = new
+        {
+            EmbedP50Ms = StageP50(i => kb.EmbedQuery(queries[i])),
+            KeywordP50Ms = StageP50(i => kb.Search(queries[i], null, new SearchOptions { Mode = SearchMode.Keyword })),
+            VectorP50Ms = StageP50(i => kb.Search(queries[i], vectors[i], new SearchOptions { Mode = SearchMode.Vector })),
+            HybridWithoutEmbeddingP50Ms = StageP50(i => kb.Search(queries[i], vectors[i], new SearchOptions())),
+        },
     };
 }
 

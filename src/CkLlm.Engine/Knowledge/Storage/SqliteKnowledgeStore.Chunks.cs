@@ -65,6 +65,29 @@ internal sealed partial class SqliteKnowledgeStore
         return results;
     }
 
+    /// <summary>One full-text match for both: FTS5 answers <c>rowid IN (...)</c> with a separate match per id, which
+    /// cost several times the whole search; the matched rows are kept in a temporary table and read twice instead.</summary>
+    public (List<(long Id, double Score)> Top, List<(long Id, double Score)> Others) KeywordSearchAndScores(string query, int limit,
+        IReadOnlyCollection<long> alsoScore, KeywordWeights weights)
+    {
+        var match = KeywordQuery.ToMatchExpression(query);
+        List<(long, double)> top = [], others = [];
+        if (match is null) return (top, others);
+        using var cmd = Command("""
+            WITH m AS MATERIALIZED (SELECT rowid AS id, bm25(chunks_fts, $wt, $wh, $wb) AS score FROM chunks_fts WHERE chunks_fts MATCH $q)
+            SELECT id, score, 0 FROM (SELECT id, score FROM m ORDER BY score LIMIT $n)
+            UNION ALL
+            SELECT id, score, 1 FROM m WHERE id IN (SELECT value FROM json_each($ids))
+            """,
+            ("$q", match), ("$n", limit), ("$ids", JsonSerializer.Serialize(alsoScore)),
+            ("$wt", weights.Title), ("$wh", weights.Headings), ("$wb", weights.Body));
+        using var r = cmd.ExecuteReader();
+        while (r.Read()) (r.GetInt32(2) == 0 ? top : others).Add((r.GetInt64(0), -r.GetDouble(1)));
+        var topIds = top.Select(t => t.Item1).ToHashSet();
+        others.RemoveAll(o => topIds.Contains(o.Item1));
+        return (top, others);
+    }
+
     public List<(long Id, double Score)> KeywordScores(string query, IReadOnlyCollection<long> ids, KeywordWeights weights)
     {
         var match = KeywordQuery.ToMatchExpression(query);
