@@ -184,6 +184,11 @@ if ($results.Latency) {
         "query embedding included, no reranking: **p50 $($l.P50Ms) ms**, p90 $($l.P90Ms) ms (target p50 <= 40 ms). Embedder $($l.Embedder) " +
         '(queries embedded for real; the stored vectors are random unit vectors, which does not change the exact-scan cost, so 10k chunks ' +
         'need no hour of embedding).')
+    if ($l.Stages) {
+        $st = $l.Stages
+        $lines += @('', "Where the time goes (p50 of each stage alone, measured after the pass above): query embedding $($st.EmbedP50Ms) ms; " +
+            "search with the vector already computed: Keyword $($st.KeywordP50Ms) ms, Vector $($st.VectorP50Ms) ms, Hybrid $($st.HybridWithoutEmbeddingP50Ms) ms.")
+    }
     if ($Notes.Latency) { $lines += @('', $Notes.Latency) }
     $parts.latency = $lines
 }
