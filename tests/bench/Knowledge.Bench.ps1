@@ -158,6 +158,21 @@ if ($results.Retrieval) {
             "MRR@10 $(if ($h.Mrr10 -ge $bestMrr) { 'not below' } else { 'below' }) the best single mode ($bestMrr)")
         $lines += "- $($r.Corpus), $($r.Embedder): $($verdicts -join '; ')."
     }
+    # The default embedder is chosen on these numbers: per set run with more than one embedder, which one has the
+    # higher default-mode MRR@10 and hit@5 on the test half.
+    $compared = @($rows | Group-Object Corpus | Where-Object Count -gt 1)
+    if ($compared) {
+        $lines += @('', 'Embedders compared (default Hybrid, test halves):', '')
+        foreach ($g in $compared) {
+            function Get-Best([string] $Metric) {
+                $best = ($g.Group | ForEach-Object { $_.Modes.Hybrid.Test.$Metric } | Measure-Object -Maximum).Maximum
+                $winners = @($g.Group | Where-Object { $_.Modes.Hybrid.Test.$Metric -eq $best } | ForEach-Object Embedder)
+                if ($winners.Count -gt 1) { 'equal' } else { $winners[0] }
+            }
+            $values = ($g.Group | ForEach-Object { "$($_.Embedder) $($_.Modes.Hybrid.Test.Hit5) / $($_.Modes.Hybrid.Test.Mrr10)" }) -join ', '
+            $lines += "- $($g.Name): higher MRR@10: $(Get-Best Mrr10); higher hit@5: $(Get-Best Hit5) (hit@5 / MRR@10: $values)."
+        }
+    }
     $tuned = @($rows | Where-Object { $_.Tuning })
     if ($tuned) {
         # The setting with the best mean dev MRR@10 over every set and embedder tuned in this run.
