@@ -287,6 +287,21 @@ Describe 'Start-CkServer with real OpenAI clients' {
             $r.Json.error.code | Should -Be 'context_length_exceeded'
         }
 
+        It 'refuses a batch of prompts with one too large for the context with 400, and stops the others' {
+            $long = 'word ' * 3000
+            $before = @($server.Batching | Where-Object Model -EQ 'chat')[0]
+            $r = Send-Json "$base/completions" @{ model = 'chat'; prompt = @('Once upon a time', $long); n = 2; max_tokens = 200 } -Key $key
+            $r.Status | Should -Be 400
+            $r.Json.error.code | Should -Be 'context_length_exceeded'
+            # The short prompt's choices were queued, then cancelled: a second later, far fewer than their 2 x 200 tokens
+            # were generated (the Tiny model makes hundreds a second).
+            Start-Sleep -Seconds 1
+            $after = @($server.Batching | Where-Object Model -EQ 'chat')[0]
+            ($after.GeneratedTokens - $(if ($before) { $before.GeneratedTokens } else { 0 })) | Should -BeLessThan 100
+            $ok = Send-Json "$base/completions" @{ model = 'chat'; prompt = 'Once upon a time'; max_tokens = 2 } -Key $key
+            $ok.Status | Should -Be 200
+        }
+
         It 'refuses a body over the size limit with 413' {
             $r = Send-Raw "$base/embeddings" ([byte[]]::new(9MB)) -Key $key
             $r.Status | Should -Be 413
