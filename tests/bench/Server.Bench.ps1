@@ -23,7 +23,8 @@
     near-lossless choice, twice the size. F32 stays in the table because it is what New-CkModel writes by default and
     what earlier runs measured; its batched decode goes through llamafile's sgemm, which reads F32 weights about half
     as fast as the single-token dot product, so its ceiling at 4 clients sits near 2x. -Quantization takes several
-    names (e.g. Q4_K_M, Q8_0) for one row each.
+    names for one row each: `-Quantization Q4_K_M, Q8_0` adds Q8_0, whose batched kernel (llamafile's Q8_0 tinyBLAS)
+    gains the least from a 4-sequence batch of the types a native decode probe compared.
     Clients are HttpClient streams in this process (compiled with Add-Type), kept light on purpose (the machine's cores
     are the server's): lines are scanned as text, only the usage chunk is parsed. Writes the Server section of
     docs/benchmarks.md through Set-BenchmarkSection: every number and every verdict in it comes from this script.
