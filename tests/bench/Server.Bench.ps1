@@ -47,6 +47,8 @@ param(
 $ErrorActionPreference = 'Stop'
 Set-StrictMode -Version Latest
 . (Join-Path $PSScriptRoot 'BenchDocs.ps1')
+# `pwsh -File` hands "Q4_K_M,Q8_0" over as one string.
+$Quantization = @($Quantization -split ',' | ForEach-Object Trim | Where-Object { $_ })
 
 Add-Type -TypeDefinition @'
 using System;
@@ -252,7 +254,7 @@ try {
     $lines = @(
         '## Server (Start-CkServer)'
         ''
-        ("Generated {0} model ({1:N0} parameters, ChatML, seed 1) in F32 and quantized by llama.cpp (New-CkModel -Quantization {2}), both served by one server; context 512 per request, {3} threads, {4} generated tokens per request " -f $Preset, $models[0].Model.ParameterCount, ($Quantization -join ', '), $Threads, $GenerateTokens) +
+        ("Generated {0} model ({1:N0} parameters, ChatML, seed 1) in F32 and quantized by llama.cpp (New-CkModel -Quantization {2}), served together by one server; context 512 per request, {3} threads, {4} generated tokens per request " -f $Preset, $models[0].Model.ParameterCount, ($Quantization -join ', '), $Threads, $GenerateTokens) +
         ("(the same question, temperature 0.8, a different seed per client), medians of {0} rounds alternating between the models; clients stream server-sent events over loopback HTTP. " -f $Rounds) +
         'Aggregate generation tokens/s counts every token after each client''s first, from the earliest first token to the latest last one (the streaming window: prompt processing and connection set-up are left out). ' +
         $(if ($Quantization -contains 'Q4_K_M') { 'Q4_K_M is the quantization people typically download and run on CPUs (Ollama''s default, the usual recommended file of GGUF model cards). ' } else { '' }) +
