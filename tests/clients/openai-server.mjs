@@ -68,6 +68,44 @@ await attempt('completion', async () => {
     return { text: r.choices[0].text, finish: r.choices[0].finish_reason, usage: r.usage, object: r.object };
 });
 
+// Several prompts and n > 1 in one request: choices in OpenAI's order (prompt i's j-th choice is i * n + j).
+await attempt('completionBatch', async () => {
+    const r = await client.completions.create({ model: chatModel, prompt: ['Once upon a time', 'The sea'], n: 2, max_tokens: 6, temperature: 0 });
+    return { choices: r.choices.map(c => ({ index: c.index, text: c.text, finish: c.finish_reason })), usage: r.usage };
+});
+
+await attempt('completionBatchSingles', async () => {
+    const texts = [];
+    for (const prompt of ['Once upon a time', 'The sea']) {
+        const r = await client.completions.create({ model: chatModel, prompt, max_tokens: 6, temperature: 0 });
+        texts.push({ text: r.choices[0].text, usage: r.usage });
+    }
+    return texts;
+});
+
+await attempt('completionBatchStream', async () => {
+    const stream = await client.completions.create({
+        model: chatModel, prompt: ['Once upon a time', 'The sea'], n: 2, max_tokens: 6, temperature: 0, stream: true, stream_options: { include_usage: true },
+    });
+    const texts = {};
+    const finishes = {};
+    let usage = null;
+    for await (const chunk of stream) {
+        if (chunk.usage) usage = chunk.usage;
+        for (const c of chunk.choices) {
+            texts[c.index] = (texts[c.index] ?? '') + c.text;
+            if (c.finish_reason) finishes[c.index] = c.finish_reason;
+        }
+    }
+    return { texts, finishes, usage };
+});
+
+// Sampled with a seed: the n choices differ from one another.
+await attempt('completionSampled', async () =>
+    (await client.completions.create({ model: chatModel, prompt: 'The sea', n: 3, max_tokens: 12, temperature: 1.5, seed: 11 })).choices.map(c => c.text));
+
+await attempt('completionTooMany', async () => client.completions.create({ model: chatModel, prompt: ['a', 'b'], n: 64, max_tokens: 1 }));
+
 await attempt('embeddings', async () => {
     const r = await client.embeddings.create({ model: ragModel, input: ['volcanoes erupt', 'bread rises'] });
     const norms = r.data.map(d => Math.sqrt(d.embedding.reduce((sum, x) => sum + x * x, 0)));

@@ -97,6 +97,58 @@ Describe 'New-CkModel' {
         { New-CkModel (Join-Path $script:dir 'bad.gguf') -Preset Huge } | Should -Throw -ErrorId 'ParameterArgumentValidationError,CkLlm.Commands.NewCkModelCommand'
     }
 
+    Context 'with -Quantization' {
+        BeforeAll {
+            # The project's own GGUF reader, from the engine's load context.
+            $script:ggufReader = (Get-CkSession).GetType().Assembly.GetType('CkLlm.Engine.Model.Gguf.GgufReader')
+        }
+
+        AfterEach { Get-CkModel | Remove-CkModel -Confirm:$false }
+
+        It 'writes a Small model in <Quantization> that imports and completes' -ForEach @(
+            @{ Quantization = 'Q8_0'; MatrixTypes = @('Q8_0') }
+            # llama.cpp's Q4_K_M mix keeps the output matrix and some attn_v/ffn_down in Q6_K.
+            @{ Quantization = 'q4_k_m'; MatrixTypes = @('Q4_K', 'Q6_K') }
+            @{ Quantization = 'F16'; MatrixTypes = @('F16') }
+        ) {
+            $path = Join-Path $script:dir "small-$Quantization.gguf"
+            $summary = New-CkModel $path -Preset Small -Seed 1 -ChatTemplate ChatML -Quantization $Quantization
+            $summary.Path | Should -Be $path
+            Get-ChildItem $script:dir -Filter "small-$Quantization.gguf*" | Should -HaveCount 1
+
+            $tensors = $script:ggufReader::Read($path).Tensors
+            $matrices = @($tensors | Where-Object { $_.Shape.Count -eq 2 })
+            $matrices.Count | Should -BeGreaterThan 20
+            @($matrices | Where-Object { "$($_.Type)" -notin $MatrixTypes }) | Should -BeNullOrEmpty
+            @($matrices | Where-Object { "$($_.Type)" -eq $MatrixTypes[0] }).Count | Should -BeGreaterThan ($matrices.Count / 2)
+            @($tensors | Where-Object { $_.Shape.Count -eq 1 -and "$($_.Type)" -ne 'F32' }) | Should -BeNullOrEmpty
+
+            $model = Import-CkModel $path -ContextSize 256
+            $model.ParameterCount | Should -Be $summary.ParameterCount
+            $result = Invoke-CkCompletion 'Once upon a time' -Model $model -MaxTokens 4 -Temperature 0
+            $result.CompletionTokens | Should -BeGreaterThan 0
+        }
+
+        It 'rejects <Name> as UnknownQuantization and writes nothing' -ForEach @(
+            @{ Name = 'Q4_K' }, @{ Name = 'IQ2_XXS' }, @{ Name = 'BF16' }, @{ Name = 'Q9_9' }
+        ) {
+            $path = Join-Path $script:dir "bad-$Name.gguf"
+            $err = $null
+            New-CkModel $path -Quantization $Name -ErrorVariable err -ErrorAction SilentlyContinue | Should -BeNullOrEmpty
+            $err[0].FullyQualifiedErrorId | Should -Be 'UnknownQuantization,CkLlm.Commands.NewCkModelCommand'
+            $err[0].CategoryInfo.Category | Should -Be 'InvalidArgument'
+            $err[0].TargetObject | Should -Be $Name
+            $err[0].Exception.Message | Should -Match 'Q4_K_M'
+            Test-Path $path | Should -BeFalse
+        }
+
+        It 'completes the accepted names' {
+            $line = 'New-CkModel ./x.gguf -Quantization q4_k'
+            $completions = (TabExpansion2 -inputScript $line -cursorColumn $line.Length).CompletionMatches.CompletionText
+            $completions | Should -Be @('Q4_K_M', 'Q4_K_S')
+        }
+    }
+
     It 'shows the summary as a table' {
         $text = New-CkModel (Join-Path $script:dir 'table.gguf') | Format-Table | Out-String
         $text | Should -Match 'Architecture'

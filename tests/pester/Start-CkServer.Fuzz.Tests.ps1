@@ -45,6 +45,9 @@ BeforeAll {
         stream = @('yes', 1)
         model = @(5, '', $null, 'no-such-model', @(), @{ a = 1 })
     }
+    # /v1/completions takes several prompts and n > 1, up to the server's batch (8 at once): more is invalid.
+    $completionSampling = $sampling.Clone()
+    $completionSampling.n = @(0, -1, 'x', 1.5, 9, 1000)
     # Wrong values per field, per endpoint: each makes the request invalid on its own.
     $script:badValues = @{
         'chat/completions' = $sampling + @{
@@ -53,7 +56,7 @@ BeforeAll {
             response_format = @(5, @{ type = 'xml' }, @{ type = 'json_schema' }, @{ type = 'json_schema'; json_schema = @{ schema = 5 } },
                 @{ type = 'json_schema'; json_schema = @{ name = 'x'; schema = @{ type = 'string'; pattern = 'a+' } } })
         }
-        'completions'      = $sampling + @{ prompt = @(5, @(1, 2), @('a', 'b'), $null, @{ a = 1 }); echo = @($true) }
+        'completions'      = $completionSampling + @{ prompt = @(5, @(1, 2), @(), @('a', 5), @(, @('a')), $null, @{ a = 1 }, (@('a') * 9)); echo = @($true) }
         'embeddings'       = @{
             input = @(5, @(), @(1), @(''), '', $null, @{ a = 1 }); encoding_format = @('hex', 5); dimensions = @(3)
             model = @(5, '', $null, 'no-such-model')

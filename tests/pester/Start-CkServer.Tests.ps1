@@ -186,6 +186,43 @@ Describe 'Start-CkServer with real OpenAI clients' {
             $node.completion.text | Should -Not -BeNullOrEmpty
         }
 
+        It 'answers several prompts with n choices each on /v1/completions, in OpenAI''s order' {
+            $node.completionBatch.PSObject.Properties.Name | Should -Not -Contain 'error' -Because ($node.completionBatch | ConvertTo-Json -Depth 5)
+            $choices = $node.completionBatch.choices
+            $choices.index | Should -Be @(0, 1, 2, 3)
+            # Greedy: each prompt's two choices and its single-prompt completion are the same text.
+            $singles = $node.completionBatchSingles
+            $choices[0].text | Should -Be $singles[0].text
+            $choices[1].text | Should -Be $singles[0].text
+            $choices[2].text | Should -Be $singles[1].text
+            $choices[3].text | Should -Be $singles[1].text
+            $singles[0].text | Should -Not -Be $singles[1].text
+            $choices.finish | Should -Be @('length', 'length', 'length', 'length')
+            $node.completionBatch.usage.completion_tokens | Should -Be 24
+            # Each prompt's tokens count once, however many choices it has.
+            $node.completionBatch.usage.prompt_tokens | Should -Be ($singles[0].usage.prompt_tokens + $singles[1].usage.prompt_tokens)
+        }
+
+        It 'streams the choices of several prompts with their index, usage last' {
+            $stream = $node.completionBatchStream
+            $stream.PSObject.Properties.Name | Should -Not -Contain 'error' -Because ($stream | ConvertTo-Json -Depth 5)
+            0..3 | ForEach-Object { $stream.texts."$_" | Should -Be $node.completionBatch.choices[$_].text }
+            0..3 | ForEach-Object { $stream.finishes."$_" | Should -Be 'length' }
+            $stream.usage.completion_tokens | Should -Be 24
+            $stream.usage.prompt_tokens | Should -Be $node.completionBatch.usage.prompt_tokens
+        }
+
+        It 'samples n different choices with a seed' {
+            $sampled = @($node.completionSampled)
+            $sampled.Count | Should -Be 3 -Because ($node.completionSampled | ConvertTo-Json -Depth 5)
+            @($sampled | Sort-Object -Unique -CaseSensitive).Count | Should -Be 3
+        }
+
+        It 'refuses more choices than the server generates at once with 400' {
+            $node.completionTooMany.error.status | Should -Be 400
+            $node.completionTooMany.error.message | Should -Match '128 choices'
+        }
+
         It "embeds with the knowledge base's embedder (base64, as the client asks by default)" {
             $node.embeddings.count | Should -Be 2
             $node.embeddings.dimensions | Should -Be 384
@@ -248,6 +285,21 @@ Describe 'Start-CkServer with real OpenAI clients' {
             $r = Send-Json "$base/chat/completions" @{ model = 'chat'; messages = @(@{ role = 'user'; content = $long }) } -Key $key
             $r.Status | Should -Be 400
             $r.Json.error.code | Should -Be 'context_length_exceeded'
+        }
+
+        It 'refuses a batch of prompts with one too large for the context with 400, and stops the others' {
+            $long = 'word ' * 3000
+            $before = @($server.Batching | Where-Object Model -EQ 'chat')[0]
+            $r = Send-Json "$base/completions" @{ model = 'chat'; prompt = @('Once upon a time', $long); n = 2; max_tokens = 200 } -Key $key
+            $r.Status | Should -Be 400
+            $r.Json.error.code | Should -Be 'context_length_exceeded'
+            # The short prompt's choices were queued, then cancelled: a second later, far fewer than their 2 x 200 tokens
+            # were generated (the Tiny model makes hundreds a second).
+            Start-Sleep -Seconds 1
+            $after = @($server.Batching | Where-Object Model -EQ 'chat')[0]
+            ($after.GeneratedTokens - $(if ($before) { $before.GeneratedTokens } else { 0 })) | Should -BeLessThan 100
+            $ok = Send-Json "$base/completions" @{ model = 'chat'; prompt = 'Once upon a time'; max_tokens = 2 } -Key $key
+            $ok.Status | Should -Be 200
         }
 
         It 'refuses a body over the size limit with 413' {

@@ -2,6 +2,7 @@ using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Text;
 using System.Text.Json;
+using System.Threading.Channels;
 using CkLlm.Engine.Inference;
 using CkLlm.Engine.Knowledge;
 using CkLlm.Engine.Rag;
@@ -67,10 +68,10 @@ internal static class OpenAiEndpoints
         var (model, knowledge) = serving.ResolveModel(id);
         var request = RequestReader.ToCompletionRequest(dto);
         var served = serving.Generation.Serve(model);
-        var events = knowledge is null
-            ? Generate(served, request, http.RequestAborted)
-            : AnswerFromKnowledge(served, knowledge, request, http.RequestAborted);
-        await RespondAsync(http, serving, events, new ResponseShape(id, Chat: true, dto.Stream == true, dto.StreamOptions?.IncludeUsage == true)).ConfigureAwait(false);
+        ChoiceSource choice = knowledge is null
+            ? cancellation => Generate(served, request, cancellation)
+            : cancellation => AnswerFromKnowledge(served, knowledge, request, cancellation);
+        await RespondAsync(http, serving, [choice], new ResponseShape(id, Chat: true, dto.Stream == true, dto.StreamOptions?.IncludeUsage == true, PerPrompt: 1)).ConfigureAwait(false);
     }
 
     private static async Task CompletionsAsync(HttpContext http)
@@ -80,9 +81,11 @@ internal static class OpenAiEndpoints
         var id = RequestReader.RequireModel(dto.Model);
         var (model, knowledge) = serving.ResolveModel(id);
         if (knowledge is not null) throw ApiError.BadRequest($"'{id}' answers chats only: use /v1/chat/completions.", "model");
-        var request = RequestReader.ToCompletionRequest(dto);
-        await RespondAsync(http, serving, Generate(serving.Generation.Serve(model), request, http.RequestAborted),
-            new ResponseShape(id, Chat: false, dto.Stream == true, dto.StreamOptions?.IncludeUsage == true)).ConfigureAwait(false);
+        var requests = RequestReader.ToCompletionRequests(dto, serving.Generation.Slots);
+        var served = serving.Generation.Serve(model);
+        var choices = requests.Choices.Select(request => (ChoiceSource)(cancellation => Generate(served, request, cancellation))).ToArray();
+        await RespondAsync(http, serving, choices,
+            new ResponseShape(id, Chat: false, dto.Stream == true, dto.StreamOptions?.IncludeUsage == true, requests.PerPrompt)).ConfigureAwait(false);
     }
 
     private static async Task EmbeddingsAsync(HttpContext http)
@@ -180,81 +183,141 @@ internal static class OpenAiEndpoints
         _ => "stop",
     };
 
-    private sealed record ResponseShape(string Model, bool Chat, bool Stream, bool IncludeUsage);
+    /// <param name="PerPrompt">Choices per prompt (n): usage counts each prompt's tokens once, as OpenAI does.</param>
+    private sealed record ResponseShape(string Model, bool Chat, bool Stream, bool IncludeUsage, int PerPrompt);
+
+    /// <summary>One choice's generation, started with the request's cancellation.</summary>
+    private delegate IAsyncEnumerable<GenerationEvent> ChoiceSource(CancellationToken cancellationToken);
 
     /// <summary>
-    /// Runs a generation under an admission slot and answers as one JSON body or as server-sent events. The first
-    /// event is awaited before anything is written, so a request the engine refuses still gets its 4xx status.
+    /// Runs a request's choices under one admission slot, all at once (their sequences join the model's batch
+    /// together), and answers as one JSON body or as server-sent events whose chunks carry each choice's index. Every
+    /// choice's first event is awaited before anything is written, so a request the engine refuses still gets its
+    /// 4xx status; the first failure cancels the other choices.
     /// </summary>
-    private static async Task RespondAsync(HttpContext http, ServingContext serving, IAsyncEnumerable<GenerationEvent> events, ResponseShape shape)
+    private static async Task RespondAsync(HttpContext http, ServingContext serving, IReadOnlyList<ChoiceSource> choices, ResponseShape shape)
     {
         using var slot = await Admit(serving, http.RequestAborted).ConfigureAwait(false);
         var id = (shape.Chat ? "chatcmpl-" : "cmpl-") + Guid.NewGuid().ToString("N");
         var created = DateTimeOffset.UtcNow.ToUnixTimeSeconds();
-        await using var enumerator = events.GetAsyncEnumerator(http.RequestAborted);
-        if (!await enumerator.MoveNextAsync().ConfigureAwait(false)) throw new InvalidOperationException("The generation ended without a result.");
-
-        if (!shape.Stream)
-        {
-            var text = new StringBuilder();
-            var current = enumerator.Current;
-            while (current.Summary is null)
-            {
-                text.Append(current.Text);
-                if (!await enumerator.MoveNextAsync().ConfigureAwait(false)) throw new InvalidOperationException("The generation ended without a result.");
-                current = enumerator.Current;
-            }
-            var summary = current.Summary;
-            var usage = new UsageDto(summary.PromptTokens, summary.CompletionTokens);
-            if (shape.Chat)
-                await ServerResponses.WriteJsonAsync(http, new ChatCompletionDto(id, created, shape.Model,
-                    [new ChatChoiceDto(0, new AssistantMessageDto("assistant", text.ToString()), summary.FinishReason)], usage, summary.Citations),
-                    ServerJson.Default.ChatCompletionDto).ConfigureAwait(false);
-            else
-                await ServerResponses.WriteJsonAsync(http, new TextCompletionDto(id, created, shape.Model,
-                    [new TextChoiceDto(0, text.ToString(), summary.FinishReason)], usage), ServerJson.Default.TextCompletionDto).ConfigureAwait(false);
-            return;
-        }
-
-        ServerResponses.StartEvents(http);
-        if (shape.Chat) await WriteChatDeltaAsync(http, id, created, shape.Model, new DeltaDto("assistant", ""), null, null).ConfigureAwait(false);
+        using var cancel = CancellationTokenSource.CreateLinkedTokenSource(http.RequestAborted);
+        var enumerators = choices.Select(choice => choice(cancel.Token).GetAsyncEnumerator(cancel.Token)).ToArray();
+        // Every MoveNextAsync in flight, awaited before the enumerators are disposed.
+        var inFlight = new List<Task>();
         try
         {
-            do
+            var firsts = enumerators.Select(e => e.MoveNextAsync().AsTask()).ToArray();
+            inFlight.AddRange(firsts);
+            await FirstFailureOrAll(firsts, cancel).ConfigureAwait(false);
+            if (firsts.Any(f => !f.Result)) throw new InvalidOperationException("The generation ended without a result.");
+            var events = Channel.CreateUnbounded<(int Index, GenerationEvent Event)>(new UnboundedChannelOptions { SingleReader = true });
+            var pumps = enumerators.Select((e, index) => PumpAsync(e, index, events.Writer)).ToArray();
+            inFlight.AddRange(pumps);
+            _ = Task.WhenAll(pumps).ContinueWith(t => events.Writer.TryComplete(t.IsCanceled ? new OperationCanceledException(cancel.Token) : t.Exception?.InnerException),
+                TaskScheduler.Default);
+
+            var summaries = new GenerationSummary?[choices.Count];
+            if (!shape.Stream)
             {
-                var current = enumerator.Current;
-                if (current.Summary is { } summary)
+                var texts = choices.Select(_ => new StringBuilder()).ToArray();
+                await foreach (var (index, e) in events.Reader.ReadAllAsync(cancel.Token).ConfigureAwait(false))
                 {
-                    if (shape.Chat) await WriteChatDeltaAsync(http, id, created, shape.Model, new DeltaDto(null, null), summary.FinishReason, summary.Citations).ConfigureAwait(false);
-                    else await WriteTextChunkAsync(http, id, created, shape.Model, "", summary.FinishReason, null).ConfigureAwait(false);
-                    if (shape.IncludeUsage)
-                    {
-                        var usage = new UsageDto(summary.PromptTokens, summary.CompletionTokens);
-                        if (shape.Chat) await ServerResponses.WriteEventAsync(http, new ChatCompletionChunkDto(id, created, shape.Model, [], usage, null), ServerJson.Default.ChatCompletionChunkDto).ConfigureAwait(false);
-                        else await ServerResponses.WriteEventAsync(http, new TextCompletionDto(id, created, shape.Model, [], usage), ServerJson.Default.TextCompletionDto).ConfigureAwait(false);
-                    }
-                    break;
+                    texts[index].Append(e.Text);
+                    if (e.Summary is not null) summaries[index] = e.Summary;
                 }
-                if (shape.Chat) await WriteChatDeltaAsync(http, id, created, shape.Model, new DeltaDto(null, current.Text), null, null).ConfigureAwait(false);
-                else await WriteTextChunkAsync(http, id, created, shape.Model, current.Text, null, null).ConfigureAwait(false);
+                var usage = Usage(summaries, shape.PerPrompt);
+                if (shape.Chat)
+                    await ServerResponses.WriteJsonAsync(http, new ChatCompletionDto(id, created, shape.Model,
+                        [new ChatChoiceDto(0, new AssistantMessageDto("assistant", texts[0].ToString()), summaries[0]!.FinishReason)], usage, summaries[0]!.Citations),
+                        ServerJson.Default.ChatCompletionDto).ConfigureAwait(false);
+                else
+                    await ServerResponses.WriteJsonAsync(http, new TextCompletionDto(id, created, shape.Model,
+                        texts.Select((text, index) => new TextChoiceDto(index, text.ToString(), summaries[index]!.FinishReason)).ToArray(), usage),
+                        ServerJson.Default.TextCompletionDto).ConfigureAwait(false);
+                return;
             }
-            while (await enumerator.MoveNextAsync().ConfigureAwait(false));
-            await ServerResponses.WriteDoneAsync(http).ConfigureAwait(false);
+
+            ServerResponses.StartEvents(http);
+            try
+            {
+                if (shape.Chat) await WriteChatDeltaAsync(http, id, created, shape.Model, 0, new DeltaDto("assistant", ""), null, null).ConfigureAwait(false);
+                await foreach (var (index, e) in events.Reader.ReadAllAsync(cancel.Token).ConfigureAwait(false))
+                {
+                    if (e.Summary is { } summary)
+                    {
+                        summaries[index] = summary;
+                        if (shape.Chat) await WriteChatDeltaAsync(http, id, created, shape.Model, index, new DeltaDto(null, null), summary.FinishReason, summary.Citations).ConfigureAwait(false);
+                        else await WriteTextChunkAsync(http, id, created, shape.Model, index, "", summary.FinishReason).ConfigureAwait(false);
+                    }
+                    else if (shape.Chat) await WriteChatDeltaAsync(http, id, created, shape.Model, index, new DeltaDto(null, e.Text), null, null).ConfigureAwait(false);
+                    else await WriteTextChunkAsync(http, id, created, shape.Model, index, e.Text, null).ConfigureAwait(false);
+                }
+                if (shape.IncludeUsage)
+                {
+                    var usage = Usage(summaries, shape.PerPrompt);
+                    if (shape.Chat) await ServerResponses.WriteEventAsync(http, new ChatCompletionChunkDto(id, created, shape.Model, [], usage, null), ServerJson.Default.ChatCompletionChunkDto).ConfigureAwait(false);
+                    else await ServerResponses.WriteEventAsync(http, new TextCompletionDto(id, created, shape.Model, [], usage), ServerJson.Default.TextCompletionDto).ConfigureAwait(false);
+                }
+                await ServerResponses.WriteDoneAsync(http).ConfigureAwait(false);
+            }
+            catch (Exception e) when (e is not OperationCanceledException || !http.RequestAborted.IsCancellationRequested)
+            {
+                // Headers are gone: the failure travels in the stream, as OpenAI's servers do it.
+                serving.CountFailure();
+                await ServerResponses.WriteEventErrorAsync(http, ServerResponses.ToApiError(e)).ConfigureAwait(false);
+            }
         }
-        catch (Exception e) when (e is not OperationCanceledException || !http.RequestAborted.IsCancellationRequested)
+        finally
         {
-            // Headers are gone: the failure travels in the stream, as OpenAI's servers do it.
-            serving.CountFailure();
-            await ServerResponses.WriteEventErrorAsync(http, ServerResponses.ToApiError(e)).ConfigureAwait(false);
+            cancel.Cancel();
+            foreach (var task in inFlight)
+            {
+                try { await task.ConfigureAwait(false); }
+                catch (Exception) { } // already reported (or the request is gone); only the enumerators' disposal is left
+            }
+            foreach (var e in enumerators) await e.DisposeAsync().ConfigureAwait(false);
         }
     }
 
-    private static Task WriteChatDeltaAsync(HttpContext http, string id, long created, string model, DeltaDto delta, string? finishReason,
+    /// <summary>Waits until every task completed, or rethrows the first failure after cancelling the others.</summary>
+    private static async Task FirstFailureOrAll(IEnumerable<Task<bool>> tasks, CancellationTokenSource cancel)
+    {
+        var pending = tasks.ToList();
+        while (pending.Count > 0)
+        {
+            var done = await Task.WhenAny(pending).ConfigureAwait(false);
+            pending.Remove(done);
+            if (!done.IsCompletedSuccessfully)
+            {
+                cancel.Cancel();
+                await done.ConfigureAwait(false);
+            }
+        }
+    }
+
+    /// <summary>Hands one choice's events (its current one first) to the response, up to its summary.</summary>
+    private static async Task PumpAsync(IAsyncEnumerator<GenerationEvent> choice, int index, ChannelWriter<(int, GenerationEvent)> events)
+    {
+        do
+        {
+            await events.WriteAsync((index, choice.Current)).ConfigureAwait(false);
+            if (choice.Current.Summary is not null) return;
+        }
+        while (await choice.MoveNextAsync().ConfigureAwait(false));
+        throw new InvalidOperationException("The generation ended without a result.");
+    }
+
+    /// <summary>Usage over every choice: completion tokens of all, prompt tokens once per prompt.</summary>
+    private static UsageDto Usage(IReadOnlyList<GenerationSummary?> summaries, int perPrompt) => new(
+        summaries.Where((_, index) => index % perPrompt == 0).Sum(s => s?.PromptTokens ?? 0),
+        summaries.Sum(s => s?.CompletionTokens ?? 0));
+
+    private static Task WriteChatDeltaAsync(HttpContext http, string id, long created, string model, int index, DeltaDto delta, string? finishReason,
         IReadOnlyList<CitationDto>? citations) =>
-        ServerResponses.WriteEventAsync(http, new ChatCompletionChunkDto(id, created, model, [new ChatChunkChoiceDto(0, delta, finishReason)], null, citations),
+        ServerResponses.WriteEventAsync(http, new ChatCompletionChunkDto(id, created, model, [new ChatChunkChoiceDto(index, delta, finishReason)], null, citations),
             ServerJson.Default.ChatCompletionChunkDto);
 
-    private static Task WriteTextChunkAsync(HttpContext http, string id, long created, string model, string text, string? finishReason, UsageDto? usage) =>
-        ServerResponses.WriteEventAsync(http, new TextCompletionDto(id, created, model, [new TextChoiceDto(0, text, finishReason)], usage),
+    private static Task WriteTextChunkAsync(HttpContext http, string id, long created, string model, int index, string text, string? finishReason) =>
+        ServerResponses.WriteEventAsync(http, new TextCompletionDto(id, created, model, [new TextChoiceDto(index, text, finishReason)], null),
             ServerJson.Default.TextCompletionDto);
 }

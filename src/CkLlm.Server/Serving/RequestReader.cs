@@ -10,6 +10,9 @@ namespace CkLlm.Server.Serving;
 /// wrong JSON type, out-of-range numbers, unsupported shapes) becomes an <see cref="ApiError"/> 400 naming the
 /// parameter, before any model is asked.
 /// </summary>
+/// <summary>A /v1/completions request's choices in OpenAI's order, <see cref="PerPrompt"/> (n) for each prompt.</summary>
+internal sealed record TextCompletionChoices(IReadOnlyList<CompletionRequest> Choices, int PerPrompt);
+
 internal static class RequestReader
 {
     /// <summary>Most stop strings OpenAI accepts.</summary>
@@ -53,6 +56,7 @@ internal static class RequestReader
     /// the caller's choice of model (a rag/ model takes only the question).</summary>
     public static CompletionRequest ToCompletionRequest(ChatCompletionRequestDto dto)
     {
+        if (dto.N is not (null or 1)) throw ApiError.BadRequest("Only n = 1 is supported for chat completions (/v1/completions takes n > 1).", "n");
         if (dto.Messages is not { Count: > 0 }) throw ApiError.BadRequest("'messages' must be a non-empty array.", "messages");
         var messages = dto.Messages.Select((m, i) => ToChatMessage(m, i)).ToArray();
         return Sampling(dto, dto.MaxCompletionTokens ?? dto.MaxTokens) with
@@ -62,18 +66,37 @@ internal static class RequestReader
         };
     }
 
-    public static CompletionRequest ToCompletionRequest(TextCompletionRequestDto dto)
+    /// <summary>
+    /// A /v1/completions request as one engine request per choice, in OpenAI's order: prompt i's j-th of n choices is
+    /// choice i * n + j. <c>prompt</c> is a string or an array of strings; with a seed, choice j of each prompt samples
+    /// with seed + j, so the n choices differ and the same request gives the same choices again. At most
+    /// <paramref name="maxChoices"/> choices (the sequences the server decodes at once), so one request cannot hold
+    /// the batch.
+    /// </summary>
+    public static TextCompletionChoices ToCompletionRequests(TextCompletionRequestDto dto, int maxChoices)
     {
         if (dto.Echo == true) throw ApiError.BadRequest("'echo' is not supported.", "echo");
-        var prompt = dto.Prompt switch
+        string[] prompts = dto.Prompt switch
         {
-            { ValueKind: JsonValueKind.String } p => p.GetString()!,
-            { ValueKind: JsonValueKind.Array } p when p.GetArrayLength() == 1 && p[0].ValueKind == JsonValueKind.String => p[0].GetString()!,
-            { ValueKind: JsonValueKind.Array } => throw ApiError.BadRequest("'prompt' must be one string (batches and token arrays are not supported).", "prompt"),
+            { ValueKind: JsonValueKind.String } p => [p.GetString()!],
+            { ValueKind: JsonValueKind.Array } p when p.GetArrayLength() == 0 => throw ApiError.BadRequest("'prompt' must not be an empty array.", "prompt"),
+            { ValueKind: JsonValueKind.Array } p when p.EnumerateArray().All(e => e.ValueKind == JsonValueKind.String) =>
+                p.EnumerateArray().Select(e => e.GetString()!).ToArray(),
+            { ValueKind: JsonValueKind.Array } => throw ApiError.BadRequest("'prompt' must be a string or an array of strings (token arrays are not supported).", "prompt"),
             null or { ValueKind: JsonValueKind.Null } => throw ApiError.BadRequest("'prompt' is required.", "prompt"),
-            _ => throw ApiError.BadRequest("'prompt' must be a string.", "prompt"),
+            _ => throw ApiError.BadRequest("'prompt' must be a string or an array of strings.", "prompt"),
         };
-        return Sampling(dto, dto.MaxTokens) with { Prompt = prompt };
+        var n = dto.N ?? 1;
+        if (n < 1) throw ApiError.BadRequest("'n' must be at least 1.", "n");
+        if ((long)prompts.Length * n > maxChoices)
+            throw ApiError.BadRequest($"{prompts.Length} prompt(s) x n = {n} asks for {(long)prompts.Length * n} choices; this server generates at most {maxChoices} at once per request.",
+                prompts.Length > maxChoices ? "prompt" : "n");
+        var sampling = Sampling(dto, dto.MaxTokens);
+        var choices = new CompletionRequest[prompts.Length * n];
+        for (var i = 0; i < prompts.Length; i++)
+            for (var j = 0; j < n; j++)
+                choices[i * n + j] = sampling with { Prompt = prompts[i], Seed = sampling.Seed is { } seed ? unchecked(seed + (uint)j) : null };
+        return new TextCompletionChoices(choices, n);
     }
 
     /// <summary>The last user message: the question a rag/ model answers.</summary>
@@ -104,7 +127,6 @@ internal static class RequestReader
 
     private static CompletionRequest Sampling(GenerationRequestDto dto, int? maxTokens)
     {
-        if (dto.N is not (null or 1)) throw ApiError.BadRequest("Only n = 1 is supported.", "n");
         var (temperature, topP, seed) = (dto.Temperature, dto.TopP, dto.Seed);
         if (maxTokens is < 1) throw ApiError.BadRequest("'max_tokens' must be at least 1.", "max_tokens");
         if (temperature is { } t && (float.IsNaN(t) || t < 0 || t > 2)) throw ApiError.BadRequest("'temperature' must be between 0 and 2.", "temperature");

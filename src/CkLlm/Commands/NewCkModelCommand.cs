@@ -4,7 +4,7 @@ using CkLlm.Engine.Model.Gguf;
 
 namespace CkLlm.Commands;
 
-/// <summary>Writes a GGUF model from scratch (seeded random F32 weights) in the layout of a model family.</summary>
+/// <summary>Writes a GGUF model from scratch (seeded random F32 weights, optionally quantized by llama.cpp) in the layout of a model family.</summary>
 [Cmdlet(VerbsCommon.New, "CkModel", SupportsShouldProcess = true)]
 [OutputType(typeof(GgufModelSummary))]
 public sealed class NewCkModelCommand : CkCmdlet
@@ -40,12 +40,25 @@ public sealed class NewCkModelCommand : CkCmdlet
     [ValidateNotNullOrEmpty]
     public string? Name { get; set; }
 
+    // Checked by the engine, not a ValidateSet: the accepted names are llama.cpp's and the error lists them.
+    [Parameter]
+    [ValidateNotNullOrEmpty]
+    [ArgumentCompleter(typeof(QuantizationNameCompleter))]
+    public string? Quantization { get; set; }
+
     [Parameter]
     public SwitchParameter Force { get; set; }
 
     protected override void EndProcessing()
     {
         var path = ResolvePath(Path);
+        string? quantization = null;
+        if (Quantization is not null && !ModelQuantization.TryNormalize(Quantization, out quantization))
+        {
+            WriteInputError(new ArgumentException($"Unknown quantization '{Quantization}'. Use one of: {string.Join(", ", ModelQuantization.Names)}.", nameof(Quantization)),
+                "UnknownQuantization", ErrorCategory.InvalidArgument, Quantization);
+            return;
+        }
         if (File.Exists(path) && !Force)
         {
             WriteInputError(new IOException($"'{path}' already exists. Use -Force to overwrite it."),
@@ -64,12 +77,13 @@ public sealed class NewCkModelCommand : CkCmdlet
             Corpus = corpus,
             Seed = Seed,
             Name = Name ?? System.IO.Path.GetFileNameWithoutExtension(path),
+            Quantization = quantization,
         };
         options = string.Equals(ChatTemplate, ChatMLShorthand, StringComparison.OrdinalIgnoreCase)
             ? options.WithChatML()
             : options with { ChatTemplate = ChatTemplate };
 
-        var action = $"Write a {preset.Name} {Architecture} model (seed {Seed})";
+        var action = $"Write a {preset.Name} {Architecture} model (seed {Seed}, {quantization ?? ModelQuantization.Unquantized})";
         if (!ShouldProcess(path, action)) return;
 
         try
@@ -134,6 +148,16 @@ public sealed class NewCkModelCommand : CkCmdlet
         record.RecordType = ProgressRecordType.Completed;
         WriteProgress(record);
         task.GetAwaiter().GetResult();
+    }
+
+    /// <summary>Tab completion of -Quantization from the engine's list (called only when completing, after import).</summary>
+    public sealed class QuantizationNameCompleter : IArgumentCompleter
+    {
+        public IEnumerable<CompletionResult> CompleteArgument(string commandName, string parameterName, string wordToComplete,
+            System.Management.Automation.Language.CommandAst commandAst, System.Collections.IDictionary fakeBoundParameters) =>
+            ModelQuantization.Names
+                .Where(n => n.StartsWith(wordToComplete ?? "", StringComparison.OrdinalIgnoreCase))
+                .Select(n => new CompletionResult(n));
     }
 
     /// <summary>Synchronous IProgress (System.Progress posts to a SynchronizationContext we do not want).</summary>

@@ -20,6 +20,12 @@ public sealed record ModelGenerationOptions
     public string Name { get; init; } = "ckllm-generated";
 
     /// <summary>
+    /// The llama.cpp file type to write (a <see cref="ModelQuantization.Names"/> entry such as "Q8_0" or "Q4_K_M"): the
+    /// F32 weights are quantized by llama.cpp, as the files users download are. Null or "F32" writes the F32 weights.
+    /// </summary>
+    public string? Quantization { get; init; }
+
+    /// <summary>
     /// Extra control tokens (e.g. <c>&lt;|im_start|&gt;</c>) placed right after the byte tokens; empty keeps the classic layout.
     /// </summary>
     public IReadOnlyList<string> ControlTokens { get; init; } = [];
@@ -67,7 +73,7 @@ public static class ChatTemplates
 /// <summary>
 /// Writes a GGUF model from scratch in the layout of a model family (<see cref="ModelShape"/>): F32 weights from a
 /// seeded normal(0, 0.02) initialisation, norms at one, and the family's tokenizer (a SentencePiece vocabulary learned
-/// from a corpus, or cl100k byte-level BPE). Same options and seed, same bytes.
+/// from a corpus, or cl100k byte-level BPE), optionally quantized by llama.cpp. Same options and seed, same bytes.
 /// </summary>
 public static class ModelGenerator
 {
@@ -78,6 +84,7 @@ public static class ModelGenerator
     public static void Generate(string path, ModelGenerationOptions options, IProgress<double>? progress = null, CancellationToken cancellationToken = default)
     {
         var p = options.Preset;
+        var quantization = options.Quantization is null ? ModelQuantization.Unquantized : ModelQuantization.Normalize(options.Quantization);
         var shape = ModelShape.For(options.Architecture);
         if (p.EmbeddingLength % p.HeadCount != 0 || p.HeadCount % p.HeadCountKv != 0)
             throw new ArgumentException($"Preset '{p.Name}' has inconsistent head counts.");
@@ -163,8 +170,31 @@ public static class ModelGenerator
         if (!shape.TiedEmbeddings) w.AddTensor("output.weight", [d, nv], Normal(random, d * nv));
         cancellationToken.ThrowIfCancellationRequested();
         progress?.Report(0.8);
-        w.WriteTo(path, cancellationToken);
+        if (quantization == ModelQuantization.Unquantized) w.WriteTo(path, cancellationToken);
+        else WriteQuantized(w, path, quantization, progress, cancellationToken);
         progress?.Report(1.0);
+    }
+
+    /// <summary>Writes the F32 model to a temporary file, quantizes it into another and renames that one, so a failure
+    /// or Ctrl+C (seen once llama.cpp returns) leaves neither behind.</summary>
+    private static void WriteQuantized(GgufWriter w, string path, string quantization, IProgress<double>? progress, CancellationToken cancellationToken)
+    {
+        var full = Path.GetFullPath(path);
+        var unquantized = full + ".f32-" + Environment.ProcessId;
+        var quantized = full + ".tmp-" + Environment.ProcessId;
+        try
+        {
+            w.WriteTo(unquantized, cancellationToken);
+            progress?.Report(0.85);
+            ModelQuantization.Quantize(unquantized, quantized, quantization);
+            cancellationToken.ThrowIfCancellationRequested();
+            File.Move(quantized, full, overwrite: true);
+        }
+        finally
+        {
+            if (File.Exists(unquantized)) File.Delete(unquantized);
+            if (File.Exists(quantized)) File.Delete(quantized);
+        }
     }
 
     private static float[] Ones(int n)
