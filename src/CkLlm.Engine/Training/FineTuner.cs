@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using CkLlm.Engine.Model.Generation;
 using CkLlm.Engine.Model.Gguf;
 using CkLlm.Engine.Training.Native;
 
@@ -188,6 +189,9 @@ public static unsafe class FineTuner
         if (o.Method == FineTuneMethod.Full && o.Merge) throw new ArgumentException("-Merge applies to LoRA only; Full already writes a complete model.");
         if (o.Quantization is not null && o.Method == FineTuneMethod.Lora && !o.Merge)
             throw new ArgumentException("Quantization applies to a written model (Full, or LoRA with Merge), not to an adapter.");
+        // Checked now, not when the trained model is written: a misspelt type must not cost a whole run.
+        if (o.Quantization is not null && !ModelQuantization.TryNormalize(o.Quantization, out _))
+            throw new ArgumentException($"'{o.Quantization}' is not a quantization llama.cpp can write without an importance matrix. Use one of: {string.Join(", ", ModelQuantization.Names)}.", nameof(o.Quantization));
         if (o.Texts.All(string.IsNullOrWhiteSpace) && o.Pairs.Count == 0)
             throw new ArgumentException("There is nothing to train on: the texts are empty or blank and there are no prompt/response pairs.", nameof(o.Texts));
         TrainingSupport.Check(o.ModelPath);

@@ -1,3 +1,4 @@
+using CkLlm.Engine.Model.Generation;
 using CkLlm.Engine.Model.Gguf;
 using CkLlm.Engine.Training.Native;
 
@@ -57,11 +58,8 @@ internal static unsafe class ModelWriter
                 }
             }
             if (!Ggml.gguf_write_to_file(gguf, unquantized, false)) throw new IOException($"ggml could not write '{unquantized}'.");
-            if (quantization is not null)
-            {
-                if (!LLama.LLamaQuantizer.Quantize(unquantized, temp, quantization, Math.Max(1, Environment.ProcessorCount)))
-                    throw new ArgumentException($"llama.cpp could not quantize the model to '{quantization}'.", nameof(quantization));
-            }
+            // The same quantizer as New-CkModel's: llama.cpp's own names, the output matrix quantized as llama-quantize does.
+            if (quantization is not null) ModelQuantization.Quantize(unquantized, temp, quantization);
             File.Move(temp, outputPath, overwrite: true);
         }
         finally

@@ -150,16 +150,6 @@ public sealed class NewCkModelCommand : CkCmdlet
         task.GetAwaiter().GetResult();
     }
 
-    /// <summary>Tab completion of -Quantization from the engine's list (called only when completing, after import).</summary>
-    public sealed class QuantizationNameCompleter : IArgumentCompleter
-    {
-        public IEnumerable<CompletionResult> CompleteArgument(string commandName, string parameterName, string wordToComplete,
-            System.Management.Automation.Language.CommandAst commandAst, System.Collections.IDictionary fakeBoundParameters) =>
-            ModelQuantization.Names
-                .Where(n => n.StartsWith(wordToComplete ?? "", StringComparison.OrdinalIgnoreCase))
-                .Select(n => new CompletionResult(n));
-    }
-
     /// <summary>Synchronous IProgress (System.Progress posts to a SynchronizationContext we do not want).</summary>
     private sealed class Progress(Action<double> report) : IProgress<double>
     {

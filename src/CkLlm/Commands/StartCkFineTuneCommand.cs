@@ -64,7 +64,7 @@ public sealed class StartCkFineTuneCommand : CkCmdlet
     [Parameter] public string? CheckpointPath { get; set; }
     [Parameter] public SwitchParameter Resume { get; set; }
     [Parameter] public SwitchParameter Merge { get; set; }
-    [Parameter] public string? Quantization { get; set; }
+    [Parameter] [ArgumentCompleter(typeof(QuantizationNameCompleter))] public string? Quantization { get; set; }
     [Parameter] public SwitchParameter SkipPerplexity { get; set; }
     [Parameter] [ValidateRange(0, 1024)] public int Threads { get; set; }
     [Parameter] public int Seed { get; set; } = 42;

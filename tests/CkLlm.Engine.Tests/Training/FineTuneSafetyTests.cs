@@ -1,5 +1,6 @@
 using CkLlm.Engine.Knowledge.Ingestion;
 using CkLlm.Engine.Knowledge;
+using CkLlm.Engine.Model.Generation;
 using CkLlm.Engine.Training;
 
 namespace CkLlm.Engine.Tests.Training;
@@ -53,6 +54,27 @@ public class FineTuneSafetyTests(TrainingFixture fixture)
         File.WriteAllBytes(garbage, new byte[4096]);
         var e = Assert.Throws<ArgumentException>(() => FineTuner.Run(Options(fixture.NewPath("blank.gguf")) with { ModelPath = garbage, Texts = [" \n\t "] }));
         Assert.Equal(nameof(FineTuneOptions.Texts), e.ParamName);
+    }
+
+    [Fact]
+    public void UnknownQuantizationIsRefusedBeforeTrainingAndAKnownOneWritesThatType()
+    {
+        // A garbage model would abort inside llama.cpp if it were opened: the name must be refused first.
+        var garbage = fixture.NewPath("garbage-for-quantization.gguf");
+        File.WriteAllBytes(garbage, new byte[4096]);
+        var e = Assert.Throws<ArgumentException>(() => FineTuner.Run(Options(fixture.NewPath("q-bad.gguf")) with
+        {
+            ModelPath = garbage, Method = FineTuneMethod.Full, Quantization = "Q4_K",
+        }));
+        Assert.Equal(nameof(FineTuneOptions.Quantization), e.ParamName);
+        Assert.Contains("Q4_K_M", e.Message);
+
+        // F16 was refused by LLamaSharp's name lookup (it also matches BF16); the written file must be F16.
+        var output = fixture.NewPath("full-f16.gguf");
+        FineTuner.Run(Options(output) with { Method = FineTuneMethod.Full, Quantization = "f16" });
+        var file = CkLlm.Engine.Model.Gguf.GgufReader.Read(output);
+        Assert.Equal((uint)ModelQuantization.FileTypeOf("F16"), file.GetUInt32("general.file_type"));
+        Assert.Contains(file.Tensors, t => t.Type == CkLlm.Engine.Model.Gguf.GgmlType.F16);
     }
 
     [Fact]
