@@ -13,7 +13,8 @@ static class EvalSet
     /// <param name="perSplit">Questions per half (0 = all), the first by SHA-256 of their text: a content-blind sample.</param>
     /// <param name="distractors">Corpus files beyond the sampled questions' expected ones, the first in name order
     /// (-1 = the whole corpus). Embedding is the slow part; a bounded corpus keeps a run within minutes.</param>
-    public static object Run(string corpus, string kbDir, string embedder, string questionsCsv, int perSplit, int distractors, bool tune)
+    /// <param name="chunkSize">0: the default chunk size (a knowledge base built with another keeps its chunks).</param>
+    public static object Run(string corpus, string kbDir, string embedder, string questionsCsv, int perSplit, int distractors, bool tune, int chunkSize = 0)
     {
         var all = Questions.Read(questionsCsv);
         List<Question> Sample(string split)
@@ -27,7 +28,9 @@ static class EvalSet
         var expected = devSample.Concat(testSample).SelectMany(q => q.Expected).ToHashSet(StringComparer.Ordinal);
         var files = distractors < 0 ? corpusFiles
             : corpusFiles.Where(f => expected.Any(e => RetrievalMetrics.SourceMatches(f, e))).Union(corpusFiles.Take(distractors)).Order(StringComparer.Ordinal).ToArray();
-        using var kb = KnowledgeBase.Open(kbDir, new KnowledgeBaseOptions { Embedder = embedder });
+        var kbOptions = new KnowledgeBaseOptions { Embedder = embedder };
+        if (chunkSize > 0) kbOptions.ChunkSize = chunkSize;
+        using var kb = KnowledgeBase.Open(kbDir, kbOptions);
         var watch = Stopwatch.StartNew();
         int added = 0, chunks = 0;
         foreach (var f in files)
@@ -68,6 +71,7 @@ static class EvalSet
         {
             Corpus = Path.GetFileName(corpus.TrimEnd('/')),
             Embedder = kb.Embedder,
+            ChunkSize = kbOptions.ChunkSize,
             Files = files.Length,
             CorpusFiles = corpusFiles.Length,
             Chunks = kb.GetStatistics().Chunks,

@@ -11,7 +11,7 @@ using CkLlm.Engine.Knowledge.Storage;
 //   KnowledgeBench hnsw <count> <random|clustered> <out.json> [queries]
 //   KnowledgeBench latency <corpusDir> <kbDir> <out.json> <chunks> <questions.csv>
 //   KnowledgeBench dump <kbDir> <embedder> <out.json> <questions.csv>
-//   KnowledgeBench eval <corpusDir> <kbDir> <embedder> <out.json> <questions.csv> <perSplit> <distractors> [tune]
+//   KnowledgeBench eval <corpusDir> <kbDir> <embedder> <out.json> <questions.csv> <perSplit> <distractors> [tune] [chunk=<tokens>]
 CultureInfo.DefaultThreadCurrentCulture = CultureInfo.InvariantCulture;
 var mode = args[0];
 object result = mode switch
@@ -20,7 +20,8 @@ object result = mode switch
     "hnsw" => Hnsw(int.Parse(args[1]), args[2], args.Length > 4 ? int.Parse(args[4]) : 200),
     "latency" => Latency(args[1], args[2], int.Parse(args[4]), args[5]),
     "dump" => EvalSet.Dump(args[1], args[2], args[4]),
-    "eval" => EvalSet.Run(args[1], args[2], args[3], args[5], int.Parse(args[6]), int.Parse(args[7]), args.Length > 8 && args[8] == "tune"),
+    "eval" => EvalSet.Run(args[1], args[2], args[3], args[5], int.Parse(args[6]), int.Parse(args[7]), args.Skip(8).Contains("tune"),
+        args.Skip(8).Where(a => a.StartsWith("chunk=", StringComparison.Ordinal)).Select(a => int.Parse(a[6..])).FirstOrDefault()),
     _ => throw new ArgumentException("mode: eval | latency | ingest | hnsw"),
 };
 var outPath = mode is "hnsw" or "ingest" or "latency" or "dump" ? args[3] : args[4];
