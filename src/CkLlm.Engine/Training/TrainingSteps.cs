@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Runtime.InteropServices;
 using CkLlm.Engine.Model.Gguf;
 using CkLlm.Engine.Training.Native;
@@ -81,10 +82,15 @@ internal sealed unsafe class ReusedGraphSteps : ITrainingSteps
     private IntPtr _allocated;
     private int _iteration = 1;
 
-    public ReusedGraphSteps(LlamaGraphModel model, LoraWeights? lora, IReadOnlyList<IntPtr> parameters)
+    private readonly bool _rewriteProducts;
+
+    /// <param name="rewriteProducts">Compute matrix products with the faster kernel (<see cref="TrainingProducts"/>);
+    /// off only for tests that compare against ggml's own graph.</param>
+    public ReusedGraphSteps(LlamaGraphModel model, LoraWeights? lora, IReadOnlyList<IntPtr> parameters, bool rewriteProducts = true)
     {
         _model = model;
         _lora = lora;
+        _rewriteProducts = rewriteProducts;
         try
         {
             nuint overhead = Ggml.ggml_tensor_overhead();
@@ -114,8 +120,8 @@ internal sealed unsafe class ReusedGraphSteps : ITrainingSteps
             foreach (var (p, m, v) in moments)
                 Ggml.ggml_build_forward_expand(_stepGraph, Ggml.ggml_opt_step_adamw(_stepContext, p, _accumulators[p], m, v, _adamParams));
 
-            // LoRA's base never changes: transpose its projections once for the backward mul_mats (BackwardMatMuls).
-            if (lora is not null)
+            // LoRA's base never changes: transpose its projections once for the backward mul_mats (TrainingProducts).
+            if (lora is not null && rewriteProducts)
                 _transposed = new TransposedWeights(model.Backend, model.Graph.ProjectionWeights());
         }
         catch
@@ -135,13 +141,16 @@ internal sealed unsafe class ReusedGraphSteps : ITrainingSteps
     {
         double lossSum = 0;
         int rows = 0;
+        long mark = Stopwatch.GetTimestamp();
         foreach (var batch in microBatches)
         {
             var encoded = EncodedBatch.Encode(batch);
             if (encoded.Rows.Length == 0) continue;
             var shape = Shape(encoded, microBatches.Count);
             shape.Load(encoded, _model.Hyper.VocabularySize);
+            Times.Prepare += Lap(ref mark);
             Compute(shape.Backward);
+            Times.Graph += Lap(ref mark);
             var loss = shape.ReadLoss();
             lossSum += loss * encoded.Rows.Length;
             rows += encoded.Rows.Length;
@@ -158,11 +167,48 @@ internal sealed unsafe class ReusedGraphSteps : ITrainingSteps
         if (status != 0) throw new InvalidOperationException($"The AdamW step failed with ggml status {status}.");
         _iteration++;
         Ggml.ggml_backend_buffer_clear(_accumulatorBuffer, 0);
+        Times.Optimizer += Lap(ref mark);
         return (lossSum / rows, rows);
     }
 
-    /// <summary>out_prods turned into mul_mats over all backward graphs built so far.</summary>
-    internal int RewrittenOutProducts => _shapes.Values.Sum(s => s.RewrittenOutProducts);
+    /// <summary>Where <see cref="Train"/>'s time went so far (seconds): preparing and loading inputs (and building a new
+    /// shape's graphs), the forward + backward graph (allocation included), and the AdamW step with the gradient reset.</summary>
+    internal (double Prepare, double Graph, double Optimizer) Times;
+
+    private static double Lap(ref long mark)
+    {
+        long now = Stopwatch.GetTimestamp();
+        double seconds = Stopwatch.GetElapsedTime(mark, now).TotalSeconds;
+        mark = now;
+        return seconds;
+    }
+
+    /// <summary>The nodes of every forward graph built so far (the backward graphs start with them).</summary>
+    internal IEnumerable<IntPtr> ForwardNodes() => _shapes.Values.SelectMany(s =>
+        Enumerable.Range(0, Ggml.ggml_graph_n_nodes(s.Forward)).Select(i => Ggml.ggml_graph_node(s.Forward, i)));
+
+    /// <summary>The frozen weights' transposed copies the backward graphs read (LoRA), or none.</summary>
+    internal IEnumerable<IntPtr> TransposedCopies => _transposed?.Copies.Values ?? [];
+
+    /// <summary>Products computed by another kernel (<see cref="TrainingProducts"/>), over all shapes built so far.</summary>
+    internal ProductRewrites Rewrites => _shapes.Values.Aggregate(new ProductRewrites(), (sum, s) => new ProductRewrites(
+        sum.OutProdsAsMulMats + s.Rewrites.OutProdsAsMulMats, sum.NarrowMulMatsAsOutProds + s.Rewrites.NarrowMulMatsAsOutProds,
+        sum.NarrowOutProdsTransposed + s.Rewrites.NarrowOutProdsTransposed));
+
+    /// <summary>
+    /// Gradients of one batch's mean loss (no optimizer step; the accumulators are cleared again), for tests that
+    /// compare graphs.
+    /// </summary>
+    internal Dictionary<IntPtr, float[]> Gradients(IReadOnlyList<TrainingWindow> batch)
+    {
+        var encoded = EncodedBatch.Encode(batch);
+        var shape = Shape(encoded, 1);
+        shape.Load(encoded, _model.Hyper.VocabularySize);
+        Compute(shape.Backward);
+        var gradients = _accumulators.ToDictionary(kv => kv.Key, kv => LoraWeights.Get(kv.Value));
+        Ggml.ggml_backend_buffer_clear(_accumulatorBuffer, 0);
+        return gradients;
+    }
 
     public (double Loss, int Rows) Evaluate(IReadOnlyList<TrainingWindow> batch)
     {
@@ -230,7 +276,7 @@ internal sealed unsafe class ReusedGraphSteps : ITrainingSteps
             }
             evicted.Dispose();
         }
-        shape = new ShapeGraph(_model, _lora, _accumulators, _transposed, batch, 1f / microBatches);
+        shape = new ShapeGraph(_model, _lora, _accumulators, _transposed, batch, 1f / microBatches, _rewriteProducts);
         _shapes[key] = shape;
         _recent.AddFirst(key);
         return shape;
@@ -260,11 +306,11 @@ internal sealed unsafe class ReusedGraphSteps : ITrainingSteps
         public IntPtr Forward { get; }
         public IntPtr Backward { get; }
 
-        /// <summary>out_prods of the backward graph computed as mul_mats (<see cref="BackwardMatMuls"/>).</summary>
-        public int RewrittenOutProducts { get; }
+        /// <summary>Products computed by another kernel than ggml's default (<see cref="TrainingProducts"/>).</summary>
+        public ProductRewrites Rewrites { get; }
 
         public ShapeGraph(LlamaGraphModel model, LoraWeights? lora, Dictionary<IntPtr, IntPtr> accumulators, TransposedWeights? transposed,
-            EncodedBatch batch, float lossScale)
+            EncodedBatch batch, float lossScale, bool rewriteProducts)
         {
             try
             {
@@ -300,7 +346,11 @@ internal sealed unsafe class ReusedGraphSteps : ITrainingSteps
                     else if (accumulators.TryGetValue(node, out var accumulator)) gradAccumulators[i] = accumulator;
                 }
                 fixed (IntPtr* p = gradAccumulators) Ggml.ggml_build_backward_expand(_context, Backward, p);
-                (Backward, RewrittenOutProducts) = BackwardMatMuls.Rewrite(_context, Backward, model.Graph.GraphSize, transposed?.Copies);
+                if (!rewriteProducts) return;
+                (Backward, Rewrites) = TrainingProducts.Rewrite(_context, Backward, model.Graph.GraphSize, transposed?.Copies);
+                // The rewrite may have changed forward products too: the forward graph picks up their new operands.
+                Forward = Ggml.ggml_new_graph_custom(_context, (nuint)model.Graph.GraphSize, false);
+                Ggml.ggml_build_forward_expand(Forward, _loss);
             }
             catch
             {

@@ -1,4 +1,5 @@
 using CkLlm.Engine.Training;
+using CkLlm.Engine.Training.Native;
 using Xunit.Abstractions;
 
 namespace CkLlm.Engine.Tests.Training;
@@ -59,13 +60,62 @@ public class TrainingStepsTests(TrainingFixture fixture, ITestOutputHelper outpu
         var small = windows.Take(1).ToList();
         steps.Train([windows.Skip(1).Take(2).ToList()], 1e-3f, 0);
         // The backward graph multiplies matrices with mul_mat (out_prods rewritten), so the parity test above covers it.
-        Assert.True(steps.RewrittenOutProducts > 0);
+        Assert.True(steps.Rewrites.OutProdsAsMulMats > 0);
         var first = steps.Evaluate(small).Loss;
         var large = steps.Evaluate(windows.Take(8).ToList()).Loss;
         var again = steps.Evaluate(small).Loss;
         output.WriteLine($"small {first:F6}, large {large:F6}, small again {again:F6}");
         Assert.True(first > 1, $"loss {first}");
         Assert.Equal(first, again, 5);
+    }
+
+    [Theory]
+    [InlineData(FineTuneMethod.Lora)]
+    [InlineData(FineTuneMethod.Full)]
+    public void RewrittenProductsGiveTheGradientsOfGgmlsOwnGraph(FineTuneMethod method)
+    {
+        var batch = TrainingData.Build(fixture.GqaModel, [TrainingFixture.Facts], [], 32).Take(4).ToList();
+        var (plain, plainRewrites, plainLoss) = Gradients(method, batch, rewriteProducts: false);
+        var (rewritten, rewrites, forwardLoss) = Gradients(method, batch, rewriteProducts: true);
+        output.WriteLine($"{method}: {rewrites}");
+        Assert.Equal(0, plainRewrites.Total);
+        // Each rule ran: long out_prods as mul_mats, and for LoRA its rank-r products the other way round.
+        Assert.True(rewrites.OutProdsAsMulMats > 0, rewrites.ToString());
+        if (method == FineTuneMethod.Lora)
+        {
+            Assert.True(rewrites.NarrowMulMatsAsOutProds > 0, rewrites.ToString());
+            Assert.True(rewrites.NarrowOutProdsTransposed > 0, rewrites.ToString());
+        }
+        // The forward products changed kernels too: the loss is the same.
+        Assert.True(forwardLoss > 1, $"loss {forwardLoss}");
+        Assert.Equal(plainLoss, forwardLoss, 4);
+        Assert.Equal(plain.Count, rewritten.Count);
+        double largest = plain.Values.Max(g => g.Max(MathF.Abs));
+        Assert.True(largest > 1e-4, "the gradients are all zero: nothing was compared");
+        foreach (var (name, expected) in plain)
+        {
+            var actual = rewritten[name];
+            double worst = expected.Zip(actual, (e, a) => Math.Abs(e - a)).Max();
+            Assert.True(worst <= 1e-4 * largest, $"{name}: gradients differ by {worst} (largest gradient {largest})");
+        }
+    }
+
+    /// <summary>One batch's gradients by parameter name, from fresh weights (LoRA's B random too, so every LoRA
+    /// product carries a gradient), and the forward-only loss of the same graph.</summary>
+    private (Dictionary<string, float[]> Gradients, ProductRewrites Rewrites, double Loss) Gradients(FineTuneMethod method, List<TrainingWindow> batch, bool rewriteProducts)
+    {
+        using var model = new LlamaGraphModel(fixture.GqaModel);
+        using var lora = method == FineTuneMethod.Lora ? new LoraWeights(model.Graph, model.Backend, 4, 8, LoraTargets.All, seed: 3) : null;
+        var parameters = lora is not null ? lora.Parameters.ToList() : FineTuner.FullParameters(model);
+        foreach (var p in parameters) Ggml.ggml_set_param(p);
+        var random = new Random(5);
+        if (lora is not null)
+            foreach (var p in parameters)
+                LoraWeights.Set(p, Enumerable.Range(0, (int)Ggml.ggml_nelements(p)).Select(_ => (float)(random.NextDouble() - 0.5) * 0.2f).ToArray());
+        using var steps = new ReusedGraphSteps(model, lora, parameters, rewriteProducts);
+        var gradients = steps.Gradients(batch);
+        var loss = steps.Evaluate(batch).Loss;
+        return (gradients.ToDictionary(kv => Ggml.NameOf(kv.Key), kv => kv.Value), steps.Rewrites, loss);
     }
 
     [Fact]
