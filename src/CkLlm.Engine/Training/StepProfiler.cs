@@ -115,7 +115,6 @@ internal static unsafe class StepProfiler
         try
         {
             Ggml.ggml_backend_sched_set_eval_callback(model.Scheduler, (IntPtr)(delegate* unmanaged[Cdecl]<IntPtr, byte, IntPtr, byte>)&OnNode, GCHandle.ToIntPtr(handle));
-            timer.Mark = Stopwatch.GetTimestamp();
             train();
         }
         finally
@@ -128,15 +127,14 @@ internal static unsafe class StepProfiler
     }
 
     /// <summary>Asked before every node whether it is to be observed (always: each node then computes as its own
-    /// graph) and called after it ran: the time since the previous node is this node's.</summary>
+    /// graph) and called after it ran.</summary>
     [UnmanagedCallersOnly(CallConvs = [typeof(CallConvCdecl)])]
     private static byte OnNode(IntPtr tensor, byte ask, IntPtr user)
     {
-        if (ask != 0) return 1;
         var timer = (NodeTimer)GCHandle.FromIntPtr(user).Target!;
-        long now = Stopwatch.GetTimestamp();
-        timer.Add(tensor, Stopwatch.GetElapsedTime(timer.Mark, now).TotalSeconds);
-        timer.Mark = Stopwatch.GetTimestamp();
+        // Asked right before the node computes; told right after.
+        if (ask != 0) timer.Mark = Stopwatch.GetTimestamp();
+        else timer.Add(tensor, Stopwatch.GetElapsedTime(timer.Mark).TotalSeconds);
         return 1;
     }
 

@@ -53,6 +53,14 @@ internal static unsafe class TrainingProducts
         var nodes = new IntPtr[count];
         for (int i = 0; i < count; i++) nodes[i] = Ggml.ggml_graph_node(graph, i);
         int asMulMats = 0, asOutProds = 0, transposedOutProds = 0;
+        // One transposed copy per operand and graph: LoRA's Bᵀ serves the forward product and the backward one.
+        var copies = new Dictionary<IntPtr, IntPtr>();
+        IntPtr TransposedCopy(IntPtr a)
+        {
+            if (transposed is not null && transposed.TryGetValue(a, out var cached)) return cached;
+            if (!copies.TryGetValue(a, out var copy)) copies[a] = copy = Ggml.ggml_cont(ctx, Ggml.ggml_transpose(ctx, a));
+            return copy;
+        }
         foreach (var node in nodes)
         {
             var t = (GgmlTensor*)node;
@@ -66,7 +74,7 @@ internal static unsafe class TrainingProducts
                 long k = ((GgmlTensor*)a)->Ne[0], m = ((GgmlTensor*)a)->Ne[1];
                 if (k > ShortDimension || m < LongRow || Ggml.TypeOf(a) != (int)GgmlType.F32) continue;
                 t->Op = outProd;
-                t->Src[0] = (ulong)Ggml.ggml_cont(ctx, Ggml.ggml_transpose(ctx, a));
+                t->Src[0] = (ulong)TransposedCopy(a);
                 t->Src[1] = (ulong)Ggml.ggml_transpose(ctx, b);
                 asOutProds++;
                 continue;
@@ -87,13 +95,13 @@ internal static unsafe class TrainingProducts
                 // A short inner dimension is what out_prod is good at (LoRA's Aᵀg).
                 if (m < LongRow || !Transposable(a)) continue;
                 // out_prod(a [K, M], b [N, M]) = mul_mat(aᵀ [M, K], bᵀ [M, N]).
-                var cachedA = transposed is not null && transposed.TryGetValue(a, out var cached) ? cached : IntPtr.Zero;
+                bool copiedA = !(transposed?.ContainsKey(a) ?? false) && !copies.ContainsKey(a);
                 var directB = ((GgmlTensor*)b)->Op == transpose && RowsContiguousF32((IntPtr)((GgmlTensor*)b)->Src[0])
                     ? (IntPtr)((GgmlTensor*)b)->Src[0] : IntPtr.Zero;
-                long copied = (cachedA == IntPtr.Zero ? k * m : 0) + (directB == IntPtr.Zero ? n * m : 0);
+                long copied = (copiedA ? k * m : 0) + (directB == IntPtr.Zero ? n * m : 0);
                 // A product whose operands must be copied transposed only pays when it is large next to the copies.
                 if (k * m * n < MinimumRatio * copied) continue;
-                var aT = cachedA != IntPtr.Zero ? cachedA : Ggml.ggml_cont(ctx, Ggml.ggml_transpose(ctx, a));
+                var aT = TransposedCopy(a);
                 var bT = directB != IntPtr.Zero ? directB : Ggml.ggml_cont(ctx, Ggml.ggml_transpose(ctx, b));
                 t->Op = mulMat;
                 t->Src[0] = (ulong)aT;
