@@ -77,7 +77,7 @@ internal sealed unsafe class ReusedGraphSteps : ITrainingSteps
     private readonly Dictionary<IntPtr, IntPtr> _accumulators = new();
     private readonly Dictionary<(int Length, int Sequences, int Rows, int MicroBatches), ShapeGraph> _shapes = new();
     private readonly LinkedList<(int, int, int, int)> _recent = new();
-    private IntPtr _stateContext, _stateBuffer, _accumulatorContext, _accumulatorBuffer, _stepContext;
+    private IntPtr _stateContext, _stateBuffer, _accumulatorContext, _accumulatorBuffer, _stepContext, _flatContext;
     private readonly IntPtr _stepGraph, _adamParams;
     private IntPtr _allocated;
     private int _iteration = 1;
@@ -101,24 +101,37 @@ internal sealed unsafe class ReusedGraphSteps : ITrainingSteps
             {
                 MemSize = (nuint)(parameters.Count + 4) * overhead + Ggml.ggml_graph_overhead_custom(graphSize, false), NoAlloc = true,
             });
-            _adamParams = Ggml.ggml_new_tensor_1d(_stateContext, (int)GgmlType.F32, 7);
-            var moments = new List<(IntPtr Param, IntPtr M, IntPtr V)>();
-            foreach (var p in parameters)
+            // Accumulators, first moments and second moments each in parameter order, so that they can line up.
+            IntPtr Like(IntPtr context, IntPtr p)
             {
                 var shape = Ggml.Shape(p);
-                _accumulators[p] = Ggml.ggml_new_tensor_4d(_accumulatorContext, (int)GgmlType.F32, shape[0], shape[1], shape[2], shape[3]);
-                moments.Add((p, Ggml.ggml_new_tensor_4d(_stateContext, (int)GgmlType.F32, shape[0], shape[1], shape[2], shape[3]),
-                    Ggml.ggml_new_tensor_4d(_stateContext, (int)GgmlType.F32, shape[0], shape[1], shape[2], shape[3])));
+                return Ggml.ggml_new_tensor_4d(context, (int)GgmlType.F32, shape[0], shape[1], shape[2], shape[3]);
             }
+            foreach (var p in parameters) _accumulators[p] = Like(_accumulatorContext, p);
+            var firstMoments = parameters.Select(p => Like(_stateContext, p)).ToList();
+            var secondMoments = parameters.Select(p => Like(_stateContext, p)).ToList();
+            _adamParams = Ggml.ggml_new_tensor_1d(_stateContext, (int)GgmlType.F32, 7);
             _accumulatorBuffer = Allocate(_accumulatorContext, "gradient accumulators");
             _stateBuffer = Allocate(_stateContext, "AdamW moments");
             Ggml.ggml_backend_buffer_clear(_accumulatorBuffer, 0);
             Ggml.ggml_backend_buffer_clear(_stateBuffer, 0);
 
-            // The AdamW graph reads only static tensors, so it runs on the backend without the scheduler.
+            // The AdamW graph reads only static tensors, so it runs on the backend without the scheduler. One node over
+            // all parameters when they lie back to back (LoRA's pairs: 142 nodes on the Medium preset become one).
             _stepGraph = Ggml.ggml_new_graph_custom(_stepContext, graphSize, false);
-            foreach (var (p, m, v) in moments)
-                Ggml.ggml_build_forward_expand(_stepGraph, Ggml.ggml_opt_step_adamw(_stepContext, p, _accumulators[p], m, v, _adamParams));
+            var groups = new List<IReadOnlyList<IntPtr>> { parameters, parameters.Select(p => _accumulators[p]).ToList(), firstMoments, secondMoments };
+            if (FlatViews(groups) is { } flat)
+            {
+                Ggml.ggml_set_param(flat[0]);
+                Ggml.ggml_build_forward_expand(_stepGraph, Ggml.ggml_opt_step_adamw(_stepContext, flat[0], flat[1], flat[2], flat[3], _adamParams));
+                FusedOptimizer = true;
+            }
+            else
+            {
+                for (int i = 0; i < parameters.Count; i++)
+                    Ggml.ggml_build_forward_expand(_stepGraph, Ggml.ggml_opt_step_adamw(_stepContext, parameters[i], _accumulators[parameters[i]],
+                        firstMoments[i], secondMoments[i], _adamParams));
+            }
 
             // LoRA's base never changes: transpose its projections once for the backward mul_mats (TrainingProducts).
             if (lora is not null && rewriteProducts)
@@ -129,6 +142,45 @@ internal sealed unsafe class ReusedGraphSteps : ITrainingSteps
             Dispose();
             throw;
         }
+    }
+
+    /// <summary>True when one AdamW node updates every parameter (<see cref="FlatViews"/>).</summary>
+    internal bool FusedOptimizer { get; }
+
+    /// <summary>
+    /// One 2-D F32 tensor per group over the memory of all its tensors, when every group's tensors are F32,
+    /// contiguous, in one buffer, back to back with no gap and at the same offsets as the first group's (a gap could
+    /// hold a tensor that is not trained, which AdamW's weight decay would change). Rows let ggml split the update
+    /// over its threads. Null when the layouts differ.
+    /// </summary>
+    private IntPtr[]? FlatViews(IReadOnlyList<IReadOnlyList<IntPtr>> groups)
+    {
+        long bytes = 0;
+        foreach (var group in groups)
+        {
+            var first = (GgmlTensor*)group[0];
+            long offset = 0;
+            foreach (var tensor in group)
+            {
+                var t = (GgmlTensor*)tensor;
+                if (t->Type != (int)GgmlType.F32 || t->Buffer != first->Buffer || t->ViewSrc != IntPtr.Zero || t->Data == IntPtr.Zero
+                    || t->Nb[0] != 4 || (long)t->Data - (long)first->Data != offset) return null;
+                offset += (long)Ggml.ggml_nbytes(tensor);
+            }
+            if (bytes != 0 && offset != bytes) return null;
+            bytes = offset;
+        }
+        long elements = bytes / 4;
+        long row = new long[] { 4096, 1024, 256, 64, 16, 4, 1 }.First(r => elements % r == 0);
+        _flatContext = Ggml.ggml_init(new GgmlInitParams { MemSize = (nuint)(groups.Count + 1) * Ggml.ggml_tensor_overhead(), NoAlloc = true });
+        return groups.Select(group =>
+        {
+            var flat = Ggml.ggml_new_tensor_2d(_flatContext, (int)GgmlType.F32, row, elements / row);
+            var t = (GgmlTensor*)flat;
+            t->Buffer = ((GgmlTensor*)group[0])->Buffer;
+            t->Data = ((GgmlTensor*)group[0])->Data;
+            return flat;
+        }).ToArray();
     }
 
     private IntPtr Allocate(IntPtr context, string what)
@@ -289,6 +341,7 @@ internal sealed unsafe class ReusedGraphSteps : ITrainingSteps
         _shapes.Clear();
         _transposed?.Dispose();
         if (_stepContext != IntPtr.Zero) { Ggml.ggml_free(_stepContext); _stepContext = IntPtr.Zero; }
+        if (_flatContext != IntPtr.Zero) { Ggml.ggml_free(_flatContext); _flatContext = IntPtr.Zero; }
         if (_accumulatorBuffer != IntPtr.Zero) { Ggml.ggml_backend_buffer_free(_accumulatorBuffer); _accumulatorBuffer = IntPtr.Zero; }
         if (_stateBuffer != IntPtr.Zero) { Ggml.ggml_backend_buffer_free(_stateBuffer); _stateBuffer = IntPtr.Zero; }
         if (_accumulatorContext != IntPtr.Zero) { Ggml.ggml_free(_accumulatorContext); _accumulatorContext = IntPtr.Zero; }

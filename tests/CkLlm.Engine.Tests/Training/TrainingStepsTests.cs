@@ -1,3 +1,4 @@
+using CkLlm.Engine.Model.Generation;
 using CkLlm.Engine.Training;
 using CkLlm.Engine.Training.Native;
 using Xunit.Abstractions;
@@ -61,6 +62,8 @@ public class TrainingStepsTests(TrainingFixture fixture, ITestOutputHelper outpu
         steps.Train([windows.Skip(1).Take(2).ToList()], 1e-3f, 0);
         // The backward graph multiplies matrices with mul_mat (out_prods rewritten), so the parity test above covers it.
         Assert.True(steps.Rewrites.OutProdsAsMulMats > 0);
+        // LoRA's pairs lie back to back: one AdamW node updates them all (the parity test above covers its updates).
+        Assert.True(steps.FusedOptimizer);
         var first = steps.Evaluate(small).Loss;
         var large = steps.Evaluate(windows.Take(8).ToList()).Loss;
         var again = steps.Evaluate(small).Loss;
@@ -99,6 +102,27 @@ public class TrainingStepsTests(TrainingFixture fixture, ITestOutputHelper outpu
             Assert.True(worst <= 1e-4 * largest, $"{name}: gradients differ by {worst} (largest gradient {largest})");
         }
     }
+
+    [Fact]
+    public void ALoraStepComputesNoGradientOfAFrozenWeight()
+    {
+        var lora = TrainingBenchmark.ProfileSteps(fixture.TinyModel, TrainingFactsTwice, FineTuneMethod.Lora, contextLength: 32, batchSize: 2, threads: 1, repeats: 1);
+        var full = TrainingBenchmark.ProfileSteps(fixture.TinyModel, TrainingFactsTwice, FineTuneMethod.Full, contextLength: 32, batchSize: 2, threads: 1, repeats: 1);
+        foreach (var o in lora.ByOp()) output.WriteLine($"{o.Phase} {o.Op} {o.Operand}: {o.Nodes} nodes, {o.Milliseconds:F2} ms");
+        double Part(StepProfile p, string name) => p.Parts().Single(x => x.Part == name).Milliseconds;
+        // Full computes weight gradients and the token embedding's (get_rows back into [width, vocabulary]); LoRA
+        // neither, only its own products (and the get_rows back of the scored rows, an activation gradient).
+        bool EmbeddingGradient(OpTime o) => o.Op == "GET_ROWS_BACK" && o.Shapes.EndsWith($",{ModelPreset.Tiny.VocabularySize}]", StringComparison.Ordinal);
+        Assert.True(Part(full, "backward: weight gradients") > 0);
+        Assert.Contains(full.Ops, EmbeddingGradient);
+        Assert.Equal(0, Part(lora, "backward: weight gradients"));
+        Assert.DoesNotContain(lora.Ops, EmbeddingGradient);
+        Assert.True(Part(lora, "backward: LoRA products") > 0);
+        Assert.True(Part(lora, "backward: input gradients through weights") > 0);
+        Assert.True(lora.ForwardTokensPerSecond > 0 && lora.TrainTokensPerSecond > 0);
+    }
+
+    private static string TrainingFactsTwice => TrainingFixture.Facts + "\n" + TrainingFixture.Facts;
 
     /// <summary>One batch's gradients by parameter name, from fresh weights (LoRA's B random too, so every LoRA
     /// product carries a gradient), and the forward-only loss of the same graph.</summary>
