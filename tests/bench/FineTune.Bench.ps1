@@ -87,7 +87,7 @@ try {
     if (-not $SkipThroughput) {
         $model = Join-Path $dir "$Preset.gguf"
         $presetInfo = New-GeneratedModel $model $Preset $script:TrainingFacts
-        $text = ($script:TrainingFacts + "`n") * [math]::Max(2, [math]::Ceiling($Steps * $BatchSize * $ContextLength / 400.0) + 1)
+        $text = ($script:TrainingFacts + "`n") * [math]::Max(2, [math]::Ceiling($Steps * $BatchSize * $ContextLength / 250.0) + 1)
         $bench = & $T 'Training.TrainingBenchmark'
         $method = & $T 'Training.FineTuneMethod'
         $results.Throughput = foreach ($m in 'Lora', 'Full') {
