@@ -237,7 +237,7 @@ public static unsafe class FineTuner
         return (float)(peak * factor);
     }
 
-    private static List<IntPtr> FullParameters(LlamaGraphModel model)
+    internal static List<IntPtr> FullParameters(LlamaGraphModel model)
     {
         var tensors = model.File.Tensors().Where(model.Graph.IsTrainable).ToList();
         var notF32 = tensors.Where(t => Ggml.TypeOf(t) != (int)GgmlType.F32).Select(Ggml.NameOf).ToList();

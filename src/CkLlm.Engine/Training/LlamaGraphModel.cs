@@ -15,6 +15,9 @@ internal sealed unsafe class LlamaGraphModel : IDisposable
     public IntPtr Scheduler => _sched;
     public LlamaHyperParameters Hyper => Graph.Hyper;
 
+    /// <summary>CPU threads the backend computes with.</summary>
+    public int Threads { get; }
+
     /// <summary>
     /// Threads when none are asked for: the cores the other processes leave idle (1-minute load average), at least
     /// one. ggml's CPU threads spin at every barrier, so a thread without a core of its own stalls all the others:
@@ -42,7 +45,8 @@ internal sealed unsafe class LlamaGraphModel : IDisposable
         Ggml.Initialize();
         _backend = Ggml.ggml_backend_cpu_init();
         if (_backend == IntPtr.Zero) throw new InvalidOperationException("ggml could not create its CPU backend.");
-        Ggml.ggml_backend_cpu_set_n_threads(_backend, threads > 0 ? threads : IdleCoreThreads());
+        Threads = threads > 0 ? threads : IdleCoreThreads();
+        Ggml.ggml_backend_cpu_set_n_threads(_backend, Threads);
         try
         {
             File = GgufModelFile.Open(path, _backend);
@@ -59,7 +63,7 @@ internal sealed unsafe class LlamaGraphModel : IDisposable
     }
 
     /// <summary>Creates a no-alloc ggml context large enough for training graphs of this model (forward, backward
-    /// and the backward rewritten by <see cref="BackwardMatMuls"/>).</summary>
+    /// and both rewritten by <see cref="TrainingProducts"/>).</summary>
     public IntPtr NewComputeContext()
     {
         nuint size = (nuint)Graph.GraphSize;

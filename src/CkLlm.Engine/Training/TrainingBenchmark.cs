@@ -40,6 +40,16 @@ public static class TrainingBenchmark
         }
     }
 
+    /// <summary>
+    /// The current path's step against a forward-only pass over the same batches (same model, threads and process),
+    /// and a node-by-node breakdown of a step: the ceiling a step is measured against (an ideal LoRA step costs about
+    /// two forward passes, a Full one three). <paramref name="text"/> must give at least <paramref name="batchSize"/>
+    /// windows of <paramref name="contextLength"/> tokens (up to three batches are used).
+    /// </summary>
+    public static StepProfile ProfileSteps(string modelPath, string text, FineTuneMethod method,
+        int contextLength = 128, int batchSize = 2, int threads = 0, int repeats = 3) =>
+        StepProfiler.Measure(modelPath, text, method, contextLength, batchSize, threads, repeats);
+
     /// <summary>Runs both forward passes over the same <paramref name="tokens"/>-token window, best of <paramref name="repeats"/>.</summary>
     public static ForwardBenchmark MeasureForward(string modelPath, int tokens = 128, int repeats = 3, int threads = 0)
     {

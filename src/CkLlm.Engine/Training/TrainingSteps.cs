@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Runtime.InteropServices;
 using CkLlm.Engine.Model.Gguf;
 using CkLlm.Engine.Training.Native;
@@ -76,15 +77,20 @@ internal sealed unsafe class ReusedGraphSteps : ITrainingSteps
     private readonly Dictionary<IntPtr, IntPtr> _accumulators = new();
     private readonly Dictionary<(int Length, int Sequences, int Rows, int MicroBatches), ShapeGraph> _shapes = new();
     private readonly LinkedList<(int, int, int, int)> _recent = new();
-    private IntPtr _stateContext, _stateBuffer, _accumulatorContext, _accumulatorBuffer, _stepContext;
+    private IntPtr _stateContext, _stateBuffer, _accumulatorContext, _accumulatorBuffer, _stepContext, _flatContext;
     private readonly IntPtr _stepGraph, _adamParams;
     private IntPtr _allocated;
     private int _iteration = 1;
 
-    public ReusedGraphSteps(LlamaGraphModel model, LoraWeights? lora, IReadOnlyList<IntPtr> parameters)
+    private readonly bool _rewriteProducts;
+
+    /// <param name="rewriteProducts">Compute matrix products with the faster kernel (<see cref="TrainingProducts"/>);
+    /// off only for tests that compare against ggml's own graph.</param>
+    public ReusedGraphSteps(LlamaGraphModel model, LoraWeights? lora, IReadOnlyList<IntPtr> parameters, bool rewriteProducts = true)
     {
         _model = model;
         _lora = lora;
+        _rewriteProducts = rewriteProducts;
         try
         {
             nuint overhead = Ggml.ggml_tensor_overhead();
@@ -95,27 +101,40 @@ internal sealed unsafe class ReusedGraphSteps : ITrainingSteps
             {
                 MemSize = (nuint)(parameters.Count + 4) * overhead + Ggml.ggml_graph_overhead_custom(graphSize, false), NoAlloc = true,
             });
-            _adamParams = Ggml.ggml_new_tensor_1d(_stateContext, (int)GgmlType.F32, 7);
-            var moments = new List<(IntPtr Param, IntPtr M, IntPtr V)>();
-            foreach (var p in parameters)
+            // Accumulators, first moments and second moments each in parameter order, so that they can line up.
+            IntPtr Like(IntPtr context, IntPtr p)
             {
                 var shape = Ggml.Shape(p);
-                _accumulators[p] = Ggml.ggml_new_tensor_4d(_accumulatorContext, (int)GgmlType.F32, shape[0], shape[1], shape[2], shape[3]);
-                moments.Add((p, Ggml.ggml_new_tensor_4d(_stateContext, (int)GgmlType.F32, shape[0], shape[1], shape[2], shape[3]),
-                    Ggml.ggml_new_tensor_4d(_stateContext, (int)GgmlType.F32, shape[0], shape[1], shape[2], shape[3])));
+                return Ggml.ggml_new_tensor_4d(context, (int)GgmlType.F32, shape[0], shape[1], shape[2], shape[3]);
             }
+            foreach (var p in parameters) _accumulators[p] = Like(_accumulatorContext, p);
+            var firstMoments = parameters.Select(p => Like(_stateContext, p)).ToList();
+            var secondMoments = parameters.Select(p => Like(_stateContext, p)).ToList();
+            _adamParams = Ggml.ggml_new_tensor_1d(_stateContext, (int)GgmlType.F32, 7);
             _accumulatorBuffer = Allocate(_accumulatorContext, "gradient accumulators");
             _stateBuffer = Allocate(_stateContext, "AdamW moments");
             Ggml.ggml_backend_buffer_clear(_accumulatorBuffer, 0);
             Ggml.ggml_backend_buffer_clear(_stateBuffer, 0);
 
-            // The AdamW graph reads only static tensors, so it runs on the backend without the scheduler.
+            // The AdamW graph reads only static tensors, so it runs on the backend without the scheduler. One node over
+            // all parameters when they lie back to back (LoRA's pairs: 142 nodes on the Medium preset become one).
             _stepGraph = Ggml.ggml_new_graph_custom(_stepContext, graphSize, false);
-            foreach (var (p, m, v) in moments)
-                Ggml.ggml_build_forward_expand(_stepGraph, Ggml.ggml_opt_step_adamw(_stepContext, p, _accumulators[p], m, v, _adamParams));
+            var groups = new List<IReadOnlyList<IntPtr>> { parameters, parameters.Select(p => _accumulators[p]).ToList(), firstMoments, secondMoments };
+            if (FlatViews(groups) is { } flat)
+            {
+                Ggml.ggml_set_param(flat[0]);
+                Ggml.ggml_build_forward_expand(_stepGraph, Ggml.ggml_opt_step_adamw(_stepContext, flat[0], flat[1], flat[2], flat[3], _adamParams));
+                FusedOptimizer = true;
+            }
+            else
+            {
+                for (int i = 0; i < parameters.Count; i++)
+                    Ggml.ggml_build_forward_expand(_stepGraph, Ggml.ggml_opt_step_adamw(_stepContext, parameters[i], _accumulators[parameters[i]],
+                        firstMoments[i], secondMoments[i], _adamParams));
+            }
 
-            // LoRA's base never changes: transpose its projections once for the backward mul_mats (BackwardMatMuls).
-            if (lora is not null)
+            // LoRA's base never changes: transpose its projections once for the backward mul_mats (TrainingProducts).
+            if (lora is not null && rewriteProducts)
                 _transposed = new TransposedWeights(model.Backend, model.Graph.ProjectionWeights());
         }
         catch
@@ -123,6 +142,45 @@ internal sealed unsafe class ReusedGraphSteps : ITrainingSteps
             Dispose();
             throw;
         }
+    }
+
+    /// <summary>True when one AdamW node updates every parameter (<see cref="FlatViews"/>).</summary>
+    internal bool FusedOptimizer { get; }
+
+    /// <summary>
+    /// One 2-D F32 tensor per group over the memory of all its tensors, when every group's tensors are F32,
+    /// contiguous, in one buffer, back to back with no gap and at the same offsets as the first group's (a gap could
+    /// hold a tensor that is not trained, which AdamW's weight decay would change). Rows let ggml split the update
+    /// over its threads. Null when the layouts differ.
+    /// </summary>
+    private IntPtr[]? FlatViews(IReadOnlyList<IReadOnlyList<IntPtr>> groups)
+    {
+        long bytes = 0;
+        foreach (var group in groups)
+        {
+            var first = (GgmlTensor*)group[0];
+            long offset = 0;
+            foreach (var tensor in group)
+            {
+                var t = (GgmlTensor*)tensor;
+                if (t->Type != (int)GgmlType.F32 || t->Buffer != first->Buffer || t->ViewSrc != IntPtr.Zero || t->Data == IntPtr.Zero
+                    || t->Nb[0] != 4 || (long)t->Data - (long)first->Data != offset) return null;
+                offset += (long)Ggml.ggml_nbytes(tensor);
+            }
+            if (bytes != 0 && offset != bytes) return null;
+            bytes = offset;
+        }
+        long elements = bytes / 4;
+        long row = new long[] { 4096, 1024, 256, 64, 16, 4, 1 }.First(r => elements % r == 0);
+        _flatContext = Ggml.ggml_init(new GgmlInitParams { MemSize = (nuint)(groups.Count + 1) * Ggml.ggml_tensor_overhead(), NoAlloc = true });
+        return groups.Select(group =>
+        {
+            var flat = Ggml.ggml_new_tensor_2d(_flatContext, (int)GgmlType.F32, row, elements / row);
+            var t = (GgmlTensor*)flat;
+            t->Buffer = ((GgmlTensor*)group[0])->Buffer;
+            t->Data = ((GgmlTensor*)group[0])->Data;
+            return flat;
+        }).ToArray();
     }
 
     private IntPtr Allocate(IntPtr context, string what)
@@ -135,13 +193,16 @@ internal sealed unsafe class ReusedGraphSteps : ITrainingSteps
     {
         double lossSum = 0;
         int rows = 0;
+        long mark = Stopwatch.GetTimestamp();
         foreach (var batch in microBatches)
         {
             var encoded = EncodedBatch.Encode(batch);
             if (encoded.Rows.Length == 0) continue;
             var shape = Shape(encoded, microBatches.Count);
             shape.Load(encoded, _model.Hyper.VocabularySize);
+            Times.Prepare += Lap(ref mark);
             Compute(shape.Backward);
+            Times.Graph += Lap(ref mark);
             var loss = shape.ReadLoss();
             lossSum += loss * encoded.Rows.Length;
             rows += encoded.Rows.Length;
@@ -158,11 +219,48 @@ internal sealed unsafe class ReusedGraphSteps : ITrainingSteps
         if (status != 0) throw new InvalidOperationException($"The AdamW step failed with ggml status {status}.");
         _iteration++;
         Ggml.ggml_backend_buffer_clear(_accumulatorBuffer, 0);
+        Times.Optimizer += Lap(ref mark);
         return (lossSum / rows, rows);
     }
 
-    /// <summary>out_prods turned into mul_mats over all backward graphs built so far.</summary>
-    internal int RewrittenOutProducts => _shapes.Values.Sum(s => s.RewrittenOutProducts);
+    /// <summary>Where <see cref="Train"/>'s time went so far (seconds): preparing and loading inputs (and building a new
+    /// shape's graphs), the forward + backward graph (allocation included), and the AdamW step with the gradient reset.</summary>
+    internal (double Prepare, double Graph, double Optimizer) Times;
+
+    private static double Lap(ref long mark)
+    {
+        long now = Stopwatch.GetTimestamp();
+        double seconds = Stopwatch.GetElapsedTime(mark, now).TotalSeconds;
+        mark = now;
+        return seconds;
+    }
+
+    /// <summary>The nodes of every forward graph built so far (the backward graphs start with them).</summary>
+    internal IEnumerable<IntPtr> ForwardNodes() => _shapes.Values.SelectMany(s =>
+        Enumerable.Range(0, Ggml.ggml_graph_n_nodes(s.Forward)).Select(i => Ggml.ggml_graph_node(s.Forward, i)));
+
+    /// <summary>The frozen weights' transposed copies the backward graphs read (LoRA), or none.</summary>
+    internal IEnumerable<IntPtr> TransposedCopies => _transposed?.Copies.Values ?? [];
+
+    /// <summary>Products computed by another kernel (<see cref="TrainingProducts"/>), over all shapes built so far.</summary>
+    internal ProductRewrites Rewrites => _shapes.Values.Aggregate(new ProductRewrites(), (sum, s) => new ProductRewrites(
+        sum.OutProdsAsMulMats + s.Rewrites.OutProdsAsMulMats, sum.NarrowMulMatsAsOutProds + s.Rewrites.NarrowMulMatsAsOutProds,
+        sum.NarrowOutProdsTransposed + s.Rewrites.NarrowOutProdsTransposed));
+
+    /// <summary>
+    /// Gradients of one batch's mean loss (no optimizer step; the accumulators are cleared again), for tests that
+    /// compare graphs.
+    /// </summary>
+    internal Dictionary<IntPtr, float[]> Gradients(IReadOnlyList<TrainingWindow> batch)
+    {
+        var encoded = EncodedBatch.Encode(batch);
+        var shape = Shape(encoded, 1);
+        shape.Load(encoded, _model.Hyper.VocabularySize);
+        Compute(shape.Backward);
+        var gradients = _accumulators.ToDictionary(kv => kv.Key, kv => LoraWeights.Get(kv.Value));
+        Ggml.ggml_backend_buffer_clear(_accumulatorBuffer, 0);
+        return gradients;
+    }
 
     public (double Loss, int Rows) Evaluate(IReadOnlyList<TrainingWindow> batch)
     {
@@ -230,7 +328,7 @@ internal sealed unsafe class ReusedGraphSteps : ITrainingSteps
             }
             evicted.Dispose();
         }
-        shape = new ShapeGraph(_model, _lora, _accumulators, _transposed, batch, 1f / microBatches);
+        shape = new ShapeGraph(_model, _lora, _accumulators, _transposed, batch, 1f / microBatches, _rewriteProducts);
         _shapes[key] = shape;
         _recent.AddFirst(key);
         return shape;
@@ -243,6 +341,7 @@ internal sealed unsafe class ReusedGraphSteps : ITrainingSteps
         _shapes.Clear();
         _transposed?.Dispose();
         if (_stepContext != IntPtr.Zero) { Ggml.ggml_free(_stepContext); _stepContext = IntPtr.Zero; }
+        if (_flatContext != IntPtr.Zero) { Ggml.ggml_free(_flatContext); _flatContext = IntPtr.Zero; }
         if (_accumulatorBuffer != IntPtr.Zero) { Ggml.ggml_backend_buffer_free(_accumulatorBuffer); _accumulatorBuffer = IntPtr.Zero; }
         if (_stateBuffer != IntPtr.Zero) { Ggml.ggml_backend_buffer_free(_stateBuffer); _stateBuffer = IntPtr.Zero; }
         if (_accumulatorContext != IntPtr.Zero) { Ggml.ggml_free(_accumulatorContext); _accumulatorContext = IntPtr.Zero; }
@@ -260,11 +359,11 @@ internal sealed unsafe class ReusedGraphSteps : ITrainingSteps
         public IntPtr Forward { get; }
         public IntPtr Backward { get; }
 
-        /// <summary>out_prods of the backward graph computed as mul_mats (<see cref="BackwardMatMuls"/>).</summary>
-        public int RewrittenOutProducts { get; }
+        /// <summary>Products computed by another kernel than ggml's default (<see cref="TrainingProducts"/>).</summary>
+        public ProductRewrites Rewrites { get; }
 
         public ShapeGraph(LlamaGraphModel model, LoraWeights? lora, Dictionary<IntPtr, IntPtr> accumulators, TransposedWeights? transposed,
-            EncodedBatch batch, float lossScale)
+            EncodedBatch batch, float lossScale, bool rewriteProducts)
         {
             try
             {
@@ -300,7 +399,11 @@ internal sealed unsafe class ReusedGraphSteps : ITrainingSteps
                     else if (accumulators.TryGetValue(node, out var accumulator)) gradAccumulators[i] = accumulator;
                 }
                 fixed (IntPtr* p = gradAccumulators) Ggml.ggml_build_backward_expand(_context, Backward, p);
-                (Backward, RewrittenOutProducts) = BackwardMatMuls.Rewrite(_context, Backward, model.Graph.GraphSize, transposed?.Copies);
+                if (!rewriteProducts) return;
+                (Backward, Rewrites) = TrainingProducts.Rewrite(_context, Backward, model.Graph.GraphSize, transposed?.Copies);
+                // The rewrite may have changed forward products too: the forward graph picks up their new operands.
+                Forward = Ggml.ggml_new_graph_custom(_context, (nuint)model.Graph.GraphSize, false);
+                Ggml.ggml_build_forward_expand(Forward, _loss);
             }
             catch
             {

@@ -1,4 +1,6 @@
+using CkLlm.Engine.Model.Generation;
 using CkLlm.Engine.Training;
+using CkLlm.Engine.Training.Native;
 using Xunit.Abstractions;
 
 namespace CkLlm.Engine.Tests.Training;
@@ -59,13 +61,85 @@ public class TrainingStepsTests(TrainingFixture fixture, ITestOutputHelper outpu
         var small = windows.Take(1).ToList();
         steps.Train([windows.Skip(1).Take(2).ToList()], 1e-3f, 0);
         // The backward graph multiplies matrices with mul_mat (out_prods rewritten), so the parity test above covers it.
-        Assert.True(steps.RewrittenOutProducts > 0);
+        Assert.True(steps.Rewrites.OutProdsAsMulMats > 0);
+        // LoRA's pairs lie back to back: one AdamW node updates them all (the parity test above covers its updates).
+        Assert.True(steps.FusedOptimizer);
         var first = steps.Evaluate(small).Loss;
         var large = steps.Evaluate(windows.Take(8).ToList()).Loss;
         var again = steps.Evaluate(small).Loss;
         output.WriteLine($"small {first:F6}, large {large:F6}, small again {again:F6}");
         Assert.True(first > 1, $"loss {first}");
         Assert.Equal(first, again, 5);
+    }
+
+    [Theory]
+    [InlineData(FineTuneMethod.Lora)]
+    [InlineData(FineTuneMethod.Full)]
+    public void RewrittenProductsGiveTheGradientsOfGgmlsOwnGraph(FineTuneMethod method)
+    {
+        var batch = TrainingData.Build(fixture.GqaModel, [TrainingFixture.Facts], [], 32).Take(4).ToList();
+        var (plain, plainRewrites, plainLoss) = Gradients(method, batch, rewriteProducts: false);
+        var (rewritten, rewrites, forwardLoss) = Gradients(method, batch, rewriteProducts: true);
+        output.WriteLine($"{method}: {rewrites}");
+        Assert.Equal(0, plainRewrites.Total);
+        // Each rule ran: long out_prods as mul_mats, and for LoRA its rank-r products the other way round.
+        Assert.True(rewrites.OutProdsAsMulMats > 0, rewrites.ToString());
+        if (method == FineTuneMethod.Lora)
+        {
+            Assert.True(rewrites.NarrowMulMatsAsOutProds > 0, rewrites.ToString());
+            Assert.True(rewrites.NarrowOutProdsTransposed > 0, rewrites.ToString());
+        }
+        // The forward products changed kernels too: the loss is the same.
+        Assert.True(forwardLoss > 1, $"loss {forwardLoss}");
+        Assert.Equal(plainLoss, forwardLoss, 4);
+        Assert.Equal(plain.Count, rewritten.Count);
+        double largest = plain.Values.Max(g => g.Max(MathF.Abs));
+        Assert.True(largest > 1e-4, "the gradients are all zero: nothing was compared");
+        foreach (var (name, expected) in plain)
+        {
+            var actual = rewritten[name];
+            double worst = expected.Zip(actual, (e, a) => Math.Abs(e - a)).Max();
+            Assert.True(worst <= 1e-4 * largest, $"{name}: gradients differ by {worst} (largest gradient {largest})");
+        }
+    }
+
+    [Fact]
+    public void ALoraStepComputesNoGradientOfAFrozenWeight()
+    {
+        var lora = TrainingBenchmark.ProfileSteps(fixture.TinyModel, TrainingFactsTwice, FineTuneMethod.Lora, contextLength: 32, batchSize: 2, threads: 1, repeats: 1);
+        var full = TrainingBenchmark.ProfileSteps(fixture.TinyModel, TrainingFactsTwice, FineTuneMethod.Full, contextLength: 32, batchSize: 2, threads: 1, repeats: 1);
+        foreach (var o in lora.ByOp()) output.WriteLine($"{o.Phase} {o.Op} {o.Operand}: {o.Nodes} nodes, {o.Milliseconds:F2} ms");
+        double Part(StepProfile p, string name) => p.Parts().Single(x => x.Part == name).Milliseconds;
+        // Full computes weight gradients and the token embedding's (get_rows back into [width, vocabulary]); LoRA
+        // neither, only its own products (and the get_rows back of the scored rows, an activation gradient).
+        bool EmbeddingGradient(OpTime o) => o.Op == "GET_ROWS_BACK" && o.Shapes.EndsWith($",{ModelPreset.Tiny.VocabularySize}]", StringComparison.Ordinal);
+        Assert.True(Part(full, "backward: weight gradients") > 0);
+        Assert.Contains(full.Ops, EmbeddingGradient);
+        Assert.Equal(0, Part(lora, "backward: weight gradients"));
+        Assert.DoesNotContain(lora.Ops, EmbeddingGradient);
+        Assert.True(Part(lora, "backward: LoRA products") > 0);
+        Assert.True(Part(lora, "backward: input gradients through weights") > 0);
+        Assert.True(lora.ForwardTokensPerSecond > 0 && lora.TrainTokensPerSecond > 0);
+    }
+
+    private static string TrainingFactsTwice => TrainingFixture.Facts + "\n" + TrainingFixture.Facts;
+
+    /// <summary>One batch's gradients by parameter name, from fresh weights (LoRA's B random too, so every LoRA
+    /// product carries a gradient), and the forward-only loss of the same graph.</summary>
+    private (Dictionary<string, float[]> Gradients, ProductRewrites Rewrites, double Loss) Gradients(FineTuneMethod method, List<TrainingWindow> batch, bool rewriteProducts)
+    {
+        using var model = new LlamaGraphModel(fixture.GqaModel);
+        using var lora = method == FineTuneMethod.Lora ? new LoraWeights(model.Graph, model.Backend, 4, 8, LoraTargets.All, seed: 3) : null;
+        var parameters = lora is not null ? lora.Parameters.ToList() : FineTuner.FullParameters(model);
+        foreach (var p in parameters) Ggml.ggml_set_param(p);
+        var random = new Random(5);
+        if (lora is not null)
+            foreach (var p in parameters)
+                LoraWeights.Set(p, Enumerable.Range(0, (int)Ggml.ggml_nelements(p)).Select(_ => (float)(random.NextDouble() - 0.5) * 0.2f).ToArray());
+        using var steps = new ReusedGraphSteps(model, lora, parameters, rewriteProducts);
+        var gradients = steps.Gradients(batch);
+        var loss = steps.Evaluate(batch).Loss;
+        return (gradients.ToDictionary(kv => Ggml.NameOf(kv.Key), kv => kv.Value), steps.Rewrites, loss);
     }
 
     [Fact]

@@ -164,6 +164,9 @@ internal static unsafe class Ggml
     [DllImport(GgmlLibrary.Base)] public static extern void ggml_backend_sched_reset(IntPtr sched);
     [DllImport(GgmlLibrary.Base)] [return: MarshalAs(UnmanagedType.U1)] public static extern bool ggml_backend_sched_alloc_graph(IntPtr sched, IntPtr graph);
     [DllImport(GgmlLibrary.Base)] public static extern int ggml_backend_sched_graph_compute(IntPtr sched, IntPtr graph);
+    /// <summary>callback: bool (*)(struct ggml_tensor * t, bool ask, void * user_data); zero turns it off.</summary>
+    [DllImport(GgmlLibrary.Base)] public static extern void ggml_backend_sched_set_eval_callback(IntPtr sched, IntPtr callback, IntPtr userData);
+    [DllImport(GgmlLibrary.Base)] public static extern IntPtr ggml_op_desc(IntPtr tensor);
 
     // ---- ggml-opt.h ----
     [DllImport(GgmlLibrary.Base)] public static extern IntPtr ggml_opt_init(GgmlOptParams p);
