@@ -60,27 +60,35 @@ public sealed partial class KnowledgeBase
 
         List<(long Id, double Score)> keyword = [];
         List<(long Id, double Score)> vector = [];
-        List<(long Id, double Score)>? vectorOnlyKeywordScores = null;
+        List<(long Id, double Score)> vectorOnlyKeywordScores = [];
         if (queryVector is { } qv)
         {
             vector = filterIds is not null ? ExactSearch(qv, filterIds, candidates) : VectorSearch(qv, candidates);
         }
-        if (options.Mode == SearchMode.Hybrid && filterIds is null)
+        if (options.Mode != SearchMode.Vector)
         {
-            // The keyword hits and the keyword scores of the vector candidates from one full-text match.
-            (keyword, vectorOnlyKeywordScores) = _store.KeywordSearchAndScores(query, candidates, vector.Select(v => v.Id).ToList(), options.KeywordWeights);
-        }
-        else if (options.Mode != SearchMode.Vector)
-        {
-            keyword = _store.KeywordSearch(query, filterIds is null ? candidates : candidates * 20, options.KeywordWeights);
-            if (filterIds is not null) keyword = keyword.Where(k => filterIds.Contains(k.Id)).Take(candidates).ToList();
+            int depth = filterIds is null ? candidates : candidates * 20;
+            // Hybrid: the keyword hits and the keyword scores of the vector candidates from one full-text match.
+            if (options.Mode == SearchMode.Hybrid)
+                (keyword, vectorOnlyKeywordScores) = _store.KeywordSearchAndScores(query, depth, vector.Select(v => v.Id).ToList(), options.KeywordWeights);
+            else
+                keyword = _store.KeywordSearch(query, depth, options.KeywordWeights);
+            if (filterIds is not null)
+            {
+                var matched = keyword;
+                keyword = matched.Where(k => filterIds.Contains(k.Id)).Take(candidates).ToList();
+                // Vector candidates among the matches that the cut above left out still need their keyword score.
+                var kept = keyword.Select(k => k.Id).ToHashSet();
+                var vectorIds = vector.Select(v => v.Id).ToHashSet();
+                vectorOnlyKeywordScores.AddRange(matched.Where(k => vectorIds.Contains(k.Id) && !kept.Contains(k.Id)));
+            }
         }
 
         List<(long Id, double Score)> ranked = options.Mode switch
         {
             SearchMode.Keyword => keyword,
             SearchMode.Vector => vector,
-            _ => FuseHybrid(query, queryVector!, keyword, vector, vectorOnlyKeywordScores, options),
+            _ => FuseHybrid(queryVector!, keyword, vector, vectorOnlyKeywordScores, options),
         };
 
         var chunks = _store.GetChunks(ranked.Take(candidates * 2).Select(r => r.Id).ToList());
@@ -104,15 +112,14 @@ public sealed partial class KnowledgeBase
         return hits;
     }
 
-    /// <summary>Completes each side's evidence for the other side's candidates (the cosine of keyword-only chunks,
-    /// the BM25 of vector-only chunks, unless already given: both cheap for a few dozen ids), then fuses per document.</summary>
-    private List<(long Id, double Score)> FuseHybrid(string query, float[] queryVector, List<(long Id, double Score)> keyword,
-        List<(long Id, double Score)> vector, List<(long Id, double Score)>? vectorOnlyKeywordScores, SearchOptions options)
+    /// <summary>Completes the vector side's evidence for keyword-only chunks (their cosine: cheap for a few dozen ids;
+    /// the keyword side's for vector-only chunks comes from the same full-text match as the hits), then fuses per document.</summary>
+    private List<(long Id, double Score)> FuseHybrid(float[] queryVector, List<(long Id, double Score)> keyword,
+        List<(long Id, double Score)> vector, List<(long Id, double Score)> vectorOnlyKeywordScores, SearchOptions options)
     {
         var keywordIds = keyword.Select(k => k.Id).ToHashSet();
         var vectorIds = vector.Select(v => v.Id).ToHashSet();
         var keywordOnly = keywordIds.Where(id => !vectorIds.Contains(id)).ToList();
-        vectorOnlyKeywordScores ??= _store.KeywordScores(query, vectorIds.Where(id => !keywordIds.Contains(id)).ToList(), options.KeywordWeights);
         var allKeyword = keyword.Concat(vectorOnlyKeywordScores).ToList();
         var allVector = vector.Concat(ExactSearch(queryVector, keywordOnly, keywordOnly.Count)).ToList();
         var sources = _store.SourceIdsOf(keywordIds.Union(vectorIds).ToList());
