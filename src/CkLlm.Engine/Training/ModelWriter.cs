@@ -16,8 +16,6 @@ internal static unsafe class ModelWriter
     {
         outputPath = Path.GetFullPath(outputPath);
         Directory.CreateDirectory(Path.GetDirectoryName(outputPath)!);
-        var temp = outputPath + ".tmp-" + Environment.ProcessId;
-        var unquantized = quantization is null ? temp : temp + ".f32";
         var gguf = Ggml.gguf_init_empty();
         // Merged tensors live in this context (allocated in host memory) until the file is written.
         var mergedCount = lora is null ? 0 : model.Hyper.BlockCount * lora.Targets.Count;
@@ -57,17 +55,17 @@ internal static unsafe class ModelWriter
                     Ggml.gguf_add_tensor(gguf, tensor); // data read from the backend buffer while writing
                 }
             }
-            if (!Ggml.gguf_write_to_file(gguf, unquantized, false)) throw new IOException($"ggml could not write '{unquantized}'.");
-            // The same quantizer as New-CkModel's: llama.cpp's own names, the output matrix quantized as llama-quantize does.
-            if (quantization is not null) ModelQuantization.Quantize(unquantized, temp, quantization);
-            File.Move(temp, outputPath, overwrite: true);
+            // The same temporary files and quantizer as New-CkModel's: llama.cpp's own names, the output matrix
+            // quantized as llama-quantize does.
+            ModelQuantization.WriteModelFile(outputPath, quantization, unquantized =>
+            {
+                if (!Ggml.gguf_write_to_file(gguf, unquantized, false)) throw new IOException($"ggml could not write '{unquantized}'.");
+            });
         }
         finally
         {
             Ggml.gguf_free(gguf);
             if (mergedContext != IntPtr.Zero) Ggml.ggml_free(mergedContext);
-            if (File.Exists(temp)) File.Delete(temp);
-            if (File.Exists(temp + ".f32")) File.Delete(temp + ".f32");
         }
     }
 

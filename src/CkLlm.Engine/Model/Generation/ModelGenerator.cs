@@ -171,30 +171,12 @@ public static class ModelGenerator
         cancellationToken.ThrowIfCancellationRequested();
         progress?.Report(0.8);
         if (quantization == ModelQuantization.Unquantized) w.WriteTo(path, cancellationToken);
-        else WriteQuantized(w, path, quantization, progress, cancellationToken);
-        progress?.Report(1.0);
-    }
-
-    /// <summary>Writes the F32 model to a temporary file, quantizes it into another and renames that one, so a failure
-    /// or Ctrl+C (seen once llama.cpp returns) leaves neither behind.</summary>
-    private static void WriteQuantized(GgufWriter w, string path, string quantization, IProgress<double>? progress, CancellationToken cancellationToken)
-    {
-        var full = Path.GetFullPath(path);
-        var unquantized = full + ".f32-" + Environment.ProcessId;
-        var quantized = full + ".tmp-" + Environment.ProcessId;
-        try
+        else ModelQuantization.WriteModelFile(path, quantization, unquantized =>
         {
             w.WriteTo(unquantized, cancellationToken);
             progress?.Report(0.85);
-            ModelQuantization.Quantize(unquantized, quantized, quantization);
-            cancellationToken.ThrowIfCancellationRequested();
-            File.Move(quantized, full, overwrite: true);
-        }
-        finally
-        {
-            if (File.Exists(unquantized)) File.Delete(unquantized);
-            if (File.Exists(quantized)) File.Delete(quantized);
-        }
+        }, cancellationToken);
+        progress?.Report(1.0);
     }
 
     private static float[] Ones(int n)

@@ -40,6 +40,31 @@ public static class ModelQuantization
     }
 
     /// <summary>
+    /// Writes a model file through temporary files beside it: <paramref name="writeF32"/> writes the F32 model to the
+    /// path it is given, llama.cpp quantizes that to <paramref name="quantization"/> (null: kept as written), and the
+    /// result is renamed into place. A failure, or a cancellation seen once llama.cpp returns, leaves neither behind.
+    /// </summary>
+    public static void WriteModelFile(string path, string? quantization, Action<string> writeF32, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(writeF32);
+        var full = Path.GetFullPath(path);
+        var temp = full + ".tmp-" + Environment.ProcessId;
+        var unquantized = quantization is null ? temp : temp + ".f32";
+        try
+        {
+            writeF32(unquantized);
+            if (quantization is not null) Quantize(unquantized, temp, quantization);
+            cancellationToken.ThrowIfCancellationRequested();
+            File.Move(temp, full, overwrite: true);
+        }
+        finally
+        {
+            if (File.Exists(temp)) File.Delete(temp);
+            if (File.Exists(unquantized)) File.Delete(unquantized);
+        }
+    }
+
+    /// <summary>
     /// Writes <paramref name="source"/> quantized to <paramref name="name"/> at <paramref name="destination"/> with
     /// llama.cpp's quantizer, the output matrix included (as published GGUFs have it; LLamaSharp's default leaves it
     /// unquantized). Matrices whose rows do not divide into the type's blocks (K-quants need multiples of 256) get
