@@ -35,8 +35,7 @@ public static unsafe class FineTuner
         using var lora = options.Method == FineTuneMethod.Lora
             ? new LoraWeights(model.Graph, model.Backend, options.Rank, options.Alpha, plan.LoraTargets, options.Seed)
             : null;
-        var parameters = lora is not null ? lora.Parameters.ToList() : FullParameters(model);
-        foreach (var t in parameters) Ggml.ggml_set_param(t);
+        var parameters = TrainableParameters(model, lora);
         long trainable = parameters.Sum(Ggml.ggml_nelements);
 
         var state = new CheckpointState(modelPath, options.Method.ToString(), options.Rank, options.Alpha, options.ContextLength, 0, 0, [], [], double.PositiveInfinity, 0);
@@ -237,7 +236,15 @@ public static unsafe class FineTuner
         return (float)(peak * factor);
     }
 
-    internal static List<IntPtr> FullParameters(LlamaGraphModel model)
+    /// <summary>The tensors a step trains (the LoRA pairs, or every trainable weight for Full), marked as ggml parameters.</summary>
+    internal static List<IntPtr> TrainableParameters(LlamaGraphModel model, LoraWeights? lora)
+    {
+        var parameters = lora is not null ? lora.Parameters.ToList() : FullParameters(model);
+        foreach (var t in parameters) Ggml.ggml_set_param(t);
+        return parameters;
+    }
+
+    private static List<IntPtr> FullParameters(LlamaGraphModel model)
     {
         var tensors = model.File.Tensors().Where(model.Graph.IsTrainable).ToList();
         var notF32 = tensors.Where(t => Ggml.TypeOf(t) != (int)GgmlType.F32).Select(Ggml.NameOf).ToList();

@@ -72,8 +72,7 @@ internal static unsafe class StepProfiler
         using var lora = method == FineTuneMethod.Lora
             ? new LoraWeights(model.Graph, model.Backend, defaults.Rank, defaults.Alpha, FineTunePlan.DefaultLoraTargets(model.Graph.HasOutputTensor), defaults.Seed)
             : null;
-        var parameters = lora is not null ? lora.Parameters.ToList() : FineTuner.FullParameters(model);
-        foreach (var t in parameters) Ggml.ggml_set_param(t);
+        var parameters = FineTuner.TrainableParameters(model, lora);
         using var steps = new ReusedGraphSteps(model, lora, parameters, rewriteProducts);
         const float learningRate = 1e-5f;
 

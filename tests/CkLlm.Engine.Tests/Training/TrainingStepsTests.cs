@@ -130,8 +130,7 @@ public class TrainingStepsTests(TrainingFixture fixture, ITestOutputHelper outpu
     {
         using var model = new LlamaGraphModel(fixture.GqaModel);
         using var lora = method == FineTuneMethod.Lora ? new LoraWeights(model.Graph, model.Backend, 4, 8, LoraTargets.All, seed: 3) : null;
-        var parameters = lora is not null ? lora.Parameters.ToList() : FineTuner.FullParameters(model);
-        foreach (var p in parameters) Ggml.ggml_set_param(p);
+        var parameters = FineTuner.TrainableParameters(model, lora);
         var random = new Random(5);
         if (lora is not null)
             foreach (var p in parameters)
