@@ -28,7 +28,7 @@ internal sealed class RemoteEndpoint
         options.Validate();
         BaseUri = ApiBase(options.Endpoint);
         ServerRoot = Root(BaseUri);
-        Display = BaseUri.GetLeftPart(UriPartial.Path).TrimEnd('/');
+        Display = DisplayOf(options.Endpoint);
         _apiKey = string.IsNullOrEmpty(options.ApiKey) ? null : options.ApiKey;
         var clientOptions = new OpenAIClientOptions
         {
@@ -68,6 +68,9 @@ internal sealed class RemoteEndpoint
         builder.Path = (path.Length == 0 ? "/v1" : path) + "/";
         return builder.Uri;
     }
+
+    /// <summary>The API base as shown in messages and recorded in locators: no credentials, query or trailing slash.</summary>
+    public static string DisplayOf(Uri endpoint) => ApiBase(endpoint).GetLeftPart(UriPartial.Path).TrimEnd('/');
 
     private static Uri Root(Uri apiBase)
     {

@@ -70,7 +70,7 @@ public sealed class RemoteEmbedder : IEmbedder
     {
         ArgumentNullException.ThrowIfNull(endpoint);
         ArgumentException.ThrowIfNullOrWhiteSpace(model);
-        return LocatorFor(RemoteEndpoint.ApiBase(endpoint).GetLeftPart(UriPartial.Path).TrimEnd('/'), model, null);
+        return LocatorFor(RemoteEndpoint.DisplayOf(endpoint), model, null);
     }
 
     private static string LocatorFor(string apiBase, string model, int? dimensions) =>
@@ -115,7 +115,7 @@ public sealed class RemoteEmbedder : IEmbedder
     /// <summary>Forgets every key given in this process (session reset).</summary>
     public static void ForgetKeys() => Keys.Clear();
 
-    private static string KeyName(Uri endpoint) => RemoteEndpoint.ApiBase(endpoint).GetLeftPart(UriPartial.Path).TrimEnd('/');
+    private static string KeyName(Uri endpoint) => RemoteEndpoint.DisplayOf(endpoint);
 
     private static string? KeyFor(Uri endpoint) =>
         Keys.TryGetValue(KeyName(endpoint), out var key) ? key
