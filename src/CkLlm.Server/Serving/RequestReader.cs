@@ -5,14 +5,14 @@ using Microsoft.AspNetCore.Http;
 
 namespace CkLlm.Server.Serving;
 
+/// <summary>A /v1/completions request's choices in OpenAI's order, <see cref="PerPrompt"/> (n) for each prompt.</summary>
+internal sealed record TextCompletionChoices(IReadOnlyList<CompletionRequest> Choices, int PerPrompt);
+
 /// <summary>
 /// Turns an OpenAI request body into the engine's request records. Everything a client can get wrong (not JSON, the
 /// wrong JSON type, out-of-range numbers, unsupported shapes) becomes an <see cref="ApiError"/> 400 naming the
 /// parameter, before any model is asked.
 /// </summary>
-/// <summary>A /v1/completions request's choices in OpenAI's order, <see cref="PerPrompt"/> (n) for each prompt.</summary>
-internal sealed record TextCompletionChoices(IReadOnlyList<CompletionRequest> Choices, int PerPrompt);
-
 internal static class RequestReader
 {
     /// <summary>Most stop strings OpenAI accepts.</summary>
