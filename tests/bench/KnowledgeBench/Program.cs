@@ -11,6 +11,7 @@ using CkLlm.Engine.Knowledge.Storage;
 //   KnowledgeBench hnsw <count> <random|clustered> <out.json> [queries]
 //   KnowledgeBench latency <corpusDir> <kbDir> <out.json> <chunks> <questions.csv>
 //   KnowledgeBench dump <kbDir> <embedder> <out.json> <questions.csv>
+//   KnowledgeBench embed <texts.json> <embedder> <out.json>   (passages; for offline fusion experiments)
 //   KnowledgeBench eval <corpusDir> <kbDir> <embedder> <out.json> <questions.csv> <perSplit> <distractors> [tune] [chunk=<tokens>]
 CultureInfo.DefaultThreadCurrentCulture = CultureInfo.InvariantCulture;
 var mode = args[0];
@@ -20,13 +21,21 @@ object result = mode switch
     "hnsw" => Hnsw(int.Parse(args[1]), args[2], args.Length > 4 ? int.Parse(args[4]) : 200),
     "latency" => Latency(args[1], args[2], int.Parse(args[4]), args[5]),
     "dump" => EvalSet.Dump(args[1], args[2], args[4]),
+    "embed" => EmbedTexts(args[1], args[2]),
     "eval" => EvalSet.Run(args[1], args[2], args[3], args[5], int.Parse(args[6]), int.Parse(args[7]), args.Skip(8).Contains("tune"),
         args.Skip(8).Where(a => a.StartsWith("chunk=", StringComparison.Ordinal)).Select(a => int.Parse(a[6..])).FirstOrDefault()),
     _ => throw new ArgumentException("mode: eval | latency | ingest | hnsw"),
 };
-var outPath = mode is "hnsw" or "ingest" or "latency" or "dump" ? args[3] : args[4];
+var outPath = mode is "hnsw" or "ingest" or "latency" or "dump" or "embed" ? args[3] : args[4];
 File.WriteAllText(outPath, JsonSerializer.Serialize(result, new JsonSerializerOptions { WriteIndented = true }));
-if (mode != "dump") Console.WriteLine(File.ReadAllText(outPath));
+if (mode is not ("dump" or "embed")) Console.WriteLine(File.ReadAllText(outPath));
+
+static float[][] EmbedTexts(string textsJson, string embedderName)
+{
+    using var embedder = EmbedderRegistry.Resolve(embedderName);
+    var texts = JsonSerializer.Deserialize<string[]>(File.ReadAllText(textsJson)) ?? [];
+    return texts.Chunk(16).SelectMany(batch => embedder.Embed(batch)).ToArray();
+}
 
 // Ingest speed against the raw encoder on the same chunks. The machine is shared, so the two are interleaved in
 // rounds (ingest a slice of files, then encode exactly the chunks that slice produced) to keep load drift from
