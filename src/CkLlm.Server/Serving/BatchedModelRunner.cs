@@ -14,7 +14,9 @@ namespace CkLlm.Server.Serving;
 /// a new request joins at the next step instead of waiting for the others to finish. Prompts are fed in chunks beside
 /// the running sequences' tokens, so a long prompt does not stall everyone's stream.
 /// </summary>
-/// <remarks>Generation semantics (chat format, grammar checks before llama.cpp, stop strings, max tokens, finish
+/// <remarks>The loop thread releases its OpenMP worker threads whenever it goes idle (see
+/// <see cref="OpenMpThreadPool"/>): an idle served model must not change how every other decode in the process waits.
+/// Generation semantics (chat format, grammar checks before llama.cpp, stop strings, max tokens, finish
 /// reasons, the result record) are the same as <see cref="CompletionEngine"/>'s; only the scheduling differs. The
 /// runner holds a use lease on the model while it has a context, and frees the context once the model is removed
 /// and its last sequence ends.</remarks>
@@ -143,6 +145,7 @@ internal sealed class BatchedModelRunner : IDisposable
             var batch = new LLamaBatch();
             var batchSize = (int)context.BatchSize;
             var vocab = _model.Weights.Vocab;
+            var decodedSinceIdle = false;
 
             while (true)
             {
@@ -151,6 +154,9 @@ internal sealed class BatchedModelRunner : IDisposable
                 if (running.All(s => s is null) && waiting.Count == 0)
                 {
                     if (_model.IsDisposed) break;
+                    // Idle: give this thread's OpenMP workers back before blocking (see OpenMpThreadPool).
+                    if (decodedSinceIdle) OpenMpThreadPool.ReleaseCallingThreadPool();
+                    decodedSinceIdle = false;
                     if (!WaitForWork(waiting)) break;
                 }
 
@@ -197,6 +203,7 @@ internal sealed class BatchedModelRunner : IDisposable
                 var decodeStart = Stopwatch.GetTimestamp();
                 if (batch.TokenCount > 0)
                 {
+                    decodedSinceIdle = true;
                     var result = context.Decode(batch);
                     if (result != DecodeResult.Ok) throw new InvalidOperationException($"llama.cpp failed to decode a batch ({result}).");
                 }

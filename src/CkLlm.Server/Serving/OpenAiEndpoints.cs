@@ -210,17 +210,13 @@ internal static class OpenAiEndpoints
             inFlight.AddRange(firsts);
             await FirstFailureOrAll(firsts, cancel).ConfigureAwait(false);
             if (firsts.Any(f => !f.Result)) throw new InvalidOperationException("The generation ended without a result.");
-            var events = Channel.CreateUnbounded<(int Index, GenerationEvent Event)>(new UnboundedChannelOptions { SingleReader = true });
-            var pumps = enumerators.Select((e, index) => PumpAsync(e, index, events.Writer)).ToArray();
-            inFlight.AddRange(pumps);
-            _ = Task.WhenAll(pumps).ContinueWith(t => events.Writer.TryComplete(t.IsCanceled ? new OperationCanceledException(cancel.Token) : t.Exception?.InnerException),
-                TaskScheduler.Default);
+            var events = enumerators.Length == 1 ? SingleChoice(enumerators[0]) : MergedChoices(enumerators, inFlight, cancel.Token);
 
             var summaries = new GenerationSummary?[choices.Count];
             if (!shape.Stream)
             {
                 var texts = choices.Select(_ => new StringBuilder()).ToArray();
-                await foreach (var (index, e) in events.Reader.ReadAllAsync(cancel.Token).ConfigureAwait(false))
+                await foreach (var (index, e) in events.ConfigureAwait(false))
                 {
                     texts[index].Append(e.Text);
                     if (e.Summary is not null) summaries[index] = e.Summary;
@@ -241,7 +237,7 @@ internal static class OpenAiEndpoints
             try
             {
                 if (shape.Chat) await WriteChatDeltaAsync(http, id, created, shape.Model, 0, new DeltaDto("assistant", ""), null, null).ConfigureAwait(false);
-                await foreach (var (index, e) in events.Reader.ReadAllAsync(cancel.Token).ConfigureAwait(false))
+                await foreach (var (index, e) in events.ConfigureAwait(false))
                 {
                     if (e.Summary is { } summary)
                     {
@@ -293,6 +289,33 @@ internal static class OpenAiEndpoints
                 await done.ConfigureAwait(false);
             }
         }
+    }
+
+    /// <summary>One choice's events (its current one first) up to its summary, pulled by the response as it writes
+    /// them: no pump and no second channel, so each token reaches the response with one thread hand-over less (on a
+    /// machine whose cores run ggml's compute threads, every wake-up competes with the decode).</summary>
+    private static async IAsyncEnumerable<(int Index, GenerationEvent Event)> SingleChoice(IAsyncEnumerator<GenerationEvent> choice)
+    {
+        do
+        {
+            yield return (0, choice.Current);
+            if (choice.Current.Summary is not null) yield break;
+        }
+        while (await choice.MoveNextAsync().ConfigureAwait(false));
+        throw new InvalidOperationException("The generation ended without a result.");
+    }
+
+    /// <summary>Several choices' events as they come (each pumped into one channel), tagged with the choice's index.
+    /// The pumps join <paramref name="inFlight"/>, awaited before the enumerators are disposed.</summary>
+    private static IAsyncEnumerable<(int Index, GenerationEvent Event)> MergedChoices(IAsyncEnumerator<GenerationEvent>[] choices, List<Task> inFlight,
+        CancellationToken cancellationToken)
+    {
+        var events = Channel.CreateUnbounded<(int Index, GenerationEvent Event)>(new UnboundedChannelOptions { SingleReader = true });
+        var pumps = choices.Select((e, index) => PumpAsync(e, index, events.Writer)).ToArray();
+        inFlight.AddRange(pumps);
+        _ = Task.WhenAll(pumps).ContinueWith(t => events.Writer.TryComplete(t.IsCanceled ? new OperationCanceledException(cancellationToken) : t.Exception?.InnerException),
+            TaskScheduler.Default);
+        return events.Reader.ReadAllAsync(cancellationToken);
     }
 
     /// <summary>Hands one choice's events (its current one first) to the response, up to its summary.</summary>

@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Text.Json;
 using System.Text.Json.Serialization.Metadata;
 using CkLlm.Engine.Rag;
@@ -48,20 +49,21 @@ internal static class ServerResponses
         context.Response.Headers["X-Accel-Buffering"] = "no";
     }
 
+    /// <summary>One event, written whole and flushed once: one chunk and one send per token. (Each write to
+    /// Response.Body flushes: prefix, JSON and blank line went out as three sends, each waking the client, while the
+    /// model's compute threads had the cores.)</summary>
     public static async Task WriteEventAsync<T>(HttpContext context, T body, JsonTypeInfo<T> typeInfo)
     {
-        var stream = context.Response.Body;
-        await stream.WriteAsync(EventPrefix, context.RequestAborted).ConfigureAwait(false);
-        await JsonSerializer.SerializeAsync(stream, body, typeInfo, context.RequestAborted).ConfigureAwait(false);
-        await stream.WriteAsync(EventEnd, context.RequestAborted).ConfigureAwait(false);
-        await stream.FlushAsync(context.RequestAborted).ConfigureAwait(false);
+        var writer = context.Response.BodyWriter;
+        writer.Write(EventPrefix);
+        using (var json = new Utf8JsonWriter(writer, new JsonWriterOptions { Encoder = typeInfo.Options.Encoder, Indented = typeInfo.Options.WriteIndented }))
+            JsonSerializer.Serialize(json, body, typeInfo);
+        writer.Write(EventEnd);
+        await writer.FlushAsync(context.RequestAborted).ConfigureAwait(false);
     }
 
-    public static async Task WriteDoneAsync(HttpContext context)
-    {
-        await context.Response.Body.WriteAsync(Done, context.RequestAborted).ConfigureAwait(false);
-        await context.Response.Body.FlushAsync(context.RequestAborted).ConfigureAwait(false);
-    }
+    public static async Task WriteDoneAsync(HttpContext context) =>
+        await context.Response.BodyWriter.WriteAsync(Done, context.RequestAborted).ConfigureAwait(false);
 
     /// <summary>An error after the event stream started: OpenAI's clients read an "error" object in the stream.</summary>
     public static Task WriteEventErrorAsync(HttpContext context, ApiError error) =>

@@ -34,6 +34,48 @@ public sealed class ServerBatchingTests : IDisposable
         Assert.True(statistics.Decode > TimeSpan.Zero);
     }
 
+    [Fact]
+    public async Task An_idle_batch_loop_gives_its_OpenMP_worker_threads_back()
+    {
+        var path = Path.Combine(_directory, "tiny.gguf");
+        ModelGenerator.Generate(path, new ModelGenerationOptions { Preset = ModelPreset.Tiny, Seed = 5 });
+        // The loop thread is "CkLlm batch ompidle"; Linux keeps 15 characters of a thread's name.
+        using var model = LoadedModel.Load(path, new ModelLoadOptions { Name = "ompidle", ContextSize = 256, Threads = 2 });
+        const string LoopThread = "CkLlm batch omp";
+
+        // How the workers are seen: libgomp starts them from the thread that decodes, and they inherit its name.
+        const string ProbeThread = "ckllm-omp-probe";
+        var seenBesideProbe = 0;
+        var probe = new Thread(() =>
+        {
+            using var context = model.Weights.CreateContext(model.Parameters);
+            var batch = new LLama.Native.LLamaBatch();
+            batch.Add(model.Tokenize("one two", addBos: true)[0], 0, LLama.Native.LLamaSeqId.Zero, true);
+            context.Decode(batch);
+            seenBesideProbe = ThreadsNamed(ProbeThread) - 1;
+        }) { Name = ProbeThread };
+        probe.Start();
+        probe.Join();
+        Assert.Equal(1, seenBesideProbe); // two compute threads: the decoding thread and one OpenMP worker
+
+        using var runner = new BatchedModelRunner(model, slots: 2, new BatchingCounters());
+        var result = await Collect(runner.StreamAsync(new CompletionRequest { Prompt = "one two", MaxTokens = 8, Seed = 1 }, CancellationToken.None));
+        Assert.True(result.CompletionTokens > 0 || result.FinishReason == FinishReason.Stop);
+
+        // An idle loop's worker would keep libgomp counting more threads than CPUs, which throttles every barrier of
+        // every decode in the process (OpenMpThreadPool). The loop goes idle right after handing out the result.
+        var deadline = DateTime.UtcNow.AddSeconds(30);
+        while (ThreadsNamed(LoopThread) != 1 && DateTime.UtcNow < deadline) await Task.Delay(50);
+        Assert.Equal(1, ThreadsNamed(LoopThread));
+    }
+
+    /// <summary>Threads of this process whose (kernel) name is <paramref name="name"/>.</summary>
+    private static int ThreadsNamed(string name) => Directory.GetDirectories("/proc/self/task").Count(task =>
+    {
+        try { return File.ReadAllText(Path.Combine(task, "comm")).TrimEnd('\n') == name; }
+        catch (IOException) { return false; } // the thread ended meanwhile
+    });
+
     private static async Task<CompletionResult> Collect(IAsyncEnumerable<CompletionChunk> chunks)
     {
         await foreach (var chunk in chunks) if (chunk.Result is { } result) return result;
