@@ -66,13 +66,24 @@ internal static partial class ChunkContext
     }
 
     /// <summary>The text the embedder sees: title and heading path (each left out when the chunk already starts with
-    /// it), cut to <see cref="ReservedTokens"/>, then the chunk.</summary>
-    public static string EmbeddingText(string? title, DocumentChunk chunk, Func<string, int> countTokens)
+    /// it), cut to <see cref="ReservedTokens"/>, then the chunk; all of it prepared in the knowledge base's
+    /// <paramref name="style"/>.</summary>
+    public static string EmbeddingText(string? title, DocumentChunk chunk, Func<string, int> countTokens, EmbeddingTextStyle style = EmbeddingTextStyle.Plain)
     {
-        var prefix = Prefix(title, chunk.Heading, chunk.Text);
-        if (prefix.Length == 0) return chunk.Text;
-        return FitTokens(prefix, ReservedTokens, countTokens) + "\n" + chunk.Text;
+        var prefix = style.Apply(Prefix(title, chunk.Heading, chunk.Text));
+        var text = style.Apply(chunk.Text);
+        if (prefix.Length == 0) return text;
+        return FitTokens(prefix, ReservedTokens, countTokens) + "\n" + text;
     }
+
+    /// <summary>
+    /// Compound identifiers as the words they are made of: "TaskCompletionSource" as "Task Completion Source",
+    /// "ExecStart=" as "Exec Start=", "HTMLParser" as "HTML Parser", "UTF8Encoding" as "UTF8 Encoding". Word-piece
+    /// vocabularies (MiniLM's) cut a compound they do not know into fragments that carry little meaning ("dateonly" as
+    /// "date", "##on", "##ly"). Acronyms with a plural or version ("IDs", "URIs", "IPv6") stay whole. For the embedder
+    /// only: stored text, citations and the keyword index keep the identifiers as written.
+    /// </summary>
+    public static string SplitIdentifiers(string text) => IdentifierBoundary().Replace(text, " ");
 
     private static string Prefix(string? title, string? heading, string text)
     {
@@ -109,4 +120,9 @@ internal static partial class ChunkContext
 
     [GeneratedRegex(@"\s+")]
     private static partial Regex Whitespace();
+
+    // Before an upper-case letter that starts a lower-case word: after a lower-case letter ("dateOnly"), after an
+    // acronym ("HTMLParser") or after a digit ("UTF8Encoding"); the last two need two lower-case letters ("IDs" stays).
+    [GeneratedRegex(@"(?<=\p{Ll})(?=\p{Lu}\p{Ll})|(?<=\p{Lu})(?=\p{Lu}\p{Ll}{2})|(?<=\p{Nd})(?=\p{Lu}\p{Ll}{2})")]
+    private static partial Regex IdentifierBoundary();
 }

@@ -23,10 +23,26 @@ public sealed partial class KnowledgeBase
         if (!target._embedder.Identifies(Embedder) || target.Dimensions != Dimensions)
             throw new EmbedderMismatchException($"'{target.Directory}' was built with {target.Embedder}/{target.Dimensions} dimensions; " +
                 $"the vectors of '{Directory}' come from {Embedder}/{Dimensions} and cannot be mixed into it.");
+        target.AdoptTextStyleOf(this);
         cancellationToken.ThrowIfCancellationRequested();
         if (!force && target.GetSource(source.Source) is { } existing && existing.ContentHash == source.ContentHash && SameMetadata(existing.Metadata, source.Metadata))
             return new IngestResult { Source = source.Source, Status = IngestStatus.Skipped, Chunks = existing.Chunks, SourceId = existing.Id };
         var exported = WithCorruptionCheck(() => _store.ExportSource(source));
         return target.Commit(exported.Source, exported.Chunks, exported.Vectors, cancellationToken);
+    }
+
+    /// <summary>Copied vectors keep the text style they were embedded in: an empty target takes the source's, one that
+    /// holds sources already must have the same.</summary>
+    private void AdoptTextStyleOf(KnowledgeBase source)
+    {
+        if (source._textStyle == _textStyle) return;
+        lock (_writeGate)
+        {
+            if (_store.CountSources() > 0)
+                throw new EmbedderMismatchException($"'{Directory}' embeds text as {EmbeddingTextStyles.ToMeta(_textStyle)}; the vectors of " +
+                    $"'{source.Directory}' were embedded as {EmbeddingTextStyles.ToMeta(source._textStyle)} and cannot be mixed into it. Copy into a new knowledge base.");
+            _store.SetMeta(EmbeddingTextStyles.MetaKey, EmbeddingTextStyles.ToMeta(source._textStyle));
+            _textStyle = source._textStyle;
+        }
     }
 }

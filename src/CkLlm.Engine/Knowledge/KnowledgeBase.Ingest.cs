@@ -85,7 +85,7 @@ public sealed partial class KnowledgeBase
         {
             // Cancellation lands between batches; nothing of this source has been written yet.
             cancellationToken.ThrowIfCancellationRequested();
-            var texts = chunks.Skip(i).Take(batch).Select(c => ChunkContext.EmbeddingText(title, c, _embedder.CountTokens)).ToList();
+            var texts = chunks.Skip(i).Take(batch).Select(c => ChunkContext.EmbeddingText(title, c, _embedder.CountTokens, _textStyle)).ToList();
             var embedded = _embedder.Embed(texts, cancellationToken);
             foreach (var v in embedded)
             {

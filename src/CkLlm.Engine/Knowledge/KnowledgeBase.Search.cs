@@ -22,6 +22,7 @@ public sealed partial class KnowledgeBase
             Chunks = _store.CountChunks(),
             Embedder = _embedder.Id,
             Dimensions = _embedder.Dimensions,
+            EmbeddingText = EmbeddingTextStyles.ToMeta(_textStyle),
             DatabaseBytes = _store.SizeBytes,
             IndexBytes = idx.Exists ? idx.Length : 0,
             IndexedVectors = _index.Count,
@@ -38,8 +39,9 @@ public sealed partial class KnowledgeBase
         return Search(query, queryVector, options);
     }
 
-    /// <summary>The query as the embedder embeds queries (with its query instruction, if it has one).</summary>
-    internal float[] EmbedQuery(string query) => _embedder.EmbedQuery(query);
+    /// <summary>The query as the embedder embeds queries (with its query instruction, if it has one), prepared in the
+    /// knowledge base's text style like its passages.</summary>
+    internal float[] EmbedQuery(string query) => _embedder.EmbedQuery(_textStyle.Apply(query));
 
     /// <summary>Search with the query vector already computed (benchmarks replay one query under many options).</summary>
     internal IReadOnlyList<KnowledgeHit> Search(string query, float[]? queryVector, SearchOptions options)

@@ -29,16 +29,18 @@ public sealed partial class KnowledgeBase : IDisposable
     private readonly IEmbedder _embedder;
     private readonly KnowledgeBaseOptions _options;
     private readonly TextChunker _chunker;
+    private EmbeddingTextStyle _textStyle;
     private readonly string _indexPath;
     private readonly string _cacheDirectory;
     private bool _indexDirty;
     private DateTime _lastSave = DateTime.UtcNow;
     private bool _disposed;
 
-    private KnowledgeBase(string location, string cacheDirectory, IKnowledgeStore store, IEmbedder embedder, KnowledgeBaseOptions options,
-        Func<int, IVectorIndex>? serverIndex)
+    private KnowledgeBase(string location, string cacheDirectory, IKnowledgeStore store, IEmbedder embedder, EmbeddingTextStyle textStyle,
+        KnowledgeBaseOptions options, Func<int, IVectorIndex>? serverIndex)
     {
         Directory = location;
+        _textStyle = textStyle;
         _cacheDirectory = cacheDirectory;
         _store = store;
         _embedder = embedder;
@@ -98,8 +100,9 @@ public sealed partial class KnowledgeBase : IDisposable
         try
         {
             System.IO.Directory.CreateDirectory(cacheDirectory);
+            var created = store.GetMeta("embedder") is null;
             var embedder = ResolveEmbedder(location, store, options);
-            var kb = new KnowledgeBase(location, cacheDirectory, store, embedder, options, serverIndex);
+            var kb = new KnowledgeBase(location, cacheDirectory, store, embedder, ResolveTextStyle(location, store, created), options, serverIndex);
             kb.LoadIndex();
             return kb;
         }
@@ -140,6 +143,15 @@ public sealed partial class KnowledgeBase : IDisposable
         // An id recorded by an older CkLlm for the same model is brought up to date.
         if (recordedId != embedder.Id) store.SetMeta("embedder", embedder.Id);
         return embedder;
+    }
+
+    /// <summary>A new knowledge base records today's way of preparing text for the embedder; an existing one keeps what it
+    /// recorded (nothing, before there was a choice: plain text), so its vectors stay comparable.</summary>
+    private static EmbeddingTextStyle ResolveTextStyle(string location, IKnowledgeStore store, bool created)
+    {
+        if (!created) return EmbeddingTextStyles.FromMeta(store.GetMeta(EmbeddingTextStyles.MetaKey), location);
+        store.SetMeta(EmbeddingTextStyles.MetaKey, EmbeddingTextStyles.ToMeta(EmbeddingTextStyles.ForNewKnowledgeBases));
+        return EmbeddingTextStyles.ForNewKnowledgeBases;
     }
 
     private void LoadIndex()

@@ -169,6 +169,9 @@ public sealed class KnowledgeStatistics
     public int Chunks { get; init; }
     public string Embedder { get; init; } = "";
     public int Dimensions { get; init; }
+    /// <summary>How text is prepared for the embedder: "split-identifiers" (knowledge bases created by this version) or
+    /// "plain" (created before; kept so that their vectors stay comparable).</summary>
+    public string EmbeddingText { get; init; } = "";
     public long DatabaseBytes { get; init; }
     public long IndexBytes { get; init; }
     public int IndexedVectors { get; init; }

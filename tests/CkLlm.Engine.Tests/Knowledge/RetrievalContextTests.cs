@@ -250,4 +250,82 @@ public class RetrievalContextTests
         cache.Get([1], generation: 6, Read); // the knowledge base changed: documents are read again
         Assert.Equal([[1L, 2L], [3L], [1L]], reads);
     }
+
+    [Theory]
+    [InlineData("Use TaskCompletionSource here.", "Use Task Completion Source here.")]
+    [InlineData("ExecStart=/bin/true", "Exec Start=/bin/true")]
+    [InlineData("an HTMLParser and UTF8Encoding", "an HTML Parser and UTF8 Encoding")]
+    [InlineData("System.DateOnly.TryParse(String)", "System.Date Only.Try Parse(String)")]
+    [InlineData("user IDs, URIs, IPv6 and macOS", "user IDs, URIs, IPv6 and macOS")]
+    [InlineData("plain words stay", "plain words stay")]
+    public void CompoundIdentifiersAreSplitIntoTheirWordsForTheEmbedder(string text, string expected) =>
+        Assert.Equal(expected, ChunkContext.SplitIdentifiers(text));
+
+    [Fact]
+    public void ANewKnowledgeBaseEmbedsPassagesAndQueriesWithIdentifiersSplitAndKeepsTheStoredTextAsWritten()
+    {
+        using var dir = new KnowledgeTestDirectory();
+        var embedder = Register("test-recorder-" + Guid.NewGuid().ToString("N"));
+        using var kb = KnowledgeBase.Open(dir.Kb, new KnowledgeBaseOptions { Embedder = embedder.Id });
+        kb.AddText("A TaskCompletionSource completes the task by hand.", "tasks");
+        Assert.Equal("A Task Completion Source completes the task by hand.", Assert.Single(embedder.Passages).Split('\n')[^1]);
+        var hit = kb.Search("what does TaskCompletionSource do", new SearchOptions { Mode = SearchMode.Vector })[0];
+        Assert.Equal(["what does Task Completion Source do"], embedder.Queries);
+        Assert.Contains("TaskCompletionSource", hit.Text);
+        Assert.Single(kb.Search("TaskCompletionSource", new SearchOptions { Mode = SearchMode.Keyword }));
+        Assert.Equal("split-identifiers", kb.GetStatistics().EmbeddingText);
+    }
+
+    [Fact]
+    public void AKnowledgeBaseBuiltBeforeIdentifiersWereSplitKeepsEmbeddingPlainText()
+    {
+        using var dir = new KnowledgeTestDirectory();
+        var embedder = Register("test-recorder-" + Guid.NewGuid().ToString("N"));
+        using (var kb = KnowledgeBase.Open(dir.Kb, new KnowledgeBaseOptions { Embedder = embedder.Id }))
+            kb.AddText("A TaskCompletionSource completes the task by hand.", "tasks");
+        ForgetTextStyle(dir.Kb);
+        embedder.Passages.Clear();
+        using (var kb = KnowledgeBase.Open(dir.Kb))
+        {
+            kb.AddText("A ValueTask avoids an allocation.", "valuetask");
+            Assert.Equal("A ValueTask avoids an allocation.", Assert.Single(embedder.Passages).Split('\n')[^1]);
+            kb.Search("ValueTask", new SearchOptions { Mode = SearchMode.Vector });
+            Assert.Equal(["ValueTask"], embedder.Queries);
+            Assert.Equal("plain", kb.GetStatistics().EmbeddingText);
+        }
+    }
+
+    [Fact]
+    public void CopiedVectorsKeepTheirTextStyleAnEmptyTargetTakesItAndAFilledOneOfAnotherStyleRefuses()
+    {
+        using var dir = new KnowledgeTestDirectory();
+        var embedder = Register("test-recorder-" + Guid.NewGuid().ToString("N"));
+        var options = new KnowledgeBaseOptions { Embedder = embedder.Id };
+        var plainDir = Path.Combine(dir.Path, "plain");
+        using (var kb = KnowledgeBase.Open(plainDir, options)) kb.AddText("A ValueTask avoids an allocation.", "valuetask");
+        ForgetTextStyle(plainDir);
+        using var plain = KnowledgeBase.Open(plainDir);
+        var source = Assert.Single(plain.GetSources());
+
+        using (var empty = KnowledgeBase.Open(Path.Combine(dir.Path, "empty"), options))
+        {
+            Assert.Equal(IngestStatus.Added, plain.CopySourceTo(source, empty).Status);
+            Assert.Equal("plain", empty.GetStatistics().EmbeddingText);
+        }
+        using var filled = KnowledgeBase.Open(Path.Combine(dir.Path, "filled"), options);
+        filled.AddText("A TaskCompletionSource completes the task by hand.", "tasks");
+        var ex = Assert.Throws<EmbedderMismatchException>(() => plain.CopySourceTo(source, filled));
+        Assert.Contains("split-identifiers", ex.Message);
+        Assert.Single(filled.GetSources());
+    }
+
+    /// <summary>What a knowledge base created before the text style was recorded looks like.</summary>
+    private static void ForgetTextStyle(string kbDirectory)
+    {
+        using var db = new SqliteConnection($"Data Source={Path.Combine(kbDirectory, KnowledgeBase.DatabaseFileName)};Pooling=False");
+        db.Open();
+        using var cmd = db.CreateCommand();
+        cmd.CommandText = "DELETE FROM meta WHERE key = 'embedding_text'";
+        Assert.Equal(1, cmd.ExecuteNonQuery());
+    }
 }

@@ -71,6 +71,7 @@ static class EvalSet
         {
             Corpus = Path.GetFileName(corpus.TrimEnd('/')),
             Embedder = kb.Embedder,
+            kb.GetStatistics().EmbeddingText,
             ChunkSize = kbOptions.ChunkSize,
             Files = files.Length,
             CorpusFiles = corpusFiles.Length,

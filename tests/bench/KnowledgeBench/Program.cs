@@ -24,7 +24,7 @@ object result = mode switch
     "embed" => EmbedTexts(args[1], args[2]),
     "eval" => EvalSet.Run(args[1], args[2], args[3], args[5], int.Parse(args[6]), int.Parse(args[7]), args.Skip(8).Contains("tune"),
         args.Skip(8).Where(a => a.StartsWith("chunk=", StringComparison.Ordinal)).Select(a => int.Parse(a[6..])).FirstOrDefault()),
-    _ => throw new ArgumentException("mode: eval | latency | ingest | hnsw"),
+    _ => throw new ArgumentException("mode: eval | latency | ingest | hnsw | dump | embed"),
 };
 var outPath = mode is "hnsw" or "ingest" or "latency" or "dump" or "embed" ? args[3] : args[4];
 File.WriteAllText(outPath, JsonSerializer.Serialize(result, new JsonSerializerOptions { WriteIndented = true }));
@@ -85,6 +85,9 @@ static List<string> ReadEmbeddingTexts(string db, IEmbedder embedder)
 {
     using var conn = new Microsoft.Data.Sqlite.SqliteConnection($"Data Source={db};Mode=ReadOnly");
     conn.Open();
+    using var meta = conn.CreateCommand();
+    meta.CommandText = $"SELECT value FROM meta WHERE key = '{EmbeddingTextStyles.MetaKey}'";
+    var style = EmbeddingTextStyles.FromMeta(meta.ExecuteScalar() as string, db);
     using var cmd = conn.CreateCommand();
     cmd.CommandText = "SELECT s.title, c.heading, c.text FROM chunks c JOIN sources s ON s.id = c.source_id ORDER BY c.id";
     using var r = cmd.ExecuteReader();
@@ -92,7 +95,7 @@ static List<string> ReadEmbeddingTexts(string db, IEmbedder embedder)
     while (r.Read())
     {
         var chunk = new DocumentChunk(r.GetString(2), null, null, null, r.IsDBNull(1) ? null : r.GetString(1), null, 0);
-        list.Add(ChunkContext.EmbeddingText(r.IsDBNull(0) ? null : r.GetString(0), chunk, embedder.CountTokens));
+        list.Add(ChunkContext.EmbeddingText(r.IsDBNull(0) ? null : r.GetString(0), chunk, embedder.CountTokens, style));
     }
     return list;
 }
