@@ -133,9 +133,10 @@ internal sealed unsafe class ReusedGraphSteps : ITrainingSteps
                         firstMoments[i], secondMoments[i], _adamParams));
             }
 
-            // LoRA's base never changes: transpose its projections once for the backward mul_mats (TrainingProducts).
-            if (lora is not null && rewriteProducts)
-                _transposed = new TransposedWeights(model.Backend, model.Graph.ProjectionWeights());
+            // The backward mul_mats read the projections transposed (TrainingProducts): LoRA's frozen base is
+            // transposed once, Full's weights again after every optimizer step (Refresh in Train).
+            if (rewriteProducts)
+                _transposed = new TransposedWeights(model.Backend, model.Graph.ProjectionWeights(), model.Threads);
         }
         catch
         {
@@ -220,12 +221,18 @@ internal sealed unsafe class ReusedGraphSteps : ITrainingSteps
         _iteration++;
         Ggml.ggml_backend_buffer_clear(_accumulatorBuffer, 0);
         Times.Optimizer += Lap(ref mark);
+        if (_lora is null && _transposed is not null)
+        {
+            _transposed.Refresh();
+            Times.Transposes += Lap(ref mark);
+        }
         return (lossSum / rows, rows);
     }
 
     /// <summary>Where <see cref="Train"/>'s time went so far (seconds): preparing and loading inputs (and building a new
-    /// shape's graphs), the forward + backward graph (allocation included), and the AdamW step with the gradient reset.</summary>
-    internal (double Prepare, double Graph, double Optimizer) Times;
+    /// shape's graphs), the forward + backward graph (allocation included), the AdamW step with the gradient reset,
+    /// and the refresh of the transposed weights (Full).</summary>
+    internal (double Prepare, double Graph, double Optimizer, double Transposes) Times;
 
     private static double Lap(ref long mark)
     {
@@ -239,8 +246,8 @@ internal sealed unsafe class ReusedGraphSteps : ITrainingSteps
     internal IEnumerable<IntPtr> ForwardNodes() => _shapes.Values.SelectMany(s =>
         Enumerable.Range(0, Ggml.ggml_graph_n_nodes(s.Forward)).Select(i => Ggml.ggml_graph_node(s.Forward, i)));
 
-    /// <summary>The frozen weights' transposed copies the backward graphs read (LoRA), or none.</summary>
-    internal IEnumerable<IntPtr> TransposedCopies => _transposed?.Copies.Values ?? [];
+    /// <summary>The weights' transposed copies the backward graphs read, by weight (none when products are not rewritten).</summary>
+    internal IReadOnlyDictionary<IntPtr, IntPtr> TransposedCopies => _transposed?.Copies ?? new Dictionary<IntPtr, IntPtr>();
 
     /// <summary>Products computed by another kernel (<see cref="TrainingProducts"/>), over all shapes built so far.</summary>
     internal ProductRewrites Rewrites => _shapes.Values.Aggregate(new ProductRewrites(), (sum, s) => new ProductRewrites(

@@ -104,6 +104,34 @@ public class TrainingStepsTests(TrainingFixture fixture, ITestOutputHelper outpu
     }
 
     [Fact]
+    public void FullStepsKeepTheTransposedWeightsEqualToTheUpdatedWeights()
+    {
+        // The input gradients read a persistent Wᵀ, written again after every AdamW step: a stale copy would give the
+        // gradients of the previous step's weights.
+        var windows = TrainingData.Build(fixture.GqaModel, [TrainingFixture.Facts], [], 32);
+        using var model = new LlamaGraphModel(fixture.GqaModel);
+        var parameters = FineTuner.TrainableParameters(model, null);
+        using var steps = new ReusedGraphSteps(model, null, parameters);
+        var copies = steps.TransposedCopies;
+        Assert.Equal(model.Graph.ProjectionWeights().Distinct().Count(), copies.Count);
+        var before = copies.Keys.ToDictionary(w => w, LoraWeights.Get);
+        steps.Train([windows.Take(2).ToList()], 1e-2f, 0);
+        steps.Train([windows.Skip(2).Take(2).ToList()], 1e-2f, 0);
+        foreach (var (weight, copy) in copies)
+        {
+            var w = LoraWeights.Get(weight);
+            var transposed = LoraWeights.Get(copy);
+            Assert.NotEqual(before[weight], w);
+            long columns = Ggml.Shape(weight)[0], rows = Ggml.Shape(weight)[1];
+            Assert.Equal([rows, columns, 1, 1], Ggml.Shape(copy));
+            for (long r = 0; r < rows; r++)
+                for (long c = 0; c < columns; c++)
+                    if (transposed[c * rows + r] != w[r * columns + c])
+                        Assert.Fail($"{Ggml.NameOf(weight)}[{r},{c}] is {w[r * columns + c]}, its transposed copy holds {transposed[c * rows + r]}");
+        }
+    }
+
+    [Fact]
     public void ALoraStepComputesNoGradientOfAFrozenWeight()
     {
         var lora = TrainingBenchmark.ProfileSteps(fixture.TinyModel, TrainingFactsTwice, FineTuneMethod.Lora, contextLength: 32, batchSize: 2, threads: 1, repeats: 1);
