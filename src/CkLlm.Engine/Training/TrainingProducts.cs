@@ -1,3 +1,4 @@
+using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics.X86;
 using CkLlm.Engine.Model.Gguf;
 using CkLlm.Engine.Training.Native;
@@ -149,6 +150,78 @@ internal static unsafe class TrainingProducts
         {
             Ggml.ggml_free(ctx);
         }
+    }
+}
+
+/// <summary>
+/// Gradients written straight into their accumulators. ggml's backward pass adds each parameter's gradient into its
+/// accumulator in place (accumulator += term), which for gradient accumulation over micro-batches is what is wanted,
+/// but a step of one micro-batch then pays for clearing every accumulator and for an add over every weight-sized
+/// gradient (Full: the model's size read twice and written twice per step). In such a graph the add of a parameter's
+/// first term becomes the term's own op computing into the accumulator (every op taken over writes its whole result:
+/// the products set it, the "back" ops zero it first); the terms that follow still add to it.
+/// </summary>
+internal static unsafe class GradientWrites
+{
+    private static readonly string[] WholeResultOps = ["MUL_MAT", "OUT_PROD", "GET_ROWS_BACK", "REPEAT_BACK", "CONT", "DUP"];
+
+    /// <summary>GGML_TENSOR_FLAG_INPUT | OUTPUT | PARAM | LOSS (COMPUTE only marks a node that runs).</summary>
+    private const int UserFlags = 1 | 2 | 4 | 8;
+
+    /// <summary>
+    /// Returns the graph with those adds replaced (same node order, the replaced terms dropped) and the accumulators
+    /// it now writes whole, which therefore need no clearing before it runs.
+    /// </summary>
+    public static (IntPtr Graph, HashSet<IntPtr> Written) Rewrite(IntPtr ctx, IntPtr graph, int graphSize, IReadOnlyCollection<IntPtr> accumulators)
+    {
+        int count = Ggml.ggml_graph_n_nodes(graph);
+        var nodes = new IntPtr[count];
+        var uses = new Dictionary<IntPtr, int>();
+        for (int i = 0; i < count; i++)
+        {
+            var node = nodes[i] = Ggml.ggml_graph_node(graph, i);
+            for (int j = 0; j < 10; j++)
+                if (((GgmlTensor*)node)->Src[j] is var src and not 0) uses[(IntPtr)src] = uses.GetValueOrDefault((IntPtr)src) + 1;
+        }
+        var targets = accumulators.ToHashSet();
+        var written = new HashSet<IntPtr>();
+        var dropped = new HashSet<IntPtr>();
+        foreach (var node in nodes)
+        {
+            var t = (GgmlTensor*)node;
+            var accumulator = (IntPtr)t->Src[0];
+            var term = (IntPtr)t->Src[1];
+            if (!targets.Contains(accumulator) || t->ViewSrc != accumulator || OpName(node) != "ADD" || written.Contains(accumulator)) continue;
+            var s = (GgmlTensor*)term;
+            if (s->ViewSrc != IntPtr.Zero || (s->Flags & UserFlags) != 0 || uses.GetValueOrDefault(term) != 1 || !WholeResultOps.Contains(OpName(term))
+                || !SameContiguousF32(term, accumulator)) continue;
+            t->Op = s->Op;
+            for (int j = 0; j < 16; j++) t->OpParams[j] = s->OpParams[j];
+            for (int j = 0; j < 10; j++) t->Src[j] = s->Src[j];
+            written.Add(accumulator);
+            dropped.Add(term);
+        }
+        if (written.Count == 0) return (graph, written);
+        var rewritten = Ggml.ggml_new_graph_custom(ctx, (nuint)graphSize, false);
+        foreach (var node in nodes)
+            if (!dropped.Contains(node)) Ggml.ggml_build_forward_expand(rewritten, node);
+        return (rewritten, written);
+    }
+
+    private static string OpName(IntPtr tensor) => Marshal.PtrToStringUTF8(Ggml.ggml_op_desc(tensor)) ?? "";
+
+    private static bool SameContiguousF32(IntPtr a, IntPtr b)
+    {
+        var x = (GgmlTensor*)a;
+        var y = (GgmlTensor*)b;
+        if (x->Type != (int)GgmlType.F32 || y->Type != (int)GgmlType.F32) return false;
+        ulong stride = 4;
+        for (int d = 0; d < 4; d++)
+        {
+            if (x->Ne[d] != y->Ne[d] || x->Nb[d] != stride || y->Nb[d] != stride) return false;
+            stride *= (ulong)x->Ne[d];
+        }
+        return true;
     }
 }
 
