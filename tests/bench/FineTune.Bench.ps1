@@ -189,7 +189,7 @@ if ($results.Throughput) {
         $peerRatio = if ($r.PyTorch) { '{0:N2}' -f ($r.Reused / $r.PyTorch) } else { 'n/a' }
         $lines += "| $($r.Method) | $(& $f1 $r.Rebuilt) | $(& $f1 $r.Reused) | $('{0:N2}' -f ($r.Reused / $r.Rebuilt))x | $(& $f1 $r.Forward) | $('{0:N2}' -f ($r.Forward / $r.Reused)) | $($r.PeakMB) | $(& $f1 $r.PyTorch) | $peerRatio |"
     }
-    $lines += '', "Where a current step's time goes, in ms per step of $BatchSize x $ContextLength tokens: every graph node timed on its own (ggml's scheduler callback; the parts sum to a little more than a plain step), the optimizer and input preparation around the graph. Input gradients through the weights are the products a LoRA step cannot skip; LoRA products are the rank-r ones.", '',
+    $lines += '', "Where a current step's time goes, in ms per step of $BatchSize x $ContextLength tokens: every graph node timed on its own (ggml's scheduler callback; the parts sum to a little more than a plain step), the optimizer, the refresh of the transposed weights Full's input gradients read, and input preparation around the graph. Input gradients through the weights are the products a LoRA step cannot skip; LoRA products are the rank-r ones.", '',
         "| Part | $(($results.Throughput | ForEach-Object Method) -join ' | ') |", "|---|$(($results.Throughput | ForEach-Object { '---:' }) -join '|')|"
     foreach ($part in $results.Throughput[0].Parts.Keys) {
         $lines += "| $part | $(($results.Throughput | ForEach-Object { & $f1 $_.Parts[$part] }) -join ' | ') |"
