@@ -23,14 +23,15 @@ public sealed record StepProfile(
     string Method, int ContextLength, int BatchSize, int Threads, int Repeats,
     double ForwardTokensPerSecond, double TrainTokensPerSecond,
     double ForwardMilliseconds, double StepMilliseconds,
-    double PrepareMilliseconds, double GraphMilliseconds, double OptimizerMilliseconds,
+    double PrepareMilliseconds, double GraphMilliseconds, double OptimizerMilliseconds, double TransposeMilliseconds,
     double FirstStepMilliseconds,
     IReadOnlyList<OpTime> Ops)
 {
     /// <summary>
     /// Per-step milliseconds by kind of work, in a fixed order: the frozen or trained weights' products forward and
     /// backward (input gradients), weight gradients (Full), LoRA's rank-r products, attention's products, the
-    /// cross-entropy over the vocabulary, every other node, and outside the graph the optimizer and input preparation.
+    /// cross-entropy over the vocabulary, every other node, and outside the graph the optimizer, the refresh of the
+    /// transposed weights the next step's input gradients read (Full) and input preparation.
     /// </summary>
     public IReadOnlyList<(string Part, double Milliseconds)> Parts()
     {
@@ -41,7 +42,8 @@ public sealed record StepProfile(
             "backward: attention products", "backward: other ops", "cross-entropy (forward + backward)",
         }.ToDictionary(p => p, _ => 0.0);
         foreach (var o in Ops) parts[o.Part] += o.Milliseconds;
-        return [.. parts.Select(kv => (kv.Key, kv.Value)), ("optimizer (AdamW)", OptimizerMilliseconds), ("inputs and labels", PrepareMilliseconds)];
+        return [.. parts.Select(kv => (kv.Key, kv.Value)), ("optimizer (AdamW)", OptimizerMilliseconds),
+            ("transposed weights, refreshed after the optimizer (Full)", TransposeMilliseconds), ("inputs and labels", PrepareMilliseconds)];
     }
 
     /// <summary>Node time summed by phase and op (all operands and shapes together), largest first.</summary>
@@ -85,7 +87,7 @@ internal static unsafe class StepProfiler
         Train();
         Forward();
         double bestForward = double.MaxValue, bestTrain = double.MaxValue;
-        var parts = (Prepare: 0.0, Graph: 0.0, Optimizer: 0.0);
+        var parts = (Prepare: 0.0, Graph: 0.0, Optimizer: 0.0, Transposes: 0.0);
         for (int r = 0; r < repeats; r++)
         {
             var watch = Stopwatch.StartNew();
@@ -102,7 +104,7 @@ internal static unsafe class StepProfiler
         double perStep = 1000.0 / batches.Count;
         return new StepProfile(method.ToString(), contextLength, batchSize, model.Threads, repeats,
             tokens / bestForward, tokens / bestTrain, bestForward * perStep, bestTrain * perStep,
-            parts.Prepare * perStep, parts.Graph * perStep, parts.Optimizer * perStep, firstStep,
+            parts.Prepare * perStep, parts.Graph * perStep, parts.Optimizer * perStep, parts.Transposes * perStep, firstStep,
             ops.Select(o => o with { Milliseconds = o.Milliseconds / batches.Count }).ToList());
     }
 
@@ -112,7 +114,7 @@ internal static unsafe class StepProfiler
         {
             ForwardNodes = steps.ForwardNodes().ToHashSet(),
             Weights = model.File.Tensors().ToHashSet(),
-            Transposed = steps.TransposedCopies.ToHashSet(),
+            Transposed = steps.TransposedCopies.Values.ToHashSet(),
             Lora = lora?.Parameters.ToHashSet() ?? [],
         };
         var handle = GCHandle.Alloc(timer);

@@ -1,3 +1,5 @@
+using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics.X86;
 using CkLlm.Engine.Model.Gguf;
 using CkLlm.Engine.Training.Native;
 
@@ -41,9 +43,9 @@ internal static unsafe class TrainingProducts
 
     /// <summary>
     /// Returns a graph with the same nodes in the same order as <paramref name="graph"/>, its 2-D F32/F16 products
-    /// rewritten in place (see the class summary) and the transposed copies they read inserted before them. Frozen
-    /// weights whose transpose <paramref name="transposed"/> holds are read from there instead of being copied every
-    /// step. Nodes keep their identity, so the gradients already built on them stay valid; a graph holding a subset of
+    /// rewritten in place (see the class summary) and the transposed copies they read inserted before them. Weights
+    /// whose transpose <paramref name="transposed"/> holds (<see cref="TransposedWeights"/>) are read from there
+    /// instead of being copied every step. Nodes keep their identity, so the gradients already built on them stay valid; a graph holding a subset of
     /// the nodes (the forward graph) must be expanded again from its outputs.
     /// </summary>
     public static (IntPtr Graph, ProductRewrites Rewrites) Rewrite(IntPtr ctx, IntPtr graph, int graphSize, IReadOnlyDictionary<IntPtr, IntPtr>? transposed = null)
@@ -152,25 +154,107 @@ internal static unsafe class TrainingProducts
 }
 
 /// <summary>
-/// Transposed copies of frozen weights (LoRA's base), made once, so the rewritten backward graph reads Wᵀ instead of
-/// copying it every step. Costs the weights' memory once more; F32 and F16 weights only.
+/// Gradients written straight into their accumulators. ggml's backward pass adds each parameter's gradient into its
+/// accumulator in place (accumulator += term), which for gradient accumulation over micro-batches is what is wanted,
+/// but a step of one micro-batch then pays for clearing every accumulator and for an add over every weight-sized
+/// gradient (Full: the model's size read twice and written twice per step). In such a graph the add of a parameter's
+/// first term becomes the term's own op computing into the accumulator (every op taken over writes its whole result:
+/// the products set it, the "back" ops zero it first); the terms that follow still add to it.
+/// </summary>
+internal static unsafe class GradientWrites
+{
+    private static readonly string[] WholeResultOps = ["MUL_MAT", "OUT_PROD", "GET_ROWS_BACK", "REPEAT_BACK", "CONT", "DUP"];
+
+    /// <summary>GGML_TENSOR_FLAG_INPUT | OUTPUT | PARAM | LOSS (COMPUTE only marks a node that runs).</summary>
+    private const int UserFlags = 1 | 2 | 4 | 8;
+
+    /// <summary>
+    /// Returns the graph with those adds replaced (same node order, the replaced terms dropped) and the accumulators
+    /// it now writes whole, which therefore need no clearing before it runs.
+    /// </summary>
+    public static (IntPtr Graph, HashSet<IntPtr> Written) Rewrite(IntPtr ctx, IntPtr graph, int graphSize, IReadOnlyCollection<IntPtr> accumulators)
+    {
+        int count = Ggml.ggml_graph_n_nodes(graph);
+        var nodes = new IntPtr[count];
+        var uses = new Dictionary<IntPtr, int>();
+        for (int i = 0; i < count; i++)
+        {
+            var node = nodes[i] = Ggml.ggml_graph_node(graph, i);
+            for (int j = 0; j < 10; j++)
+                if (((GgmlTensor*)node)->Src[j] is var src and not 0) uses[(IntPtr)src] = uses.GetValueOrDefault((IntPtr)src) + 1;
+        }
+        var targets = accumulators.ToHashSet();
+        var written = new HashSet<IntPtr>();
+        var dropped = new HashSet<IntPtr>();
+        foreach (var node in nodes)
+        {
+            var t = (GgmlTensor*)node;
+            var accumulator = (IntPtr)t->Src[0];
+            var term = (IntPtr)t->Src[1];
+            if (!targets.Contains(accumulator) || t->ViewSrc != accumulator || OpName(node) != "ADD" || written.Contains(accumulator)) continue;
+            var s = (GgmlTensor*)term;
+            if (s->ViewSrc != IntPtr.Zero || (s->Flags & UserFlags) != 0 || uses.GetValueOrDefault(term) != 1 || !WholeResultOps.Contains(OpName(term))
+                || !SameContiguousF32(term, accumulator)) continue;
+            t->Op = s->Op;
+            for (int j = 0; j < 16; j++) t->OpParams[j] = s->OpParams[j];
+            for (int j = 0; j < 10; j++) t->Src[j] = s->Src[j];
+            written.Add(accumulator);
+            dropped.Add(term);
+        }
+        if (written.Count == 0) return (graph, written);
+        var rewritten = Ggml.ggml_new_graph_custom(ctx, (nuint)graphSize, false);
+        foreach (var node in nodes)
+            if (!dropped.Contains(node)) Ggml.ggml_build_forward_expand(rewritten, node);
+        return (rewritten, written);
+    }
+
+    private static string OpName(IntPtr tensor) => Marshal.PtrToStringUTF8(Ggml.ggml_op_desc(tensor)) ?? "";
+
+    private static bool SameContiguousF32(IntPtr a, IntPtr b)
+    {
+        var x = (GgmlTensor*)a;
+        var y = (GgmlTensor*)b;
+        if (x->Type != (int)GgmlType.F32 || y->Type != (int)GgmlType.F32) return false;
+        ulong stride = 4;
+        for (int d = 0; d < 4; d++)
+        {
+            if (x->Ne[d] != y->Ne[d] || x->Nb[d] != stride || y->Nb[d] != stride) return false;
+            stride *= (ulong)x->Ne[d];
+        }
+        return true;
+    }
+}
+
+/// <summary>
+/// Transposed copies of weights, so the rewritten backward graph reads Wᵀ for the input gradients instead of copying
+/// it every step (ggml's cont(transpose(W)) reads W column by column: a cache miss per element). LoRA's frozen base
+/// is transposed once; Full's weights change with every optimizer step, so <see cref="Refresh"/> writes the copies
+/// again right after it. Costs the weights' memory once more; F32 and F16 weights only.
 /// </summary>
 internal sealed unsafe class TransposedWeights : IDisposable
 {
+    /// <summary>Rows of a weight one task transposes: their elements of one column are written back to back.</summary>
+    private const int RowBlock = 64;
+
+    /// <summary>Columns swept per pass over a row block (the block's source lines stay in L1 meanwhile).</summary>
+    private const int ColumnTile = 32;
+
     private IntPtr _context, _buffer;
     private readonly Dictionary<IntPtr, IntPtr> _copies = new();
+    private readonly (IntPtr Source, IntPtr Copy, long RowStart)[] _tasks = [];
+    private readonly ParallelOptions _parallel;
 
     public IReadOnlyDictionary<IntPtr, IntPtr> Copies => _copies;
 
-    public TransposedWeights(IntPtr backend, IEnumerable<IntPtr> weights)
+    public TransposedWeights(IntPtr backend, IEnumerable<IntPtr> weights, int threads)
     {
+        _parallel = new ParallelOptions { MaxDegreeOfParallelism = Math.Max(1, threads) };
         var sources = weights.Distinct()
-            .Where(w => Ggml.TypeOf(w) is (int)GgmlType.F32 or (int)GgmlType.F16 && Ggml.Shape(w) is [_, _, 1, 1]).ToList();
+            .Where(w => Ggml.TypeOf(w) is (int)GgmlType.F32 or (int)GgmlType.F16 && Ggml.Shape(w) is [_, _, 1, 1] && Contiguous(w)).ToList();
         if (sources.Count == 0) return;
-        var overhead = Ggml.ggml_tensor_overhead();
         try
         {
-            _context = Ggml.ggml_init(new GgmlInitParams { MemSize = (nuint)(sources.Count + 4) * overhead, NoAlloc = true });
+            _context = Ggml.ggml_init(new GgmlInitParams { MemSize = (nuint)(sources.Count + 4) * Ggml.ggml_tensor_overhead(), NoAlloc = true });
             foreach (var w in sources)
             {
                 var shape = Ggml.Shape(w);
@@ -178,29 +262,94 @@ internal sealed unsafe class TransposedWeights : IDisposable
             }
             _buffer = Ggml.ggml_backend_alloc_ctx_tensors(_context, backend);
             if (_buffer == IntPtr.Zero) throw new OutOfMemoryException("Cannot allocate the transposed weights.");
-
-            nuint size = (nuint)(4 * sources.Count + 16);
-            var work = Ggml.ggml_init(new GgmlInitParams
-            {
-                MemSize = (nuint)(3 * sources.Count + 4) * overhead + Ggml.ggml_graph_overhead_custom(size, false), NoAlloc = true,
-            });
-            try
-            {
-                var graph = Ggml.ggml_new_graph_custom(work, size, false);
-                foreach (var (w, copy) in _copies) Ggml.ggml_build_forward_expand(graph, Ggml.ggml_cpy(work, Ggml.ggml_transpose(work, w), copy));
-                int status = Ggml.ggml_backend_graph_compute(backend, graph);
-                if (status != 0) throw new InvalidOperationException($"Transposing the frozen weights failed with ggml status {status}.");
-            }
-            finally
-            {
-                Ggml.ggml_free(work);
-            }
+            _tasks = _copies.SelectMany(kv => Enumerable.Range(0, (int)((Ggml.Shape(kv.Key)[1] + RowBlock - 1) / RowBlock))
+                .Select(b => (kv.Key, kv.Value, (long)b * RowBlock))).ToArray();
+            Refresh();
         }
         catch
         {
             Dispose();
             throw;
         }
+    }
+
+    /// <summary>Writes every copy again from its weight (the CPU backend's buffers are host memory).</summary>
+    public void Refresh() => Parallel.For(0, _tasks.Length, _parallel, i =>
+    {
+        var (source, copy, rowStart) = _tasks[i];
+        var s = (GgmlTensor*)source;
+        long columns = s->Ne[0], rows = s->Ne[1], rowEnd = Math.Min(rowStart + RowBlock, rows);
+        if (s->Type == (int)GgmlType.F32) TransposeRows((float*)s->Data, (float*)((GgmlTensor*)copy)->Data, columns, rows, rowStart, rowEnd);
+        else TransposeRows((ushort*)s->Data, (ushort*)((GgmlTensor*)copy)->Data, columns, rows, rowStart, rowEnd);
+    });
+
+    /// <summary>F32: 8 x 8 blocks in AVX registers (the scalar loop below handles the edges).</summary>
+    internal static void TransposeRows(float* source, float* target, long columns, long rows, long rowStart, long rowEnd)
+    {
+        if (!Avx.IsSupported)
+        {
+            TransposeRows<float>(source, target, columns, rows, rowStart, rowEnd);
+            return;
+        }
+        long blockRows = rowStart + (rowEnd - rowStart) / 8 * 8, blockColumns = columns / 8 * 8;
+        for (long c = 0; c < blockColumns; c += 8)
+            for (long r = rowStart; r < blockRows; r += 8)
+                Transpose8x8(source + r * columns + c, columns, target + c * rows + r, rows);
+        // The right edge (columns not a multiple of 8) for the whole stretch, then the bottom rows left over.
+        if (blockColumns < columns) TransposeRows<float>(source, target, columns, rows, rowStart, blockRows, blockColumns);
+        if (blockRows < rowEnd) TransposeRows<float>(source, target, columns, rows, blockRows, rowEnd);
+    }
+
+    private static void Transpose8x8(float* from, long fromStride, float* to, long toStride)
+    {
+        var r0 = Avx.LoadVector256(from);
+        var r1 = Avx.LoadVector256(from + fromStride);
+        var r2 = Avx.LoadVector256(from + 2 * fromStride);
+        var r3 = Avx.LoadVector256(from + 3 * fromStride);
+        var r4 = Avx.LoadVector256(from + 4 * fromStride);
+        var r5 = Avx.LoadVector256(from + 5 * fromStride);
+        var r6 = Avx.LoadVector256(from + 6 * fromStride);
+        var r7 = Avx.LoadVector256(from + 7 * fromStride);
+        // Pairs of rows interleaved, then quadruples, then the 128-bit halves swapped into place.
+        var t0 = Avx.UnpackLow(r0, r1); var t1 = Avx.UnpackHigh(r0, r1);
+        var t2 = Avx.UnpackLow(r2, r3); var t3 = Avx.UnpackHigh(r2, r3);
+        var t4 = Avx.UnpackLow(r4, r5); var t5 = Avx.UnpackHigh(r4, r5);
+        var t6 = Avx.UnpackLow(r6, r7); var t7 = Avx.UnpackHigh(r6, r7);
+        var s0 = Avx.Shuffle(t0, t2, 0x44); var s1 = Avx.Shuffle(t0, t2, 0xEE);
+        var s2 = Avx.Shuffle(t1, t3, 0x44); var s3 = Avx.Shuffle(t1, t3, 0xEE);
+        var s4 = Avx.Shuffle(t4, t6, 0x44); var s5 = Avx.Shuffle(t4, t6, 0xEE);
+        var s6 = Avx.Shuffle(t5, t7, 0x44); var s7 = Avx.Shuffle(t5, t7, 0xEE);
+        Avx.Store(to, Avx.Permute2x128(s0, s4, 0x20));
+        Avx.Store(to + toStride, Avx.Permute2x128(s1, s5, 0x20));
+        Avx.Store(to + 2 * toStride, Avx.Permute2x128(s2, s6, 0x20));
+        Avx.Store(to + 3 * toStride, Avx.Permute2x128(s3, s7, 0x20));
+        Avx.Store(to + 4 * toStride, Avx.Permute2x128(s0, s4, 0x31));
+        Avx.Store(to + 5 * toStride, Avx.Permute2x128(s1, s5, 0x31));
+        Avx.Store(to + 6 * toStride, Avx.Permute2x128(s2, s6, 0x31));
+        Avx.Store(to + 7 * toStride, Avx.Permute2x128(s3, s7, 0x31));
+    }
+
+    /// <summary>Rows [rowStart, rowEnd) of <paramref name="source"/> (rows x columns, row-major) become the same
+    /// stretch of rows [columnStart, columns) of <paramref name="target"/> (columns x rows).</summary>
+    internal static void TransposeRows<T>(T* source, T* target, long columns, long rows, long rowStart, long rowEnd, long columnStart = 0) where T : unmanaged
+    {
+        for (long c0 = columnStart; c0 < columns; c0 += ColumnTile)
+        {
+            long c1 = Math.Min(c0 + ColumnTile, columns);
+            for (long c = c0; c < c1; c++)
+            {
+                T* to = target + c * rows;
+                T* from = source + c;
+                for (long r = rowStart; r < rowEnd; r++) to[r] = from[r * columns];
+            }
+        }
+    }
+
+    private static bool Contiguous(IntPtr tensor)
+    {
+        var t = (GgmlTensor*)tensor;
+        long size = t->Type == (int)GgmlType.F32 ? 4 : 2;
+        return t->Data != IntPtr.Zero && (long)t->Nb[0] == size && (long)t->Nb[1] == size * t->Ne[0];
     }
 
     public void Dispose()

@@ -82,6 +82,9 @@ internal sealed unsafe class ReusedGraphSteps : ITrainingSteps
     private IntPtr _allocated;
     private int _iteration = 1;
 
+    /// <summary>Whether the accumulators may hold a previous step's gradients (they start cleared).</summary>
+    private bool _accumulatorsUsed;
+
     private readonly bool _rewriteProducts;
 
     /// <param name="rewriteProducts">Compute matrix products with the faster kernel (<see cref="TrainingProducts"/>);
@@ -133,9 +136,10 @@ internal sealed unsafe class ReusedGraphSteps : ITrainingSteps
                         firstMoments[i], secondMoments[i], _adamParams));
             }
 
-            // LoRA's base never changes: transpose its projections once for the backward mul_mats (TrainingProducts).
-            if (lora is not null && rewriteProducts)
-                _transposed = new TransposedWeights(model.Backend, model.Graph.ProjectionWeights());
+            // The backward mul_mats read the projections transposed (TrainingProducts): LoRA's frozen base is
+            // transposed once, Full's weights again after every optimizer step (Refresh in Train).
+            if (rewriteProducts)
+                _transposed = new TransposedWeights(model.Backend, model.Graph.ProjectionWeights(), model.Threads);
         }
         catch
         {
@@ -200,8 +204,11 @@ internal sealed unsafe class ReusedGraphSteps : ITrainingSteps
             if (encoded.Rows.Length == 0) continue;
             var shape = Shape(encoded, microBatches.Count);
             shape.Load(encoded, _model.Hyper.VocabularySize);
+            // The later micro-batches add to what the first one left.
+            if (rows == 0) ClearAccumulators(shape);
             Times.Prepare += Lap(ref mark);
             Compute(shape.Backward);
+            _accumulatorsUsed = true;
             Times.Graph += Lap(ref mark);
             var loss = shape.ReadLoss();
             lossSum += loss * encoded.Rows.Length;
@@ -218,14 +225,33 @@ internal sealed unsafe class ReusedGraphSteps : ITrainingSteps
         int status = Ggml.ggml_backend_graph_compute(_model.Backend, _stepGraph);
         if (status != 0) throw new InvalidOperationException($"The AdamW step failed with ggml status {status}.");
         _iteration++;
-        Ggml.ggml_backend_buffer_clear(_accumulatorBuffer, 0);
         Times.Optimizer += Lap(ref mark);
+        if (_lora is null && _transposed is not null)
+        {
+            _transposed.Refresh();
+            Times.Transposes += Lap(ref mark);
+        }
         return (lossSum / rows, rows);
     }
 
-    /// <summary>Where <see cref="Train"/>'s time went so far (seconds): preparing and loading inputs (and building a new
-    /// shape's graphs), the forward + backward graph (allocation included), and the AdamW step with the gradient reset.</summary>
-    internal (double Prepare, double Graph, double Optimizer) Times;
+    /// <summary>
+    /// Zeroes the accumulators <paramref name="shape"/>'s backward graph adds to, when a previous graph left values in
+    /// them; those it writes whole (<see cref="GradientWrites"/>) are left as they are.
+    /// </summary>
+    private void ClearAccumulators(ShapeGraph shape)
+    {
+        if (!_accumulatorsUsed) return;
+        if (shape.Written.Count == 0) Ggml.ggml_backend_buffer_clear(_accumulatorBuffer, 0);
+        else
+            foreach (var accumulator in _accumulators.Values)
+                if (!shape.Written.Contains(accumulator)) Ggml.ggml_backend_tensor_memset(accumulator, 0, 0, Ggml.ggml_nbytes(accumulator));
+        _accumulatorsUsed = false;
+    }
+
+    /// <summary>Where <see cref="Train"/>'s time went so far (seconds): preparing and loading inputs (clearing the
+    /// accumulators that need it, building a new shape's graphs), the forward + backward graph (allocation included),
+    /// the AdamW step, and the refresh of the transposed weights (Full).</summary>
+    internal (double Prepare, double Graph, double Optimizer, double Transposes) Times;
 
     private static double Lap(ref long mark)
     {
@@ -239,28 +265,28 @@ internal sealed unsafe class ReusedGraphSteps : ITrainingSteps
     internal IEnumerable<IntPtr> ForwardNodes() => _shapes.Values.SelectMany(s =>
         Enumerable.Range(0, Ggml.ggml_graph_n_nodes(s.Forward)).Select(i => Ggml.ggml_graph_node(s.Forward, i)));
 
-    /// <summary>The frozen weights' transposed copies the backward graphs read (LoRA), or none.</summary>
-    internal IEnumerable<IntPtr> TransposedCopies => _transposed?.Copies.Values ?? [];
+    /// <summary>The weights' transposed copies the backward graphs read, by weight (none when products are not rewritten).</summary>
+    internal IReadOnlyDictionary<IntPtr, IntPtr> TransposedCopies => _transposed?.Copies ?? new Dictionary<IntPtr, IntPtr>();
 
     /// <summary>Products computed by another kernel (<see cref="TrainingProducts"/>), over all shapes built so far.</summary>
     internal ProductRewrites Rewrites => _shapes.Values.Aggregate(new ProductRewrites(), (sum, s) => new ProductRewrites(
         sum.OutProdsAsMulMats + s.Rewrites.OutProdsAsMulMats, sum.NarrowMulMatsAsOutProds + s.Rewrites.NarrowMulMatsAsOutProds,
         sum.NarrowOutProdsTransposed + s.Rewrites.NarrowOutProdsTransposed));
 
-    /// <summary>
-    /// Gradients of one batch's mean loss (no optimizer step; the accumulators are cleared again), for tests that
-    /// compare graphs.
-    /// </summary>
+    /// <summary>Gradients of one batch's mean loss (no optimizer step), for tests that compare graphs.</summary>
     internal Dictionary<IntPtr, float[]> Gradients(IReadOnlyList<TrainingWindow> batch)
     {
         var encoded = EncodedBatch.Encode(batch);
         var shape = Shape(encoded, 1);
         shape.Load(encoded, _model.Hyper.VocabularySize);
+        ClearAccumulators(shape);
         Compute(shape.Backward);
-        var gradients = _accumulators.ToDictionary(kv => kv.Key, kv => LoraWeights.Get(kv.Value));
-        Ggml.ggml_backend_buffer_clear(_accumulatorBuffer, 0);
-        return gradients;
+        _accumulatorsUsed = true;
+        return _accumulators.ToDictionary(kv => kv.Key, kv => LoraWeights.Get(kv.Value));
     }
+
+    /// <summary>Accumulators the backward graphs built so far write whole instead of adding to (<see cref="GradientWrites"/>).</summary>
+    internal int WrittenAccumulators => _shapes.Values.Sum(s => s.Written.Count);
 
     public (double Loss, int Rows) Evaluate(IReadOnlyList<TrainingWindow> batch)
     {
@@ -359,6 +385,9 @@ internal sealed unsafe class ReusedGraphSteps : ITrainingSteps
         public IntPtr Forward { get; }
         public IntPtr Backward { get; }
 
+        /// <summary>The accumulators <see cref="Backward"/> writes whole (one micro-batch per step).</summary>
+        public HashSet<IntPtr> Written { get; } = [];
+
         /// <summary>Products computed by another kernel than ggml's default (<see cref="TrainingProducts"/>).</summary>
         public ProductRewrites Rewrites { get; }
 
@@ -401,6 +430,8 @@ internal sealed unsafe class ReusedGraphSteps : ITrainingSteps
                 fixed (IntPtr* p = gradAccumulators) Ggml.ggml_build_backward_expand(_context, Backward, p);
                 if (!rewriteProducts) return;
                 (Backward, Rewrites) = TrainingProducts.Rewrite(_context, Backward, model.Graph.GraphSize, transposed?.Copies);
+                // Without accumulation over micro-batches (loss scale 1) the gradients are written, not added.
+                if (lossScale == 1f) (Backward, Written) = GradientWrites.Rewrite(_context, Backward, model.Graph.GraphSize, accumulators.Values);
                 // The rewrite may have changed forward products too: the forward graph picks up their new operands.
                 Forward = Ggml.ggml_new_graph_custom(_context, (nuint)model.Graph.GraphSize, false);
                 Ggml.ggml_build_forward_expand(Forward, _loss);

@@ -78,10 +78,13 @@ public class TrainingStepsTests(TrainingFixture fixture, ITestOutputHelper outpu
     public void RewrittenProductsGiveTheGradientsOfGgmlsOwnGraph(FineTuneMethod method)
     {
         var batch = TrainingData.Build(fixture.GqaModel, [TrainingFixture.Facts], [], 32).Take(4).ToList();
-        var (plain, plainRewrites, plainLoss) = Gradients(method, batch, rewriteProducts: false);
-        var (rewritten, rewrites, forwardLoss) = Gradients(method, batch, rewriteProducts: true);
-        output.WriteLine($"{method}: {rewrites}");
+        var (plain, plainRewrites, plainLoss, plainWritten) = Gradients(method, batch, rewriteProducts: false);
+        var (rewritten, rewrites, forwardLoss, written) = Gradients(method, batch, rewriteProducts: true);
+        output.WriteLine($"{method}: {rewrites}, {written} of {rewritten.Count} accumulators written instead of added to");
         Assert.Equal(0, plainRewrites.Total);
+        // ggml's graph adds every gradient into its cleared accumulator; the rewritten one writes them (GradientWrites).
+        Assert.Equal(0, plainWritten);
+        Assert.True(written > 0);
         // Each rule ran: long out_prods as mul_mats, and for LoRA its rank-r products the other way round.
         Assert.True(rewrites.OutProdsAsMulMats > 0, rewrites.ToString());
         if (method == FineTuneMethod.Lora)
@@ -100,6 +103,34 @@ public class TrainingStepsTests(TrainingFixture fixture, ITestOutputHelper outpu
             var actual = rewritten[name];
             double worst = expected.Zip(actual, (e, a) => Math.Abs(e - a)).Max();
             Assert.True(worst <= 1e-4 * largest, $"{name}: gradients differ by {worst} (largest gradient {largest})");
+        }
+    }
+
+    [Fact]
+    public void FullStepsKeepTheTransposedWeightsEqualToTheUpdatedWeights()
+    {
+        // The input gradients read a persistent Wᵀ, written again after every AdamW step: a stale copy would give the
+        // gradients of the previous step's weights.
+        var windows = TrainingData.Build(fixture.GqaModel, [TrainingFixture.Facts], [], 32);
+        using var model = new LlamaGraphModel(fixture.GqaModel);
+        var parameters = FineTuner.TrainableParameters(model, null);
+        using var steps = new ReusedGraphSteps(model, null, parameters);
+        var copies = steps.TransposedCopies;
+        Assert.Equal(model.Graph.ProjectionWeights().Distinct().Count(), copies.Count);
+        var before = copies.Keys.ToDictionary(w => w, LoraWeights.Get);
+        steps.Train([windows.Take(2).ToList()], 1e-2f, 0);
+        steps.Train([windows.Skip(2).Take(2).ToList()], 1e-2f, 0);
+        foreach (var (weight, copy) in copies)
+        {
+            var w = LoraWeights.Get(weight);
+            var transposed = LoraWeights.Get(copy);
+            Assert.NotEqual(before[weight], w);
+            long columns = Ggml.Shape(weight)[0], rows = Ggml.Shape(weight)[1];
+            Assert.Equal([rows, columns, 1, 1], Ggml.Shape(copy));
+            for (long r = 0; r < rows; r++)
+                for (long c = 0; c < columns; c++)
+                    if (transposed[c * rows + r] != w[r * columns + c])
+                        Assert.Fail($"{Ggml.NameOf(weight)}[{r},{c}] is {w[r * columns + c]}, its transposed copy holds {transposed[c * rows + r]}");
         }
     }
 
@@ -126,7 +157,7 @@ public class TrainingStepsTests(TrainingFixture fixture, ITestOutputHelper outpu
 
     /// <summary>One batch's gradients by parameter name, from fresh weights (LoRA's B random too, so every LoRA
     /// product carries a gradient), and the forward-only loss of the same graph.</summary>
-    private (Dictionary<string, float[]> Gradients, ProductRewrites Rewrites, double Loss) Gradients(FineTuneMethod method, List<TrainingWindow> batch, bool rewriteProducts)
+    private (Dictionary<string, float[]> Gradients, ProductRewrites Rewrites, double Loss, int Written) Gradients(FineTuneMethod method, List<TrainingWindow> batch, bool rewriteProducts)
     {
         using var model = new LlamaGraphModel(fixture.GqaModel);
         using var lora = method == FineTuneMethod.Lora ? new LoraWeights(model.Graph, model.Backend, 4, 8, LoraTargets.All, seed: 3) : null;
@@ -136,9 +167,11 @@ public class TrainingStepsTests(TrainingFixture fixture, ITestOutputHelper outpu
             foreach (var p in parameters)
                 LoraWeights.Set(p, Enumerable.Range(0, (int)Ggml.ggml_nelements(p)).Select(_ => (float)(random.NextDouble() - 0.5) * 0.2f).ToArray());
         using var steps = new ReusedGraphSteps(model, lora, parameters, rewriteProducts);
+        // Twice: the accumulators hold the first call's gradients when the second one runs, and must not add up.
+        steps.Gradients(batch);
         var gradients = steps.Gradients(batch);
         var loss = steps.Evaluate(batch).Loss;
-        return (gradients.ToDictionary(kv => Ggml.NameOf(kv.Key), kv => kv.Value), steps.Rewrites, loss);
+        return (gradients.ToDictionary(kv => Ggml.NameOf(kv.Key), kv => kv.Value), steps.Rewrites, loss, steps.WrittenAccumulators);
     }
 
     [Fact]

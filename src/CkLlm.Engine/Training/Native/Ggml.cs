@@ -157,6 +157,7 @@ internal static unsafe class Ggml
     [DllImport(GgmlLibrary.Base)] public static extern void ggml_backend_buffer_clear(IntPtr buffer, byte value);
     [DllImport(GgmlLibrary.Base)] public static extern int ggml_backend_graph_compute(IntPtr backend, IntPtr graph);
     [DllImport(GgmlLibrary.Base)] public static extern void ggml_backend_tensor_set(IntPtr tensor, void* data, nuint offset, nuint size);
+    [DllImport(GgmlLibrary.Base)] public static extern void ggml_backend_tensor_memset(IntPtr tensor, byte value, nuint offset, nuint size);
     [DllImport(GgmlLibrary.Base)] public static extern void ggml_backend_tensor_get(IntPtr tensor, void* data, nuint offset, nuint size);
     [DllImport(GgmlLibrary.Base)] public static extern IntPtr ggml_backend_sched_new(IntPtr* backends, IntPtr* bufferTypes, int count, nuint graphSize,
         [MarshalAs(UnmanagedType.U1)] bool parallel, [MarshalAs(UnmanagedType.U1)] bool opOffload);
