@@ -89,19 +89,11 @@ internal interface IKnowledgeStore : IDisposable
     /// weigh a match in the document title, the heading path and the body.</summary>
     List<(long Id, double Score)> KeywordSearch(string query, int limit, KeywordWeights weights);
 
-    /// <summary>Keyword scores (as <see cref="KeywordSearch"/>) of the given chunks only; chunks without a query word are left out.</summary>
-    List<(long Id, double Score)> KeywordScores(string query, IReadOnlyCollection<long> ids, KeywordWeights weights);
-
     /// <summary>What hybrid search needs from the keyword side: the best <paramref name="limit"/> hits (as
     /// <see cref="KeywordSearch"/>) and the keyword scores of those of <paramref name="alsoScore"/> that are not among
-    /// them (as <see cref="KeywordScores"/>). A store that can match the query once for both overrides this.</summary>
+    /// them; chunks without a query word are left out of both.</summary>
     (List<(long Id, double Score)> Top, List<(long Id, double Score)> Others) KeywordSearchAndScores(string query, int limit,
-        IReadOnlyCollection<long> alsoScore, KeywordWeights weights)
-    {
-        var top = KeywordSearch(query, limit, weights);
-        var topIds = top.Select(t => t.Id).ToHashSet();
-        return (top, KeywordScores(query, alsoScore.Where(id => !topIds.Contains(id)).ToList(), weights));
-    }
+        IReadOnlyCollection<long> alsoScore, KeywordWeights weights);
 
     /// <summary>Every chunk's text and position, by source name then chunk order: what the documents looked like.</summary>
     List<StoredChunkText> ReadChunkTexts();

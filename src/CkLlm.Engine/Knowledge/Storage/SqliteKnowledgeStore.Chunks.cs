@@ -65,8 +65,8 @@ internal sealed partial class SqliteKnowledgeStore
         return results;
     }
 
-    /// <summary>One full-text match for both: FTS5 answers <c>rowid IN (...)</c> with a separate match per id, which
-    /// cost several times the whole search; the matched rows are kept in a temporary table and read twice instead.</summary>
+    /// <summary>One full-text match for both: FTS5 answers <c>MATCH ... AND rowid IN (...)</c> with a separate match per
+    /// id, which cost several times the whole search; the matched rows are kept in a temporary table and read twice instead.</summary>
     public (List<(long Id, double Score)> Top, List<(long Id, double Score)> Others) KeywordSearchAndScores(string query, int limit,
         IReadOnlyCollection<long> alsoScore, KeywordWeights weights)
     {
@@ -86,18 +86,6 @@ internal sealed partial class SqliteKnowledgeStore
         var topIds = top.Select(t => t.Item1).ToHashSet();
         others.RemoveAll(o => topIds.Contains(o.Item1));
         return (top, others);
-    }
-
-    public List<(long Id, double Score)> KeywordScores(string query, IReadOnlyCollection<long> ids, KeywordWeights weights)
-    {
-        var match = KeywordQuery.ToMatchExpression(query);
-        var results = new List<(long, double)>();
-        if (match is null || ids.Count == 0) return results;
-        using var cmd = Command("SELECT rowid, bm25(chunks_fts, $wt, $wh, $wb) FROM chunks_fts WHERE chunks_fts MATCH $q AND rowid IN (SELECT value FROM json_each($ids))",
-            ("$q", match), ("$ids", JsonSerializer.Serialize(ids)), ("$wt", weights.Title), ("$wh", weights.Headings), ("$wb", weights.Body));
-        using var r = cmd.ExecuteReader();
-        while (r.Read()) results.Add((r.GetInt64(0), -r.GetDouble(1)));
-        return results;
     }
 
     public Dictionary<long, long> SourceIdsOf(IReadOnlyCollection<long> ids)

@@ -63,9 +63,17 @@ internal sealed partial class PostgresKnowledgeStore
         return results;
     }
 
-    /// <summary>In the same round trip: the scores, and the rows of those of <paramref name="ids"/> not already held
+    public (List<(long Id, double Score)> Top, List<(long Id, double Score)> Others) KeywordSearchAndScores(string query, int limit,
+        IReadOnlyCollection<long> alsoScore, KeywordWeights weights)
+    {
+        var top = KeywordSearch(query, limit, weights);
+        var topIds = top.Select(t => t.Id).ToHashSet();
+        return (top, KeywordScores(query, alsoScore.Where(id => !topIds.Contains(id)).ToList(), weights));
+    }
+
+    /// <summary>In the same round trip: the scores of <paramref name="ids"/>, and the rows of those not already held
     /// (the hybrid search asks for the vector candidates' sources and texts next).</summary>
-    public List<(long Id, double Score)> KeywordScores(string query, IReadOnlyCollection<long> ids, KeywordWeights weights)
+    private List<(long Id, double Score)> KeywordScores(string query, IReadOnlyCollection<long> ids, KeywordWeights weights)
     {
         var terms = KeywordQuery.Terms(query);
         var results = new List<(long, double)>();
