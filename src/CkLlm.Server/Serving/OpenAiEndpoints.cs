@@ -210,7 +210,7 @@ internal static class OpenAiEndpoints
             inFlight.AddRange(firsts);
             await FirstFailureOrAll(firsts, cancel).ConfigureAwait(false);
             if (firsts.Any(f => !f.Result)) throw new InvalidOperationException("The generation ended without a result.");
-            var events = enumerators.Length == 1 ? SingleChoice(enumerators[0]) : MergedChoices(enumerators, inFlight, cancel.Token);
+            var events = enumerators.Length == 1 ? ChoiceEvents(enumerators[0]) : MergedChoices(enumerators, inFlight, cancel.Token);
 
             var summaries = new GenerationSummary?[choices.Count];
             if (!shape.Stream)
@@ -291,14 +291,15 @@ internal static class OpenAiEndpoints
         }
     }
 
-    /// <summary>One choice's events (its current one first) up to its summary, pulled by the response as it writes
-    /// them: no pump and no second channel, so each token reaches the response with one thread hand-over less (on a
-    /// machine whose cores run ggml's compute threads, every wake-up competes with the decode).</summary>
-    private static async IAsyncEnumerable<(int Index, GenerationEvent Event)> SingleChoice(IAsyncEnumerator<GenerationEvent> choice)
+    /// <summary>One choice's events (its current one first) up to its summary, tagged with <paramref name="index"/>. A
+    /// single choice is read by the response directly as it writes: no pump and no channel, so each token reaches the
+    /// response with one thread hand-over less (on a machine whose cores run ggml's compute threads, every wake-up
+    /// competes with the decode).</summary>
+    private static async IAsyncEnumerable<(int Index, GenerationEvent Event)> ChoiceEvents(IAsyncEnumerator<GenerationEvent> choice, int index = 0)
     {
         do
         {
-            yield return (0, choice.Current);
+            yield return (index, choice.Current);
             if (choice.Current.Summary is not null) yield break;
         }
         while (await choice.MoveNextAsync().ConfigureAwait(false));
@@ -318,16 +319,11 @@ internal static class OpenAiEndpoints
         return events.Reader.ReadAllAsync(cancellationToken);
     }
 
-    /// <summary>Hands one choice's events (its current one first) to the response, up to its summary.</summary>
+    /// <summary>Hands one choice's events to the response's channel.</summary>
     private static async Task PumpAsync(IAsyncEnumerator<GenerationEvent> choice, int index, ChannelWriter<(int, GenerationEvent)> events)
     {
-        do
-        {
-            await events.WriteAsync((index, choice.Current)).ConfigureAwait(false);
-            if (choice.Current.Summary is not null) return;
-        }
-        while (await choice.MoveNextAsync().ConfigureAwait(false));
-        throw new InvalidOperationException("The generation ended without a result.");
+        await foreach (var e in ChoiceEvents(choice, index).ConfigureAwait(false))
+            await events.WriteAsync(e).ConfigureAwait(false);
     }
 
     /// <summary>Usage over every choice: completion tokens of all, prompt tokens once per prompt.</summary>
