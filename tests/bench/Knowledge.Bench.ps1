@@ -191,6 +191,14 @@ if ($results.Retrieval) {
         $lines += @('', 'Fusion settings tried (`-Tune`), mean over the sets above, ordered by dev MRR@10 (top 8; test shown, not used to choose):', '',
             '| Setting | dev hit@5 | dev MRR@10 | test hit@5 | test MRR@10 |', '|---|---|---|---|---|')
         foreach ($o in $byOption | Select-Object -First 8) { $lines += "| $($o.Options) | $($o.DevHit5) | $($o.DevMrr) | $($o.TestHit5) | $($o.TestMrr) |" }
+        # How far fusion weights alone can go: the best tried setting per test half, picked knowing the answers (a
+        # ceiling nobody could choose, so a target above it needs a better ranker, not other weights).
+        $lines += @('', 'Ceiling of fusion alone: of the settings tried, the best on each test half itself (picked with the answers known, so not a setting anyone could choose):', '')
+        foreach ($r in $tuned) {
+            $bestHit5 = $r.Tuning | Sort-Object { $_.Test.Hit5 }, { $_.Test.Mrr10 } -Descending | Select-Object -First 1
+            $bestMrr = $r.Tuning | Sort-Object { $_.Test.Mrr10 }, { $_.Test.Hit5 } -Descending | Select-Object -First 1
+            $lines += "- $($r.Corpus), $($r.Embedder) ($(@($r.Tuning).Count) settings): best test hit@5 $($bestHit5.Test.Hit5) (``$($bestHit5.Options)``); best test MRR@10 $($bestMrr.Test.Mrr10) (``$($bestMrr.Options)``)."
+        }
     }
     if ($Notes.Retrieval) { $lines += @('', $Notes.Retrieval) }
     $parts.retrieval = $lines
