@@ -202,11 +202,15 @@ internal sealed unsafe class ReusedGraphSteps : ITrainingSteps
         {
             var encoded = EncodedBatch.Encode(batch);
             if (encoded.Rows.Length == 0) continue;
+            Times.Prepare += Lap(ref mark);
             var shape = Shape(encoded, microBatches.Count);
+            Times.Build += Lap(ref mark);
             shape.Load(encoded, _model.Hyper.VocabularySize);
             // The later micro-batches add to what the first one left.
             if (rows == 0) ClearAccumulators(shape);
             Times.Prepare += Lap(ref mark);
+            Allocate(shape.Backward);
+            Times.Allocate += Lap(ref mark);
             Compute(shape.Backward);
             _accumulatorsUsed = true;
             Times.Graph += Lap(ref mark);
@@ -249,9 +253,10 @@ internal sealed unsafe class ReusedGraphSteps : ITrainingSteps
     }
 
     /// <summary>Where <see cref="Train"/>'s time went so far (seconds): preparing and loading inputs (clearing the
-    /// accumulators that need it, building a new shape's graphs), the forward + backward graph (allocation included),
-    /// the AdamW step, and the refresh of the transposed weights (Full).</summary>
-    internal (double Prepare, double Graph, double Optimizer, double Transposes) Times;
+    /// accumulators that need it), building a new shape's graphs, the scheduler's allocation of a graph (when another
+    /// graph ran in between, or the first time), the forward + backward graph, the AdamW step, and the refresh of the
+    /// transposed weights (Full).</summary>
+    internal (double Prepare, double Build, double Allocate, double Graph, double Optimizer, double Transposes) Times;
 
     private static double Lap(ref long mark)
     {
@@ -300,6 +305,14 @@ internal sealed unsafe class ReusedGraphSteps : ITrainingSteps
 
     private void Compute(IntPtr graph)
     {
+        Allocate(graph);
+        int status = Ggml.ggml_backend_sched_graph_compute(_model.Scheduler, graph);
+        if (status != 0) throw new InvalidOperationException($"ggml graph compute failed with status {status}.");
+    }
+
+    /// <summary>Lets the scheduler allocate <paramref name="graph"/> unless it is the graph allocated last.</summary>
+    private void Allocate(IntPtr graph)
+    {
         var sched = _model.Scheduler;
         if (_allocated != graph)
         {
@@ -309,8 +322,6 @@ internal sealed unsafe class ReusedGraphSteps : ITrainingSteps
             if (!Ggml.ggml_backend_sched_alloc_graph(sched, graph)) throw new OutOfMemoryException("Cannot allocate the training graph.");
             _allocated = graph;
         }
-        int status = Ggml.ggml_backend_sched_graph_compute(sched, graph);
-        if (status != 0) throw new InvalidOperationException($"ggml graph compute failed with status {status}.");
     }
 
     /// <summary>

@@ -153,6 +153,20 @@ public class TrainingStepsTests(TrainingFixture fixture, ITestOutputHelper outpu
         Assert.True(lora.ForwardTokensPerSecond > 0 && lora.TrainTokensPerSecond > 0);
     }
 
+    [Fact]
+    public void LoraScalesItsRankRIntermediateNotTheProjectionsOutput()
+    {
+        // (alpha / r) is applied to A x (r rows), forward and backward, not to B (A x) (a projection's width).
+        var lora = TrainingBenchmark.ProfileSteps(fixture.TinyModel, TrainingFactsTwice, FineTuneMethod.Lora, contextLength: 32, batchSize: 2, threads: 1, repeats: 1);
+        var scales = lora.Ops.Where(o => o.Op == "SCALE").ToList();
+        foreach (var o in scales) output.WriteLine($"{o.Phase} {o.Shapes}: {o.Nodes} nodes");
+        Assert.Contains(scales, o => o.Phase == "forward");
+        Assert.Contains(scales, o => o.Phase == "backward");
+        int rank = new FineTuneOptions { ModelPath = "", OutputPath = "" }.Rank;
+        foreach (var o in scales)
+            Assert.True(o.Shapes.Split("-> [")[1].StartsWith($"{rank},", StringComparison.Ordinal), $"{o.Phase} SCALE {o.Shapes}");
+    }
+
     private static string TrainingFactsTwice => TrainingFixture.Facts + "\n" + TrainingFixture.Facts;
 
     /// <summary>One batch's gradients by parameter name, from fresh weights (LoRA's B random too, so every LoRA
