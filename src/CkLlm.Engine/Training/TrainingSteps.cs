@@ -116,6 +116,8 @@ internal sealed unsafe class ReusedGraphSteps : ITrainingSteps
             _adamParams = Ggml.ggml_new_tensor_1d(_stateContext, (int)GgmlType.F32, 7);
             _accumulatorBuffer = Allocate(_accumulatorContext, "gradient accumulators");
             _stateBuffer = Allocate(_stateContext, "AdamW moments");
+            HugePages.Advise(_accumulatorBuffer);
+            HugePages.Advise(_stateBuffer);
             Ggml.ggml_backend_buffer_clear(_accumulatorBuffer, 0);
             Ggml.ggml_backend_buffer_clear(_stateBuffer, 0);
 
@@ -290,6 +292,9 @@ internal sealed unsafe class ReusedGraphSteps : ITrainingSteps
         return _accumulators.ToDictionary(kv => kv.Key, kv => LoraWeights.Get(kv.Value));
     }
 
+    /// <summary>The gradient accumulators, by parameter.</summary>
+    internal IReadOnlyDictionary<IntPtr, IntPtr> Accumulators => _accumulators;
+
     /// <summary>Accumulators the backward graphs built so far write whole instead of adding to (<see cref="GradientWrites"/>).</summary>
     internal int WrittenAccumulators => _shapes.Values.Sum(s => s.Written.Count);
 
@@ -321,6 +326,23 @@ internal sealed unsafe class ReusedGraphSteps : ITrainingSteps
             ForgetAllocation(graph);
             if (!Ggml.ggml_backend_sched_alloc_graph(sched, graph)) throw new OutOfMemoryException("Cannot allocate the training graph.");
             _allocated = graph;
+            AdviseComputeBuffer(graph);
+        }
+    }
+
+    private IntPtr _advisedComputeBuffer;
+
+    /// <summary>Huge pages for the scheduler's compute buffer (found through a computed node), advised again only when
+    /// the scheduler has allocated a new one: before the graph first writes it.</summary>
+    private void AdviseComputeBuffer(IntPtr graph)
+    {
+        int nodes = Ggml.ggml_graph_n_nodes(graph);
+        for (int i = 0; i < nodes; i++)
+        {
+            var t = (GgmlTensor*)Ggml.ggml_graph_node(graph, i);
+            if (t->Op == 0 || t->ViewSrc != IntPtr.Zero || t->Buffer == IntPtr.Zero) continue;
+            if (t->Buffer != _advisedComputeBuffer) HugePages.Advise(_advisedComputeBuffer = t->Buffer);
+            return;
         }
     }
 
