@@ -167,6 +167,19 @@ public class TrainingStepsTests(TrainingFixture fixture, ITestOutputHelper outpu
             Assert.True(o.Shapes.Split("-> [")[1].StartsWith($"{rank},", StringComparison.Ordinal), $"{o.Phase} SCALE {o.Shapes}");
     }
 
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void TheBenchmarksRunRateShowsTheSetupAndTheFirstStepApart(bool rebuildGraphs)
+    {
+        var run = TrainingBenchmark.MeasureTraining(fixture.TinyModel, TrainingFactsTwice, FineTuneMethod.Lora, rebuildGraphs, contextLength: 32, batchSize: 2, steps: 3, threads: 1);
+        output.WriteLine($"{run}: setup {run.SetupSeconds * 1000:F1} ms, first step {run.FirstStepSeconds * 1000:F1} ms, steady {run.SteadyTokensPerSecond:F0} tok/s");
+        Assert.Equal(3, run.Steps);
+        Assert.True(run.SetupSeconds > 0 && run.FirstStepSeconds > 0, "the one-time parts were not measured");
+        Assert.True(double.IsFinite(run.SteadyTokensPerSecond) && run.SteadyTokensPerSecond > 0);
+        Assert.True(double.IsFinite(run.TokensPerSecond) && run.TokensPerSecond > 0);
+    }
+
     private static string TrainingFactsTwice => TrainingFixture.Facts + "\n" + TrainingFixture.Facts;
 
     /// <summary>One batch's gradients by parameter name, from fresh weights (LoRA's B random too, so every LoRA
