@@ -21,9 +21,13 @@ param(
     [string] $Preset = 'Medium',
     [int] $ContextLength = 128,
     [int] $BatchSize = 2,
-    # Optimizer steps per configuration: the current path builds its graphs in the first one (~1.7 steps of time on Medium),
-    # which a real run (hundreds of steps) amortises; over 3 steps it weighed a third. The breakdown table shows it apart.
-    [int] $Steps = 12,
+    # Optimizer steps per run and path. Tokens/s are taken over the whole run, the trainer's setup and the first step
+    # (where the current path builds its graphs, ~2 steps of time on Medium) included, as a user pays them; a default run
+    # has hundreds of steps, so 32 still weighs them more than a real run does. Steady state (steps after the first) and
+    # the one-time costs are shown apart.
+    [int] $Steps = 32,
+    # Optimizer steps of the PyTorch peer (about 20x slower per step than CkLlm).
+    [int] $PeerSteps = 12,
     [int] $Threads = [Environment]::ProcessorCount,
     [int] $PretrainSteps = 300,
     # Preset of the from-scratch (pretrained fixture) and generated models the defaults are proven on.
@@ -101,6 +105,8 @@ try {
             foreach ($part in $profile.Parts()) { $parts[$part.Item1] = $part.Item2 }
             [pscustomobject]@{
                 Method = $m; Rebuilt = $old.TokensPerSecond; Reused = $new.TokensPerSecond; Forward = $profile.ForwardTokensPerSecond
+                RebuiltSteady = $old.SteadyTokensPerSecond; ReusedSteady = $new.SteadyTokensPerSecond
+                RebuiltOnceMs = 1000 * ($old.SetupSeconds + $old.FirstStepSeconds); ReusedOnceMs = 1000 * ($new.SetupSeconds + $new.FirstStepSeconds)
                 ForwardMs = $profile.ForwardMilliseconds; StepMs = $profile.StepMilliseconds; FirstStepMs = $profile.FirstStepMilliseconds
                 Parts = $parts
                 PeakMB = [math]::Round($new.PeakMemory / 1MB); PyTorch = $null; Torch = $null
@@ -112,7 +118,7 @@ try {
                 Write-Host "==> PyTorch peer $($row.Method)" -ForegroundColor Cyan
                 $json = & $python (Join-Path $PSScriptRoot 'finetune_peer.py') --width $presetInfo.EmbeddingLength --blocks $presetInfo.BlockCount `
                     --heads $presetInfo.HeadCount --kv-heads $presetInfo.HeadCountKv --feed-forward $presetInfo.FeedForwardLength `
-                    --vocabulary $presetInfo.VocabularySize --context $ContextLength --batch $BatchSize --threads $Threads --method $row.Method --steps $Steps
+                    --vocabulary $presetInfo.VocabularySize --context $ContextLength --batch $BatchSize --threads $Threads --method $row.Method --steps $PeerSteps
                 if ($LASTEXITCODE) { throw "PyTorch peer failed for $($row.Method)" }
                 $peer = $json | Select-Object -Last 1 | ConvertFrom-Json
                 $row.PyTorch = $peer.tokens_per_second; $row.Torch = $peer.torch
@@ -183,11 +189,11 @@ $lines = @('## Fine-tuning', '',
 if ($results.Throughput) {
     $p = $results.Preset
     $lines += "### Training speed: $($p.Name) preset ($($p.ParameterCount) parameters, vocabulary $($p.VocabularySize))", '',
-        "$Steps optimizer steps of $BatchSize x $ContextLength tokens per configuration, $Threads threads, both paths in this one process on the same data. *Previous* is the path before graph reuse (graph, backward graph and allocation rebuilt by ggml_opt for every step, ggml's out_prod gradients; still selectable as ``FineTuneOptions.RebuildGraphs``). *Current* builds them once per batch shape and picks each matrix product's kernel (``TrainingProducts``): long products as sgemm mul_mats of transposed operands instead of out_prod's row-wise multiply-adds (the input gradients read a transposed copy of every weight, which costs its memory once more: LoRA's frozen base is transposed once, Full's weights after every optimizer step with a blocked AVX transpose), LoRA's rank-r products as out_prods along the long dimension. *Forward-only* is the current path's forward pass with the loss over the same batches in the same process: an ideal LoRA step costs about two of them (forward, then the input gradients through every frozen weight), a Full step three (plus the weight gradients), so *step / forward* shows how far a step is from that floor. PyTorch trains the same llama shapes (random weights, same LoRA rank/alpha/targets, AdamW) on the CPU with the same threads, sequence length and batch.", '',
-        '| Method | Previous tok/s | Current tok/s | Current / previous | Forward-only tok/s | Step / forward | Peak memory (MB) | PyTorch tok/s | CkLlm / PyTorch |', '|---|---:|---:|---:|---:|---:|---:|---:|---:|'
+        "One run of $Steps optimizer steps of $BatchSize x $ContextLength tokens per path and method, $Threads threads, both paths in this one process on the same data. Tokens/s are those of the whole run as a user pays it: the trainer's setup (creating its gradient accumulators and optimizer state; the current path also transposes the weights) and every step, the first one included, where the current path builds and allocates its graphs (*one-time* column: setup plus first step, in ms). *Steady state* is the rate over the steps after the first, which a long run (a default run has hundreds of steps) tends to. *Previous* is the path before graph reuse (graph, backward graph and allocation rebuilt by ggml_opt for every step, ggml's out_prod gradients; still selectable as ``FineTuneOptions.RebuildGraphs``). *Current* builds them once per batch shape and picks each matrix product's kernel (``TrainingProducts``): long products as sgemm mul_mats of transposed operands instead of out_prod's row-wise multiply-adds (the input gradients read a transposed copy of every weight, which costs its memory once more: LoRA's frozen base is transposed once, Full's weights after every optimizer step with a blocked AVX transpose), LoRA's rank-r products as out_prods along the long dimension, LoRA's scale on the rank-r intermediate; its gradients, optimizer state, transposed weights and compute buffer are advised for transparent huge pages, as are the model's weights (both paths). *Forward-only* is the current path's forward pass with the loss over the same batches in the same process: an ideal LoRA step costs about two of them (forward, then the input gradients through every frozen weight), a Full step three (plus the weight gradients), so *step / forward* (steady state) shows how far a step is from that floor: a steady 2x over the previous path needs the current step / forward at half the previous one, which is below the floor when the previous one is under 4 (LoRA) or 6 (Full). PyTorch trains the same llama shapes (random weights, same LoRA rank/alpha/targets, AdamW) on the CPU with the same threads, sequence length and batch.", '',
+        '| Method | Previous tok/s | Current tok/s | Current / previous | Steady state: previous tok/s | current tok/s | current / previous | One-time ms: previous | current | Forward-only tok/s | Step / forward: previous | current | Peak memory (MB) | PyTorch tok/s | CkLlm / PyTorch |', '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|'
     foreach ($r in $results.Throughput) {
         $peerRatio = if ($r.PyTorch) { '{0:N2}' -f ($r.Reused / $r.PyTorch) } else { 'n/a' }
-        $lines += "| $($r.Method) | $(& $f1 $r.Rebuilt) | $(& $f1 $r.Reused) | $('{0:N2}' -f ($r.Reused / $r.Rebuilt))x | $(& $f1 $r.Forward) | $('{0:N2}' -f ($r.Forward / $r.Reused)) | $($r.PeakMB) | $(& $f1 $r.PyTorch) | $peerRatio |"
+        $lines += "| $($r.Method) | $(& $f1 $r.Rebuilt) | $(& $f1 $r.Reused) | $('{0:N2}' -f ($r.Reused / $r.Rebuilt))x | $(& $f1 $r.RebuiltSteady) | $(& $f1 $r.ReusedSteady) | $('{0:N2}' -f ($r.ReusedSteady / $r.RebuiltSteady))x | $(& $f0 $r.RebuiltOnceMs) | $(& $f0 $r.ReusedOnceMs) | $(& $f1 $r.Forward) | $('{0:N2}' -f ($r.Forward / $r.RebuiltSteady)) | $('{0:N2}' -f ($r.Forward / $r.ReusedSteady)) | $($r.PeakMB) | $(& $f1 $r.PyTorch) | $peerRatio |"
     }
     $lines += '', "Where a current step's time goes, in ms per step of $BatchSize x $ContextLength tokens: every graph node timed on its own (ggml's scheduler callback; the parts sum to a little more than a plain step), the optimizer, the refresh of the transposed weights Full's input gradients read, and input preparation around the graph. Input gradients through the weights are the products a LoRA step cannot skip; LoRA products are the rank-r ones.", '',
         "| Part | $(($results.Throughput | ForEach-Object Method) -join ' | ') |", "|---|$(($results.Throughput | ForEach-Object { '---:' }) -join '|')|"
@@ -198,7 +204,7 @@ if ($results.Throughput) {
         "| step, not instrumented | $(($results.Throughput | ForEach-Object { & $f1 $_.StepMs }) -join ' | ') |",
         "| first step of a run (builds the graphs; once per run and batch shape) | $(($results.Throughput | ForEach-Object { & $f1 $_.FirstStepMs }) -join ' | ') |",
         "| forward-only pass, same batch | $(($results.Throughput | ForEach-Object { & $f1 $_.ForwardMs }) -join ' | ') |"
-    if ($results.Throughput[0].Torch) { $lines += '', "PyTorch $($results.Throughput[0].Torch) (Debian python3-torch)." }
+    if ($results.Throughput[0].Torch) { $lines += '', "PyTorch $($results.Throughput[0].Torch) (Debian python3-torch), $PeerSteps steps." }
     $lines += ''
 }
 if ($results.Scratch) {

@@ -162,4 +162,11 @@ public sealed record FineTuneResult
 
     /// <summary>The loss curve PNG (null when disabled or when it could not be drawn).</summary>
     public string? LossPlotPath { get; init; }
+
+    /// <summary>Seconds spent creating the trainer's state before its first step (gradient accumulators, optimizer
+    /// moments, transposed weights), which <see cref="TokensPerSecond"/> leaves out.</summary>
+    internal double TrainerSetupSeconds { get; init; }
+
+    /// <summary>Seconds of the optimizer steps <see cref="TokensPerSecond"/> is taken over.</summary>
+    internal double TrainSeconds { get; init; }
 }

@@ -42,7 +42,9 @@ public static unsafe class FineTuner
         if (options.Resume) state = FineTuneCheckpoint.Load(checkpointDir, state, parameters);
 
         int batchesPerEpoch = (train.Count + options.BatchSize - 1) / options.BatchSize;
+        long setupStarted = Stopwatch.GetTimestamp();
         using ITrainingSteps steps = options.RebuildGraphs ? new RebuiltGraphSteps(model, lora) : new ReusedGraphSteps(model, lora, parameters);
+        double setupSeconds = Stopwatch.GetElapsedTime(setupStarted).TotalSeconds;
         using var metrics = new FineTuneMetricsWriter(options.EffectiveMetricsPath, append: options.Resume);
         var plateau = new LossPlateau(plan.PlateauPatience, minimumSteps: plan.TotalSteps / 2);
         float[]? best = null;
@@ -155,6 +157,8 @@ public static unsafe class FineTuner
             History = metrics.Steps,
             MetricsPath = metrics.Path,
             LossPlotPath = plotPath,
+            TrainerSetupSeconds = setupSeconds,
+            TrainSeconds = trainSeconds,
         };
     }
 

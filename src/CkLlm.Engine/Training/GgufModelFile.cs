@@ -54,6 +54,7 @@ internal sealed unsafe class GgufModelFile : IDisposable
     {
         _buffer = Ggml.ggml_backend_alloc_ctx_tensors(_context, backend);
         if (_buffer == IntPtr.Zero) throw new OutOfMemoryException($"Cannot allocate the tensors of '{Path}'.");
+        HugePages.Advise(_buffer);
         long dataOffset = (long)Ggml.gguf_get_data_offset(_gguf);
         long fileLength = new FileInfo(Path).Length;
         using var stream = new FileStream(Path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 20);

@@ -153,11 +153,16 @@ internal sealed class LlamaGraph
         int headRepeat = h.HeadCount / h.HeadCountKv;
         float kqScale = 1f / MathF.Sqrt(h.HeadDimension);
 
+        // (alpha / r) B (A x), scaled on the r-row intermediate: the same product as llama.cpp's scale of B (A x), with
+        // the scale (and its gradient) over r rows instead of a projection's output (the vocabulary for 'output').
+        IntPtr LoraDelta(IntPtr a, IntPtr b, IntPtr x) =>
+            Ggml.ggml_mul_mat(ctx, b, Ggml.ggml_scale(ctx, Ggml.ggml_mul_mat(ctx, a, x), lora!.Scale));
+
         IntPtr Project(int block, string name, IntPtr x)
         {
             var y = Ggml.ggml_mul_mat(ctx, Weight(block, name), x);
             if (lora is not null && lora.TryGet(block, name, out var a, out var b))
-                y = Ggml.ggml_add(ctx, y, Ggml.ggml_scale(ctx, Ggml.ggml_mul_mat(ctx, b, Ggml.ggml_mul_mat(ctx, a, x)), lora.Scale));
+                y = Ggml.ggml_add(ctx, y, LoraDelta(a, b, x));
             var bias = Bias(block, name);
             return bias == IntPtr.Zero ? y : Ggml.ggml_add(ctx, y, bias);
         }
@@ -210,7 +215,7 @@ internal sealed class LlamaGraph
         if (rows != IntPtr.Zero) x = Ggml.ggml_get_rows(ctx, x, rows);
         var logits = Ggml.ggml_mul_mat(ctx, Output, x);
         if (lora is not null && lora.TryGet(LoraTargets.OutputBlock, LoraTargets.Output, out var oa, out var ob))
-            logits = Ggml.ggml_add(ctx, logits, Ggml.ggml_scale(ctx, Ggml.ggml_mul_mat(ctx, ob, Ggml.ggml_mul_mat(ctx, oa, x)), lora.Scale));
+            logits = Ggml.ggml_add(ctx, logits, LoraDelta(oa, ob, x));
         return logits;
     }
 }

@@ -8,14 +8,25 @@ namespace CkLlm.Engine.Training;
 /// <summary>Forward-pass throughput of the training graph against llama.cpp's prompt processing on the same model.</summary>
 public sealed record ForwardBenchmark(string ModelPath, int Tokens, int Repeats, double GraphTokensPerSecond, double LlamaCppTokensPerSecond);
 
-/// <summary>Training throughput of one configuration: tokens per second over all optimizer steps of the run.</summary>
-public sealed record TrainingThroughput(string Method, bool RebuildGraphs, int Steps, int ContextLength, int BatchSize, double TokensPerSecond, long PeakMemory);
+/// <summary>
+/// Training throughput of one run: <see cref="TokensPerSecond"/> over the whole run as a user pays it, the trainer's
+/// setup (<see cref="SetupSeconds"/>) and every optimizer step, the first included (<see cref="FirstStepSeconds"/>:
+/// the reused path builds and allocates its graphs there); <see cref="SteadyTokensPerSecond"/> over the steps after
+/// the first, the rate a long run tends to.
+/// </summary>
+public sealed record TrainingThroughput(string Method, bool RebuildGraphs, int Steps, int ContextLength, int BatchSize, double TokensPerSecond, long PeakMemory)
+{
+    public double SetupSeconds { get; init; }
+    public double FirstStepSeconds { get; init; }
+    public double SteadyTokensPerSecond { get; init; }
+}
 
 public static class TrainingBenchmark
 {
     /// <summary>
     /// Trains <paramref name="steps"/> optimizer steps on <paramref name="text"/> (which must give at least
-    /// steps x batch windows) and reports tokens/s, with the graphs reused (the default) or rebuilt every step (the
+    /// steps x batch windows) and reports tokens/s of the whole run (trainer setup and every step; see
+    /// <see cref="TrainingThroughput"/>), with the graphs reused (the default) or rebuilt every step (the
     /// previous path), so both are measured in one process on the same data.
     /// </summary>
     public static TrainingThroughput MeasureTraining(string modelPath, string text, FineTuneMethod method, bool rebuildGraphs,
@@ -30,8 +41,17 @@ public static class TrainingBenchmark
                 MaxSteps = steps, Epochs = 1, ContextLength = contextLength, BatchSize = batchSize, Threads = threads,
                 MeasurePerplexity = false, PlotLoss = false, MetricsPath = "",
             });
-            if (result.Steps < steps) throw new ArgumentException($"The text gives only {result.Steps} steps of {batchSize} windows; {steps} were asked for.", nameof(text));
-            return new TrainingThroughput(method.ToString(), rebuildGraphs, result.Steps, contextLength, batchSize, result.TokensPerSecond, result.PeakMemory);
+            if (result.Steps < steps || steps < 2) throw new ArgumentException($"The text gives only {result.Steps} steps of {batchSize} windows; {Math.Max(2, steps)} were asked for.", nameof(text));
+            // Every step trains batchSize full windows; the history's tokens/s is cumulative, so its first entry is the
+            // first step's rate.
+            double tokens = result.TokensPerSecond * result.TrainSeconds, stepTokens = tokens / result.Steps;
+            double firstStep = stepTokens / result.History[0].TokensPerSecond;
+            return new TrainingThroughput(method.ToString(), rebuildGraphs, result.Steps, contextLength, batchSize,
+                tokens / (result.TrainerSetupSeconds + result.TrainSeconds), result.PeakMemory)
+            {
+                SetupSeconds = result.TrainerSetupSeconds, FirstStepSeconds = firstStep,
+                SteadyTokensPerSecond = (tokens - stepTokens) / (result.TrainSeconds - firstStep),
+            };
         }
         finally
         {

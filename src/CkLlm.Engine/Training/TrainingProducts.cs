@@ -262,6 +262,7 @@ internal sealed unsafe class TransposedWeights : IDisposable
             }
             _buffer = Ggml.ggml_backend_alloc_ctx_tensors(_context, backend);
             if (_buffer == IntPtr.Zero) throw new OutOfMemoryException("Cannot allocate the transposed weights.");
+            HugePages.Advise(_buffer);
             _tasks = _copies.SelectMany(kv => Enumerable.Range(0, (int)((Ggml.Shape(kv.Key)[1] + RowBlock - 1) / RowBlock))
                 .Select(b => (kv.Key, kv.Value, (long)b * RowBlock))).ToArray();
             Refresh();

@@ -116,6 +116,8 @@ internal sealed unsafe class ReusedGraphSteps : ITrainingSteps
             _adamParams = Ggml.ggml_new_tensor_1d(_stateContext, (int)GgmlType.F32, 7);
             _accumulatorBuffer = Allocate(_accumulatorContext, "gradient accumulators");
             _stateBuffer = Allocate(_stateContext, "AdamW moments");
+            HugePages.Advise(_accumulatorBuffer);
+            HugePages.Advise(_stateBuffer);
             Ggml.ggml_backend_buffer_clear(_accumulatorBuffer, 0);
             Ggml.ggml_backend_buffer_clear(_stateBuffer, 0);
 
@@ -202,11 +204,15 @@ internal sealed unsafe class ReusedGraphSteps : ITrainingSteps
         {
             var encoded = EncodedBatch.Encode(batch);
             if (encoded.Rows.Length == 0) continue;
+            Times.Prepare += Lap(ref mark);
             var shape = Shape(encoded, microBatches.Count);
+            Times.Build += Lap(ref mark);
             shape.Load(encoded, _model.Hyper.VocabularySize);
             // The later micro-batches add to what the first one left.
             if (rows == 0) ClearAccumulators(shape);
             Times.Prepare += Lap(ref mark);
+            Allocate(shape.Backward);
+            Times.Allocate += Lap(ref mark);
             Compute(shape.Backward);
             _accumulatorsUsed = true;
             Times.Graph += Lap(ref mark);
@@ -249,9 +255,10 @@ internal sealed unsafe class ReusedGraphSteps : ITrainingSteps
     }
 
     /// <summary>Where <see cref="Train"/>'s time went so far (seconds): preparing and loading inputs (clearing the
-    /// accumulators that need it, building a new shape's graphs), the forward + backward graph (allocation included),
-    /// the AdamW step, and the refresh of the transposed weights (Full).</summary>
-    internal (double Prepare, double Graph, double Optimizer, double Transposes) Times;
+    /// accumulators that need it), building a new shape's graphs, the scheduler's allocation of a graph (when another
+    /// graph ran in between, or the first time), the forward + backward graph, the AdamW step, and the refresh of the
+    /// transposed weights (Full).</summary>
+    internal (double Prepare, double Build, double Allocate, double Graph, double Optimizer, double Transposes) Times;
 
     private static double Lap(ref long mark)
     {
@@ -285,6 +292,9 @@ internal sealed unsafe class ReusedGraphSteps : ITrainingSteps
         return _accumulators.ToDictionary(kv => kv.Key, kv => LoraWeights.Get(kv.Value));
     }
 
+    /// <summary>The gradient accumulators, by parameter.</summary>
+    internal IReadOnlyDictionary<IntPtr, IntPtr> Accumulators => _accumulators;
+
     /// <summary>Accumulators the backward graphs built so far write whole instead of adding to (<see cref="GradientWrites"/>).</summary>
     internal int WrittenAccumulators => _shapes.Values.Sum(s => s.Written.Count);
 
@@ -300,6 +310,14 @@ internal sealed unsafe class ReusedGraphSteps : ITrainingSteps
 
     private void Compute(IntPtr graph)
     {
+        Allocate(graph);
+        int status = Ggml.ggml_backend_sched_graph_compute(_model.Scheduler, graph);
+        if (status != 0) throw new InvalidOperationException($"ggml graph compute failed with status {status}.");
+    }
+
+    /// <summary>Lets the scheduler allocate <paramref name="graph"/> unless it is the graph allocated last.</summary>
+    private void Allocate(IntPtr graph)
+    {
         var sched = _model.Scheduler;
         if (_allocated != graph)
         {
@@ -308,9 +326,24 @@ internal sealed unsafe class ReusedGraphSteps : ITrainingSteps
             ForgetAllocation(graph);
             if (!Ggml.ggml_backend_sched_alloc_graph(sched, graph)) throw new OutOfMemoryException("Cannot allocate the training graph.");
             _allocated = graph;
+            AdviseComputeBuffer(graph);
         }
-        int status = Ggml.ggml_backend_sched_graph_compute(sched, graph);
-        if (status != 0) throw new InvalidOperationException($"ggml graph compute failed with status {status}.");
+    }
+
+    private IntPtr _advisedComputeBuffer;
+
+    /// <summary>Huge pages for the scheduler's compute buffer (found through a computed node), advised again only when
+    /// the scheduler has allocated a new one: before the graph first writes it.</summary>
+    private void AdviseComputeBuffer(IntPtr graph)
+    {
+        int nodes = Ggml.ggml_graph_n_nodes(graph);
+        for (int i = 0; i < nodes; i++)
+        {
+            var t = (GgmlTensor*)Ggml.ggml_graph_node(graph, i);
+            if (t->Op == 0 || t->ViewSrc != IntPtr.Zero || t->Buffer == IntPtr.Zero) continue;
+            if (t->Buffer != _advisedComputeBuffer) HugePages.Advise(_advisedComputeBuffer = t->Buffer);
+            return;
+        }
     }
 
     /// <summary>

@@ -1,3 +1,4 @@
+using System.Globalization;
 using CkLlm.Engine.Model.Generation;
 using CkLlm.Engine.Training;
 using CkLlm.Engine.Training.Native;
@@ -151,6 +152,80 @@ public class TrainingStepsTests(TrainingFixture fixture, ITestOutputHelper outpu
         Assert.True(Part(lora, "backward: LoRA products") > 0);
         Assert.True(Part(lora, "backward: input gradients through weights") > 0);
         Assert.True(lora.ForwardTokensPerSecond > 0 && lora.TrainTokensPerSecond > 0);
+    }
+
+    [Fact]
+    public void LoraScalesItsRankRIntermediateNotTheProjectionsOutput()
+    {
+        // (alpha / r) is applied to A x (r rows), forward and backward, not to B (A x) (a projection's width).
+        var lora = TrainingBenchmark.ProfileSteps(fixture.TinyModel, TrainingFactsTwice, FineTuneMethod.Lora, contextLength: 32, batchSize: 2, threads: 1, repeats: 1);
+        var scales = lora.Ops.Where(o => o.Op == "SCALE").ToList();
+        foreach (var o in scales) output.WriteLine($"{o.Phase} {o.Shapes}: {o.Nodes} nodes");
+        Assert.Contains(scales, o => o.Phase == "forward");
+        Assert.Contains(scales, o => o.Phase == "backward");
+        int rank = new FineTuneOptions { ModelPath = "", OutputPath = "" }.Rank;
+        foreach (var o in scales)
+            Assert.True(o.Shapes.Split("-> [")[1].StartsWith($"{rank},", StringComparison.Ordinal), $"{o.Phase} SCALE {o.Shapes}");
+    }
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void TheBenchmarksRunRateShowsTheSetupAndTheFirstStepApart(bool rebuildGraphs)
+    {
+        var run = TrainingBenchmark.MeasureTraining(fixture.TinyModel, TrainingFactsTwice, FineTuneMethod.Lora, rebuildGraphs, contextLength: 32, batchSize: 2, steps: 3, threads: 1);
+        output.WriteLine($"{run}: setup {run.SetupSeconds * 1000:F1} ms, first step {run.FirstStepSeconds * 1000:F1} ms, steady {run.SteadyTokensPerSecond:F0} tok/s");
+        Assert.Equal(3, run.Steps);
+        Assert.True(run.SetupSeconds > 0 && run.FirstStepSeconds > 0, "the one-time parts were not measured");
+        Assert.True(double.IsFinite(run.SteadyTokensPerSecond) && run.SteadyTokensPerSecond > 0);
+        Assert.True(double.IsFinite(run.TokensPerSecond) && run.TokensPerSecond > 0);
+    }
+
+    /// <summary>Wide enough that every buffer of a Full step holds whole 2 MB pages.</summary>
+    private static readonly ModelPreset Wide = new("Wide", 256, 1, 4, 2, 1024, 2048, 256);
+
+    [Fact]
+    public unsafe void EveryLargeBufferOfAFullStepIsAdvisedForHugePages()
+    {
+        if (!Directory.Exists("/sys/kernel/mm/transparent_hugepage")) return; // a kernel without THP: nothing to advise
+        var path = fixture.NewPath("wide.gguf");
+        ModelGenerator.Generate(path, new ModelGenerationOptions { Preset = Wide, Seed = 4, Corpus = TrainingFixture.Facts });
+        var windows = TrainingData.Build(path, [TrainingFixture.Facts + " " + TrainingFixture.Facts], [], 64);
+        using var model = new LlamaGraphModel(path, 1);
+        var parameters = FineTuner.TrainableParameters(model, null);
+        using var steps = new ReusedGraphSteps(model, null, parameters);
+        steps.Train([windows.Take(4).ToList()], 1e-3f, 0);
+        var buffers = new Dictionary<string, IntPtr>
+        {
+            ["weights"] = model.Graph.TokenEmbedding,
+            ["gradient accumulators"] = steps.Accumulators.Values.First(),
+            ["transposed weights"] = steps.TransposedCopies.Values.First(),
+            ["compute buffer"] = steps.ForwardNodes().First(n => ((GgmlTensor*)n)->Op != 0 && ((GgmlTensor*)n)->ViewSrc == IntPtr.Zero),
+        };
+        foreach (var (what, tensor) in buffers)
+        {
+            var buffer = ((GgmlTensor*)tensor)->Buffer;
+            long start = (long)Ggml.ggml_backend_buffer_get_base(buffer), size = (long)Ggml.ggml_backend_buffer_get_size(buffer);
+            long page = (start + (2L << 20) - 1) & ~((2L << 20) - 1);
+            output.WriteLine($"{what}: {size >> 10} KB at {start:x}");
+            Assert.True(page + (2L << 20) <= start + size, $"the {what} ({size >> 10} KB) holds no whole 2 MB page: the test model is too small");
+            Assert.Contains("hg", MappingFlags(page));
+        }
+    }
+
+    /// <summary>The VmFlags of the mapping holding <paramref name="address"/> in /proc/self/smaps ("hg": MADV_HUGEPAGE).</summary>
+    private static string[] MappingFlags(long address)
+    {
+        bool inside = false;
+        foreach (var line in File.ReadLines("/proc/self/smaps"))
+        {
+            var range = line.Split(' ')[0].Split('-');
+            if (range.Length == 2 && long.TryParse(range[0], NumberStyles.HexNumber, null, out var from) && long.TryParse(range[1], NumberStyles.HexNumber, null, out var to))
+                inside = address >= from && address < to;
+            else if (inside && line.StartsWith("VmFlags:", StringComparison.Ordinal))
+                return line[8..].Split(' ', StringSplitOptions.RemoveEmptyEntries);
+        }
+        throw new InvalidOperationException($"No mapping holds {address:x}.");
     }
 
     private static string TrainingFactsTwice => TrainingFixture.Facts + "\n" + TrainingFixture.Facts;

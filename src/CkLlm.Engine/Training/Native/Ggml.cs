@@ -154,6 +154,7 @@ internal static unsafe class Ggml
     [DllImport(GgmlLibrary.Base)] public static extern IntPtr ggml_backend_alloc_ctx_tensors(IntPtr ctx, IntPtr backend);
     [DllImport(GgmlLibrary.Base)] public static extern void ggml_backend_buffer_free(IntPtr buffer);
     [DllImport(GgmlLibrary.Base)] public static extern nuint ggml_backend_buffer_get_size(IntPtr buffer);
+    [DllImport(GgmlLibrary.Base)] public static extern IntPtr ggml_backend_buffer_get_base(IntPtr buffer);
     [DllImport(GgmlLibrary.Base)] public static extern void ggml_backend_buffer_clear(IntPtr buffer, byte value);
     [DllImport(GgmlLibrary.Base)] public static extern int ggml_backend_graph_compute(IntPtr backend, IntPtr graph);
     [DllImport(GgmlLibrary.Base)] public static extern void ggml_backend_tensor_set(IntPtr tensor, void* data, nuint offset, nuint size);
