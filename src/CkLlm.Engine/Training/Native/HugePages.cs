@@ -11,7 +11,7 @@ namespace CkLlm.Engine.Training.Native;
 /// </summary>
 internal static partial class HugePages
 {
-    private const long HugePage = 2L << 20;
+    private const nuint HugePage = 2 << 20;
     private const int MadviseHugePage = 14;
 
     /// <summary>Off only for measurements that compare with and without.</summary>
@@ -24,14 +24,15 @@ internal static partial class HugePages
     public static void Advise(IntPtr buffer)
     {
         if (buffer == IntPtr.Zero) return;
-        Advise(Ggml.ggml_backend_buffer_get_base(buffer), (long)Ggml.ggml_backend_buffer_get_size(buffer));
+        Advise(Ggml.ggml_backend_buffer_get_base(buffer), Ggml.ggml_backend_buffer_get_size(buffer));
     }
 
-    private static void Advise(IntPtr start, long length)
+    private static void Advise(IntPtr start, nuint length)
     {
         if (!Enabled || !OperatingSystem.IsLinux() || start == IntPtr.Zero) return;
-        long first = ((long)start + HugePage - 1) & ~(HugePage - 1), end = ((long)start + length) & ~(HugePage - 1);
+        // Pointer-sized arithmetic throughout: user-space addresses and buffer sizes never overflow it, so nothing is cast.
+        nuint address = checked((nuint)start), first = (address + HugePage - 1) & ~(HugePage - 1), end = (address + length) & ~(HugePage - 1);
         // Only advice: a kernel without THP refuses it (EINVAL) and the buffer keeps its 4 KB pages.
-        if (end > first) _ = madvise((IntPtr)first, (nuint)(end - first), MadviseHugePage);
+        if (end > first) _ = madvise(checked((IntPtr)first), end - first, MadviseHugePage);
     }
 }
