@@ -27,11 +27,6 @@ public sealed record StepProfile(
     double FirstStepMilliseconds,
     IReadOnlyList<OpTime> Ops)
 {
-    /// <summary>The one-time work of a run before its first step computes, in ms: creating the steps (accumulators,
-    /// optimizer state, LoRA's transposed frozen weights), building the first shape's graphs, and the scheduler's
-    /// first allocation of them (<see cref="FirstStepMilliseconds"/> includes the last two).</summary>
-    public (double Setup, double Build, double Allocate) FirstStepParts { get; init; }
-
     /// <summary>
     /// Per-step milliseconds by kind of work, in a fixed order: the frozen or trained weights' products forward and
     /// backward (input gradients), weight gradients (Full), LoRA's rank-r products, attention's products, the
@@ -80,9 +75,7 @@ internal static unsafe class StepProfiler
             ? new LoraWeights(model.Graph, model.Backend, defaults.Rank, defaults.Alpha, FineTunePlan.DefaultLoraTargets(model.Graph.HasOutputTensor), defaults.Seed)
             : null;
         var parameters = FineTuner.TrainableParameters(model, lora);
-        var setupWatch = Stopwatch.StartNew();
         using var steps = new ReusedGraphSteps(model, lora, parameters, rewriteProducts);
-        double setup = setupWatch.Elapsed.TotalMilliseconds;
         const float learningRate = 1e-5f;
 
         void Forward() { foreach (var b in batches) steps.Evaluate(b); }
@@ -91,7 +84,6 @@ internal static unsafe class StepProfiler
         var firstWatch = Stopwatch.StartNew();
         steps.Train([batches[0]], learningRate, 0);
         double firstStep = firstWatch.Elapsed.TotalMilliseconds;
-        var firstParts = (setup, steps.Times.Build * 1000, steps.Times.Allocate * 1000);
         Train();
         Forward();
         double bestForward = double.MaxValue, bestTrain = double.MaxValue;
@@ -113,7 +105,7 @@ internal static unsafe class StepProfiler
         return new StepProfile(method.ToString(), contextLength, batchSize, model.Threads, repeats,
             tokens / bestForward, tokens / bestTrain, bestForward * perStep, bestTrain * perStep,
             parts.Prepare * perStep, parts.Graph * perStep, parts.Optimizer * perStep, parts.Transposes * perStep, firstStep,
-            ops.Select(o => o with { Milliseconds = o.Milliseconds / batches.Count }).ToList()) { FirstStepParts = firstParts };
+            ops.Select(o => o with { Milliseconds = o.Milliseconds / batches.Count }).ToList());
     }
 
     private static List<OpTime> TimeNodes(LlamaGraphModel model, ReusedGraphSteps steps, LoraWeights? lora, Action train)

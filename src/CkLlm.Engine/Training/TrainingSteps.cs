@@ -204,15 +204,11 @@ internal sealed unsafe class ReusedGraphSteps : ITrainingSteps
         {
             var encoded = EncodedBatch.Encode(batch);
             if (encoded.Rows.Length == 0) continue;
-            Times.Prepare += Lap(ref mark);
             var shape = Shape(encoded, microBatches.Count);
-            Times.Build += Lap(ref mark);
             shape.Load(encoded, _model.Hyper.VocabularySize);
             // The later micro-batches add to what the first one left.
             if (rows == 0) ClearAccumulators(shape);
             Times.Prepare += Lap(ref mark);
-            Allocate(shape.Backward);
-            Times.Allocate += Lap(ref mark);
             Compute(shape.Backward);
             _accumulatorsUsed = true;
             Times.Graph += Lap(ref mark);
@@ -255,10 +251,9 @@ internal sealed unsafe class ReusedGraphSteps : ITrainingSteps
     }
 
     /// <summary>Where <see cref="Train"/>'s time went so far (seconds): preparing and loading inputs (clearing the
-    /// accumulators that need it), building a new shape's graphs, the scheduler's allocation of a graph (when another
-    /// graph ran in between, or the first time), the forward + backward graph, the AdamW step, and the refresh of the
-    /// transposed weights (Full).</summary>
-    internal (double Prepare, double Build, double Allocate, double Graph, double Optimizer, double Transposes) Times;
+    /// accumulators that need it, building a new shape's graphs), the forward + backward graph (the scheduler's
+    /// allocation included), the AdamW step, and the refresh of the transposed weights (Full).</summary>
+    internal (double Prepare, double Graph, double Optimizer, double Transposes) Times;
 
     private static double Lap(ref long mark)
     {
