@@ -100,8 +100,7 @@ public sealed partial class KnowledgeBase : IDisposable
         try
         {
             System.IO.Directory.CreateDirectory(cacheDirectory);
-            var created = store.GetMeta("embedder") is null;
-            var embedder = ResolveEmbedder(location, store, options);
+            var (embedder, created) = ResolveEmbedder(location, store, options);
             var kb = new KnowledgeBase(location, cacheDirectory, store, embedder, ResolveTextStyle(location, store, created), options, serverIndex);
             kb.LoadIndex();
             return kb;
@@ -119,8 +118,9 @@ public sealed partial class KnowledgeBase : IDisposable
     }
 
     /// <summary>The embedder named in <paramref name="options"/>, else the recorded one, else the default; recorded on
-    /// first use. A knowledge base built with another model refuses it (vectors of two models cannot be compared).</summary>
-    private static IEmbedder ResolveEmbedder(string directory, IKnowledgeStore store, KnowledgeBaseOptions options)
+    /// first use (<c>Created</c>: the knowledge base is new). A knowledge base built with another model refuses it
+    /// (vectors of two models cannot be compared).</summary>
+    private static (IEmbedder Embedder, bool Created) ResolveEmbedder(string directory, IKnowledgeStore store, KnowledgeBaseOptions options)
     {
         if (options.Embedder is not null && options.EmbeddingModel is not null)
             throw new ArgumentException("Name either an embedder or an embedding model file, not both.", nameof(options));
@@ -133,7 +133,7 @@ public sealed partial class KnowledgeBase : IDisposable
             store.SetMeta("embedder", embedder.Id);
             store.SetMeta("embedder_model", embedder.Locator);
             store.SetMeta("dimensions", dimensions);
-            return embedder;
+            return (embedder, true);
         }
         var recordedDims = store.GetMeta("dimensions");
         if (!embedder.Identifies(recordedId) || recordedDims != dimensions)
@@ -142,7 +142,7 @@ public sealed partial class KnowledgeBase : IDisposable
                 $"{embedder.Id}/{embedder.Dimensions} cannot be mixed into it. Use the same embedder or a new knowledge base.");
         // An id recorded by an older CkLlm for the same model is brought up to date.
         if (recordedId != embedder.Id) store.SetMeta("embedder", embedder.Id);
-        return embedder;
+        return (embedder, false);
     }
 
     /// <summary>A new knowledge base records today's way of preparing text for the embedder; an existing one keeps what it
